@@ -1,0 +1,1 @@
+//! CAR (content archive) reading and writing (placeholder until implemented).

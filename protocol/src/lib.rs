@@ -1,0 +1,30 @@
+//! Pure IPFS formats for cairn. Nothing here does I/O, spawns tasks or reads clocks, so every
+//! decoder can be fuzzed and every encoder checked against byte vectors.
+//!
+//! Module map:
+//! - [`cids`]: CID parsing/printing, codec and hash constants, block hashing and verification.
+//! - [`chunker`]: fixed-size, buzhash and rabin chunkers (kubo's algorithms and parameters).
+//! - [`dagpb`]: canonical dag-pb node encoding and strict decoding.
+//! - [`unixfs`]: the UnixFS `Data` message carried inside dag-pb nodes.
+//! - [`profile`]: import settings (`unixfs-v1-2025`, `unixfs-v0-2015` and overrides).
+//! - [`file`]: streaming file DAG builders (balanced and trickle).
+//! - [`dir`]: directory builders (basic and HAMT-sharded).
+//! - [`hamt`]: HAMT shard layout shared by the builder and the reader.
+//! - [`reader`]: path resolution and byte-range planning over a DAG.
+//! - [`car`]: CARv1 streaming reader and writer, CARv2 reader.
+//! - [`block`]: a verified block (CID + bytes).
+
+pub mod block;
+pub mod car;
+pub mod chunker;
+pub mod cids;
+pub mod dagpb;
+pub mod dir;
+pub mod file;
+pub mod hamt;
+pub mod profile;
+pub mod reader;
+pub mod unixfs;
+
+pub use block::Block;
+pub use cid::Cid;

@@ -1,0 +1,1 @@
+//! Multi-node and end-to-end tests live in `tests/`.
