@@ -153,9 +153,7 @@ pub fn verify(cid: &Cid, data: &[u8]) -> Result<(), CidError> {
     let mh = cid.hash();
     let ok = match mh.code() {
         SHA2_256 => Code::Sha2_256.digest(data).digest() == mh.digest(),
-        BLAKE3 => {
-            mh.size() == 32 && Code::Blake3_256.digest(data).digest() == mh.digest()
-        }
+        BLAKE3 => mh.size() == 32 && Code::Blake3_256.digest(data).digest() == mh.digest(),
         IDENTITY => mh.digest() == data,
         other => return Err(CidError::UnsupportedHash(other)),
     };
@@ -194,7 +192,10 @@ mod tests {
             "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
         );
         verify(&cid, b"hello world\n").unwrap();
-        assert!(matches!(verify(&cid, b"hello world"), Err(CidError::Mismatch(_))));
+        assert!(matches!(
+            verify(&cid, b"hello world"),
+            Err(CidError::Mismatch(_))
+        ));
         let b3 = cid_for(cid::Version::V1, RAW, HashFn::Blake3, b"x");
         verify(&b3, b"x").unwrap();
     }

@@ -166,12 +166,22 @@ mod tests {
 
     #[test]
     fn parses_kubo_syntax() {
-        assert_eq!(ChunkerSpec::parse("size-262144").unwrap(), ChunkerSpec::Fixed(262144));
+        assert_eq!(
+            ChunkerSpec::parse("size-262144").unwrap(),
+            ChunkerSpec::Fixed(262144)
+        );
         assert_eq!(ChunkerSpec::parse("buzhash").unwrap(), ChunkerSpec::Buzhash);
-        assert!(matches!(ChunkerSpec::parse("rabin").unwrap(), ChunkerSpec::Rabin { .. }));
+        assert!(matches!(
+            ChunkerSpec::parse("rabin").unwrap(),
+            ChunkerSpec::Rabin { .. }
+        ));
         assert_eq!(
             ChunkerSpec::parse("rabin-100-200-300").unwrap(),
-            ChunkerSpec::Rabin { min: 100, avg: 200, max: 300 }
+            ChunkerSpec::Rabin {
+                min: 100,
+                avg: 200,
+                max: 300
+            }
         );
         assert!(ChunkerSpec::parse("size-0").is_err());
         assert!(ChunkerSpec::parse("size-2000000").is_err());
