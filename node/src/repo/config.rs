@@ -1,0 +1,144 @@
+//! `config.toml`: the node's settings, with a documented default for every value. Unknown keys
+//! are refused so that a typo is an error instead of a silently ignored setting.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Which node profile `cairn init` used (`home`, `server` or `local`).
+    pub profile: String,
+    /// Block store settings.
+    pub store: StoreConfig,
+    /// Defaults for `cairn add`.
+    pub import: ImportConfig,
+    /// Listening addresses and peers (used by the daemon).
+    pub network: NetworkConfig,
+}
+
+/// Block store settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Page cache of the metadata database in bytes (default 16 MiB: keeps RSS low on small
+    /// boxes; sled's own default of 1 GiB is far too large for a home node).
+    pub meta_cache_bytes: u64,
+    /// Unpinned cached blocks are evicted when the repo passes this many bytes (0: no limit).
+    pub max_size_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { meta_cache_bytes: 16 * 1024 * 1024, max_size_bytes: 0 }
+    }
+}
+
+/// Defaults for `cairn add`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Import profile (`unixfs-v1-2025` or `unixfs-v0-2015`).
+    pub profile: String,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig { profile: cairn_protocol::profile::DEFAULT_PROFILE.to_string() }
+    }
+}
+
+/// Network settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Swarm listen multiaddresses (IPFS convention: port 4001, TCP and QUIC).
+    pub listen: Vec<String>,
+    /// RPC API address (loopback only unless a token is set).
+    pub api: String,
+    /// HTTP gateway address.
+    pub gateway: String,
+    /// Peers dialled at start to join the DHT.
+    pub bootstrap: Vec<String>,
+    /// Allow LAN discovery and port mapping (off for the `local` profile).
+    pub discovery: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            listen: vec!["/ip4/0.0.0.0/tcp/4001".into(), "/ip4/0.0.0.0/udp/4001/quic-v1".into()],
+            api: "127.0.0.1:5001".into(),
+            gateway: "127.0.0.1:8080".into(),
+            bootstrap: Vec::new(),
+            discovery: false,
+        }
+    }
+}
+
+/// The public IPFS bootstrap peers kubo ships with.
+pub const IPFS_BOOTSTRAP: &[&str] = &[
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+    "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+];
+
+/// Node profiles offered by `cairn init --profile`.
+pub const NODE_PROFILES: &[&str] = &["home", "server", "local"];
+
+impl Config {
+    /// The configuration a new repo gets for `profile`.
+    pub fn for_profile(profile: &str) -> Option<Config> {
+        let mut c = Config { profile: profile.to_string(), ..Config::default() };
+        match profile {
+            "home" => {
+                c.network.bootstrap = IPFS_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
+                c.network.discovery = true;
+            }
+            "server" => {
+                c.network.bootstrap = IPFS_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
+                c.store.meta_cache_bytes = 64 * 1024 * 1024;
+            }
+            "local" => {
+                // Tests and demos: loopback only, random ports, nothing sent beyond loopback.
+                c.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+                c.network.api = "127.0.0.1:0".into();
+                c.network.gateway = "127.0.0.1:0".into();
+            }
+            _ => return None,
+        }
+        Some(c)
+    }
+
+    /// Parse and validate `config.toml` text.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cairn_protocol::profile::ImportSettings::profile(&c.import.profile).map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    /// Render as TOML with a header comment.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("config serializes");
+        format!("# cairn configuration. Every key is optional; a missing key takes its default.\n{body}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_round_trip_and_typos_are_refused() {
+        for p in NODE_PROFILES {
+            let c = Config::for_profile(p).unwrap();
+            assert_eq!(Config::from_toml(&c.to_toml()).unwrap(), c);
+        }
+        assert!(Config::for_profile("local").unwrap().network.bootstrap.is_empty());
+        assert!(Config::from_toml("[store]\nmeta_cache_byte = 1\n").is_err());
+        assert!(Config::from_toml("[import]\nprofile = \"nope\"\n").is_err());
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+}
