@@ -95,19 +95,14 @@ impl HashFn {
 /// base36 `k…`, base58btc `z…`, …).
 pub fn parse(text: &str) -> Result<Cid, CidError> {
     let trimmed = text.trim();
-    Cid::try_from(trimmed).map_err(|e| CidError::Parse {
-        text: text.to_string(),
-        reason: e.to_string(),
-    })
+    Cid::try_from(trimmed).map_err(|e| CidError::Parse { text: text.to_string(), reason: e.to_string() })
 }
 
 /// Decode a CID from its binary form, refusing trailing bytes. Never panics.
 pub fn from_bytes(bytes: &[u8]) -> Result<Cid, CidError> {
     let mut reader = bytes;
-    let cid = Cid::read_bytes(&mut reader).map_err(|e| CidError::Parse {
-        text: format!("0x{}", hex_prefix(bytes)),
-        reason: e.to_string(),
-    })?;
+    let cid = Cid::read_bytes(&mut reader)
+        .map_err(|e| CidError::Parse { text: format!("0x{}", hex_prefix(bytes)), reason: e.to_string() })?;
     if !reader.is_empty() {
         return Err(CidError::Parse {
             text: format!("0x{}", hex_prefix(bytes)),
@@ -130,9 +125,7 @@ pub fn to_text(cid: &Cid) -> String {
 pub fn to_text_in(cid: &Cid, base: Base) -> String {
     match cid.version() {
         cid::Version::V0 => cid.to_string(),
-        cid::Version::V1 => cid
-            .to_string_of_base(base)
-            .unwrap_or_else(|_| cid.to_string()),
+        cid::Version::V1 => cid.to_string_of_base(base).unwrap_or_else(|_| cid.to_string()),
     }
 }
 
@@ -187,15 +180,9 @@ mod tests {
     #[test]
     fn hashes_match_vectors() {
         let cid = cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, b"hello world\n");
-        assert_eq!(
-            to_text(&cid),
-            "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
-        );
+        assert_eq!(to_text(&cid), "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4");
         verify(&cid, b"hello world\n").unwrap();
-        assert!(matches!(
-            verify(&cid, b"hello world"),
-            Err(CidError::Mismatch(_))
-        ));
+        assert!(matches!(verify(&cid, b"hello world"), Err(CidError::Mismatch(_))));
         let b3 = cid_for(cid::Version::V1, RAW, HashFn::Blake3, b"x");
         verify(&b3, b"x").unwrap();
     }

@@ -135,10 +135,7 @@ impl PbNode {
                 1 + varint_len(n as u64) + n
             })
             .sum();
-        let data = self
-            .data
-            .as_ref()
-            .map_or(0, |d| 1 + varint_len(d.len() as u64) + d.len());
+        let data = self.data.as_ref().map_or(0, |d| 1 + varint_len(d.len() as u64) + d.len());
         links + data
     }
 
@@ -167,13 +164,7 @@ impl PbNode {
                     let (start, end) = r.len_delimited()?;
                     node.data = Some(block.slice(start..end));
                 }
-                _ => {
-                    return Err(DagPbError::UnexpectedField {
-                        field,
-                        wire,
-                        offset,
-                    })
-                }
+                _ => return Err(DagPbError::UnexpectedField { field, wire, offset }),
             }
         }
         Ok(node)
@@ -196,23 +187,14 @@ fn decode_link(buf: &[u8], base: usize) -> Result<PbLink, DagPbError> {
         match (field, wire) {
             (1, 2) => {
                 let (s, e) = r.len_delimited().map_err(|e| shift(e, base))?;
-                hash = Some(
-                    cids::from_bytes(&buf[s..e]).map_err(|e| DagPbError::BadHash(e.to_string()))?,
-                );
+                hash = Some(cids::from_bytes(&buf[s..e]).map_err(|e| DagPbError::BadHash(e.to_string()))?);
             }
             (2, 2) => {
                 let (s, e) = r.len_delimited().map_err(|e| shift(e, base))?;
-                name =
-                    Some(String::from_utf8(buf[s..e].to_vec()).map_err(|_| DagPbError::BadName)?);
+                name = Some(String::from_utf8(buf[s..e].to_vec()).map_err(|_| DagPbError::BadName)?);
             }
             (3, 0) => tsize = Some(r.varint().map_err(|e| shift(e, base))?),
-            _ => {
-                return Err(DagPbError::UnexpectedField {
-                    field,
-                    wire,
-                    offset,
-                })
-            }
+            _ => return Err(DagPbError::UnexpectedField { field, wire, offset }),
         }
     }
     let hash = hash.ok_or_else(|| DagPbError::BadHash("missing".into()))?;
@@ -244,9 +226,7 @@ impl Reader<'_> {
                 self.pos = self.buf.len() - rest.len();
                 Ok(v)
             }
-            Err(unsigned_varint::decode::Error::Insufficient) => {
-                Err(DagPbError::Truncated(self.pos))
-            }
+            Err(unsigned_varint::decode::Error::Insufficient) => Err(DagPbError::Truncated(self.pos)),
             Err(_) => Err(DagPbError::Varint(self.pos)),
         }
     }
@@ -275,35 +255,19 @@ mod tests {
     #[test]
     fn empty_directory_vector() {
         // QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn is the empty UnixFS directory.
-        let node = PbNode {
-            links: vec![],
-            data: Some(Bytes::from_static(&[0x08, 0x01])),
-        };
+        let node = PbNode { links: vec![], data: Some(Bytes::from_static(&[0x08, 0x01])) };
         let bytes = node.encode();
         assert_eq!(bytes, [0x0a, 0x02, 0x08, 0x01]);
-        let cid = cids::cid_for(
-            cid::Version::V0,
-            cids::DAG_PB,
-            cids::HashFn::Sha2_256,
-            &bytes,
-        );
-        assert_eq!(
-            cid.to_string(),
-            "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
-        );
+        let cid = cids::cid_for(cid::Version::V0, cids::DAG_PB, cids::HashFn::Sha2_256, &bytes);
+        assert_eq!(cid.to_string(), "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn");
         assert_eq!(PbNode::decode(&Bytes::from(bytes)).unwrap(), node);
     }
 
     #[test]
     fn links_come_first_and_round_trip() {
-        let child =
-            cids::parse("bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4").unwrap();
+        let child = cids::parse("bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4").unwrap();
         let node = PbNode {
-            links: vec![PbLink {
-                hash: child,
-                name: Some("a".into()),
-                tsize: Some(12),
-            }],
+            links: vec![PbLink { hash: child, name: Some("a".into()), tsize: Some(12) }],
             data: Some(Bytes::from_static(b"\x08\x01")),
         };
         let bytes = node.encode();
@@ -324,10 +288,7 @@ mod tests {
         // Link without hash.
         assert!(PbNode::decode(&Bytes::from_static(&[0x12, 0x00])).is_err());
         // Truncated length.
-        assert!(matches!(
-            PbNode::decode(&Bytes::from_static(&[0x0a, 0x05, 0x01])),
-            Err(DagPbError::Truncated(_))
-        ));
+        assert!(matches!(PbNode::decode(&Bytes::from_static(&[0x0a, 0x05, 0x01])), Err(DagPbError::Truncated(_))));
         assert!(PbNode::decode(&Bytes::new()).is_ok());
     }
 

@@ -35,10 +35,7 @@ impl Leaf {
         let file_size = chunk.len() as u64;
         if settings.raw_leaves {
             let cid = settings.raw_cid(&chunk);
-            return Leaf {
-                block: Block::new_unchecked(cid, chunk),
-                file_size,
-            };
+            return Leaf { block: Block::new_unchecked(cid, chunk), file_size };
         }
         let kind = match settings.layout {
             Layout::Balanced => DataType::File,
@@ -47,18 +44,9 @@ impl Leaf {
         let mut data = Data::new(kind);
         data.data = (!chunk.is_empty()).then_some(chunk);
         data.filesize = Some(file_size);
-        let bytes = Bytes::from(
-            PbNode {
-                links: vec![],
-                data: Some(data.to_bytes()),
-            }
-            .encode(),
-        );
+        let bytes = Bytes::from(PbNode { links: vec![], data: Some(data.to_bytes()) }.encode());
         let cid = settings.node_cid(&bytes);
-        Leaf {
-            block: Block::new_unchecked(cid, bytes),
-            file_size,
-        }
+        Leaf { block: Block::new_unchecked(cid, bytes), file_size }
     }
 }
 
@@ -110,13 +98,7 @@ struct Frame {
 
 impl Frame {
     fn new(max_depth: Option<usize>) -> Self {
-        Frame {
-            children: Vec::new(),
-            leaf_phase: true,
-            max_depth,
-            depth: 1,
-            repeat: 0,
-        }
+        Frame { children: Vec::new(), leaf_phase: true, max_depth, depth: 1, repeat: 0 }
     }
 }
 
@@ -124,18 +106,10 @@ impl FileBuilder {
     /// A builder for one file under `settings`.
     pub fn new(settings: &ImportSettings) -> Self {
         let shape = match settings.layout {
-            Layout::Balanced => Shape::Balanced {
-                levels: vec![Vec::new()],
-            },
-            Layout::Trickle => Shape::Trickle {
-                frames: vec![Frame::new(None)],
-            },
+            Layout::Balanced => Shape::Balanced { levels: vec![Vec::new()] },
+            Layout::Trickle => Shape::Trickle { frames: vec![Frame::new(None)] },
         };
-        FileBuilder {
-            settings: settings.clone(),
-            meta: Metadata::default(),
-            shape,
-        }
+        FileBuilder { settings: settings.clone(), meta: Metadata::default(), shape }
     }
 
     /// Record mode and/or mtime on the root node (UnixFS 1.5).
@@ -146,11 +120,7 @@ impl FileBuilder {
 
     /// Add the next leaf; emits it and any inner node that became final.
     pub fn push(&mut self, leaf: Leaf, emit: &mut dyn FnMut(Block)) {
-        let child = Child {
-            cid: leaf.block.cid,
-            tsize: leaf.block.data.len() as u64,
-            file_size: leaf.file_size,
-        };
+        let child = Child { cid: leaf.block.cid, tsize: leaf.block.data.len() as u64, file_size: leaf.file_size };
         emit(leaf.block);
         match &mut self.shape {
             Shape::Balanced { levels } => {
@@ -163,16 +133,11 @@ impl FileBuilder {
 
     /// Finish the DAG, emitting the remaining inner nodes and the root.
     pub fn finish(self, emit: &mut dyn FnMut(Block)) -> FileRoot {
-        let FileBuilder {
-            settings,
-            meta,
-            shape,
-        } = self;
-        let root = match shape {
+        let FileBuilder { settings, meta, shape } = self;
+        match shape {
             Shape::Balanced { levels } => finish_balanced(&settings, levels, &meta, emit),
             Shape::Trickle { frames } => finish_trickle(&settings, frames, &meta, emit),
-        };
-        root
+        }
     }
 }
 
@@ -220,11 +185,7 @@ fn finish_balanced(
             0 => return empty_file(settings, meta, emit),
             1 if meta.mode.is_none() && meta.mtime.is_none() => {
                 let leaf = levels[0][0];
-                return FileRoot {
-                    cid: leaf.cid,
-                    tsize: leaf.tsize,
-                    size: leaf.file_size,
-                };
+                return FileRoot { cid: leaf.cid, tsize: leaf.tsize, size: leaf.file_size };
             }
             _ => {}
         }
@@ -251,23 +212,12 @@ fn finish_balanced(
     }
     let root_items = levels.pop().unwrap_or_default();
     let root = inner_node(settings, &root_items, meta, emit);
-    FileRoot {
-        cid: root.cid,
-        tsize: root.tsize,
-        size: root.file_size,
-    }
+    FileRoot { cid: root.cid, tsize: root.tsize, size: root.file_size }
 }
 
-fn push_trickle(
-    settings: &ImportSettings,
-    frames: &mut Vec<Frame>,
-    leaf: Child,
-    emit: &mut dyn FnMut(Block),
-) {
+fn push_trickle(settings: &ImportSettings, frames: &mut Vec<Frame>, leaf: Child, emit: &mut dyn FnMut(Block)) {
     loop {
-        let top = frames
-            .last_mut()
-            .expect("the root frame stays until finish");
+        let top = frames.last_mut().expect("the root frame stays until finish");
         if top.leaf_phase {
             if top.children.len() < settings.max_links {
                 top.children.push(leaf);
@@ -286,16 +236,10 @@ fn push_trickle(
 }
 
 /// Close the innermost frame into a node and link it from its parent.
-fn close_trickle_frame(
-    settings: &ImportSettings,
-    frames: &mut Vec<Frame>,
-    emit: &mut dyn FnMut(Block),
-) {
+fn close_trickle_frame(settings: &ImportSettings, frames: &mut Vec<Frame>, emit: &mut dyn FnMut(Block)) {
     let frame = frames.pop().expect("a frame to close");
     let node = inner_node(settings, &frame.children, &Metadata::default(), emit);
-    let parent = frames
-        .last_mut()
-        .expect("the root frame is never closed here");
+    let parent = frames.last_mut().expect("the root frame is never closed here");
     parent.children.push(node);
     parent.repeat += 1;
     if parent.repeat == settings.trickle_repeat {
@@ -318,11 +262,7 @@ fn finish_trickle(
         return empty_file(settings, meta, emit);
     }
     let node = inner_node(settings, &root.children, meta, emit);
-    FileRoot {
-        cid: node.cid,
-        tsize: node.tsize,
-        size: node.file_size,
-    }
+    FileRoot { cid: node.cid, tsize: node.tsize, size: node.file_size }
 }
 
 /// The empty file: an empty raw block with raw leaves (balanced), else a dag-pb File node with
@@ -332,55 +272,26 @@ fn empty_file(settings: &ImportSettings, meta: &Metadata, emit: &mut dyn FnMut(B
     if settings.raw_leaves && settings.layout == Layout::Balanced && no_meta {
         let cid = settings.raw_cid(&[]);
         emit(Block::new_unchecked(cid, Bytes::new()));
-        return FileRoot {
-            cid,
-            tsize: 0,
-            size: 0,
-        };
+        return FileRoot { cid, tsize: 0, size: 0 };
     }
     let node = inner_node(settings, &[], meta, emit);
-    FileRoot {
-        cid: node.cid,
-        tsize: node.tsize,
-        size: 0,
-    }
+    FileRoot { cid: node.cid, tsize: node.tsize, size: 0 }
 }
 
 /// Encode and emit a File node over `children`; returns the link to it.
-fn inner_node(
-    settings: &ImportSettings,
-    children: &[Child],
-    meta: &Metadata,
-    emit: &mut dyn FnMut(Block),
-) -> Child {
+fn inner_node(settings: &ImportSettings, children: &[Child], meta: &Metadata, emit: &mut dyn FnMut(Block)) -> Child {
     let file_size: u64 = children.iter().map(|c| c.file_size).sum();
     let mut data = Data::new(DataType::File);
     data.filesize = Some(file_size);
     data.blocksizes = children.iter().map(|c| c.file_size).collect();
     meta.apply(&mut data);
-    let links = children
-        .iter()
-        .map(|c| PbLink {
-            hash: c.cid,
-            name: Some(String::new()),
-            tsize: Some(c.tsize),
-        })
-        .collect();
-    let bytes = Bytes::from(
-        PbNode {
-            links,
-            data: Some(data.to_bytes()),
-        }
-        .encode(),
-    );
+    let links =
+        children.iter().map(|c| PbLink { hash: c.cid, name: Some(String::new()), tsize: Some(c.tsize) }).collect();
+    let bytes = Bytes::from(PbNode { links, data: Some(data.to_bytes()) }.encode());
     let cid = settings.node_cid(&bytes);
     let tsize = bytes.len() as u64 + children.iter().map(|c| c.tsize).sum::<u64>();
     emit(Block::new_unchecked(cid, bytes));
-    Child {
-        cid,
-        tsize,
-        file_size,
-    }
+    Child { cid, tsize, file_size }
 }
 
 /// Import an in-memory buffer: chunk, build, and collect every block (tests, small inputs).
@@ -410,68 +321,34 @@ mod tests {
     }
 
     fn trickle() -> ImportSettings {
-        ImportSettings {
-            layout: Layout::Trickle,
-            ..ImportSettings::v0_2015()
-        }
+        ImportSettings { layout: Layout::Trickle, ..ImportSettings::v0_2015() }
     }
 
     #[test]
     fn small_vectors() {
         let v0 = ImportSettings::v0_2015();
         let v1 = ImportSettings::v1_2025();
-        assert_eq!(
-            cid_of(&v0, b""),
-            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
-        );
-        assert_eq!(
-            cid_of(&v0, b"hello world\n"),
-            "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
-        );
-        assert_eq!(
-            cid_of(&v1, b""),
-            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-        );
-        assert_eq!(
-            cid_of(&trickle(), b"a"),
-            "QmTY8XAaaSqy5ZN39neMeSSf1v769dmV8YqnH9yZR4JSws"
-        );
-        assert_eq!(
-            cid_of(&trickle(), b""),
-            "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
-        );
+        assert_eq!(cid_of(&v0, b""), "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH");
+        assert_eq!(cid_of(&v0, b"hello world\n"), "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o");
+        assert_eq!(cid_of(&v1, b""), "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku");
+        assert_eq!(cid_of(&trickle(), b"a"), "QmTY8XAaaSqy5ZN39neMeSSf1v769dmV8YqnH9yZR4JSws");
+        assert_eq!(cid_of(&trickle(), b""), "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH");
     }
 
     #[test]
     fn multi_level_vectors() {
         let v0 = ImportSettings::v0_2015();
         let zeros = vec![0u8; 175 * 262144];
-        assert_eq!(
-            cid_of(&v0, &zeros[..262145]),
-            "QmbVuw4C4vcmVKqxoWtgDVobvcHrSn51qsmQmyxjk4sB2Q"
-        );
-        assert_eq!(
-            cid_of(&v0, &zeros[..174 * 262144]),
-            "QmY4HSz1oVGdUzb8poVYPLsoqBZjH6LZrtgnme9wWn2Qko"
-        );
-        assert_eq!(
-            cid_of(&v0, &zeros),
-            "QmaL1KiQRV8secNszpjjFPg722T53c77k2dz5UsNua59ZT"
-        );
-        assert_eq!(
-            cid_of(&trickle(), &zeros),
-            "QmZvA6JQzbTBcP9nYL3d2dyudX15Xui5QNR5uWgVgDMU6q"
-        );
+        assert_eq!(cid_of(&v0, &zeros[..262145]), "QmbVuw4C4vcmVKqxoWtgDVobvcHrSn51qsmQmyxjk4sB2Q");
+        assert_eq!(cid_of(&v0, &zeros[..174 * 262144]), "QmY4HSz1oVGdUzb8poVYPLsoqBZjH6LZrtgnme9wWn2Qko");
+        assert_eq!(cid_of(&v0, &zeros), "QmaL1KiQRV8secNszpjjFPg722T53c77k2dz5UsNua59ZT");
+        assert_eq!(cid_of(&trickle(), &zeros), "QmZvA6JQzbTBcP9nYL3d2dyudX15Xui5QNR5uWgVgDMU6q");
     }
 
     #[test]
     fn deep_balanced_tree_has_every_leaf() {
         // 3 links per node and 1-byte chunks: 40 leaves make a 4-level tree.
-        let s = ImportSettings {
-            max_links: 3,
-            chunker: ChunkerSpec::Fixed(1),
-            ..ImportSettings::v1_2025()
-        };
+        let s = ImportSettings { max_links: 3, chunker: ChunkerSpec::Fixed(1), ..ImportSettings::v1_2025() };
         let data: Vec<u8> = (0..40u8).collect();
         let (blocks, root) = import_bytes(&s, &data);
         assert_eq!(root.size, 40);

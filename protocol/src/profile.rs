@@ -137,14 +137,10 @@ impl ImportSettings {
             return Err(ProfileError::Invalid("max-links must be at least 2".into()));
         }
         if !self.hamt_fanout.is_power_of_two() || !(8..=1024).contains(&self.hamt_fanout) {
-            return Err(ProfileError::Invalid(
-                "HAMT fanout must be a power of two between 8 and 1024".into(),
-            ));
+            return Err(ProfileError::Invalid("HAMT fanout must be a power of two between 8 and 1024".into()));
         }
         if self.trickle_repeat == 0 {
-            return Err(ProfileError::Invalid(
-                "trickle repeat must be at least 1".into(),
-            ));
+            return Err(ProfileError::Invalid("trickle repeat must be at least 1".into()));
         }
         Ok(self)
     }
@@ -166,10 +162,7 @@ mod tests {
 
     #[test]
     fn profiles_and_implications() {
-        assert_eq!(
-            ImportSettings::profile("unixfs-v0-2015").unwrap().max_links,
-            174
-        );
+        assert_eq!(ImportSettings::profile("unixfs-v0-2015").unwrap().max_links, 174);
         assert!(ImportSettings::profile("nope").is_err());
         let mut s = ImportSettings::v0_2015();
         s.set_cid_version(Version::V1, false);

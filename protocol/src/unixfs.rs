@@ -124,20 +124,14 @@ impl Metadata {
     /// Copy the metadata into a `Data` message.
     pub fn apply(&self, data: &mut Data) {
         data.mode = self.mode;
-        data.mtime = self.mtime.map(|(seconds, nanos)| UnixTime {
-            seconds,
-            fractional_nanoseconds: (nanos != 0).then_some(nanos),
-        });
+        data.mtime = self
+            .mtime
+            .map(|(seconds, nanos)| UnixTime { seconds, fractional_nanoseconds: (nanos != 0).then_some(nanos) });
     }
 
     /// Read the metadata back from a `Data` message.
     pub fn from_data(data: &Data) -> Self {
-        Metadata {
-            mode: data.mode,
-            mtime: data
-                .mtime
-                .map(|t| (t.seconds, t.fractional_nanoseconds.unwrap_or(0))),
-        }
+        Metadata { mode: data.mode, mtime: data.mtime.map(|t| (t.seconds, t.fractional_nanoseconds.unwrap_or(0))) }
     }
 }
 
@@ -150,10 +144,7 @@ mod tests {
         let mut f = Data::new(DataType::File);
         f.filesize = Some(0);
         assert_eq!(f.to_bytes().as_ref(), [0x08, 0x02, 0x18, 0x00]);
-        assert_eq!(
-            Data::new(DataType::Directory).to_bytes().as_ref(),
-            [0x08, 0x01]
-        );
+        assert_eq!(Data::new(DataType::Directory).to_bytes().as_ref(), [0x08, 0x01]);
         // Raw = 0 is still written, because Type is required.
         assert_eq!(Data::new(DataType::Raw).to_bytes().as_ref(), [0x08, 0x00]);
     }
@@ -163,10 +154,7 @@ mod tests {
         let mut f = Data::new(DataType::File);
         f.filesize = Some(3);
         f.blocksizes = vec![1, 2];
-        assert_eq!(
-            f.to_bytes().as_ref(),
-            [0x08, 0x02, 0x18, 0x03, 0x20, 0x01, 0x20, 0x02]
-        );
+        assert_eq!(f.to_bytes().as_ref(), [0x08, 0x02, 0x18, 0x03, 0x20, 0x01, 0x20, 0x02]);
         assert_eq!(Data::from_bytes(&f.to_bytes()).unwrap(), f);
     }
 

@@ -100,11 +100,7 @@ impl ChunkerSpec {
         }
         if text == "rabin" {
             let avg = rabin::DEFAULT_AVG;
-            return Ok(ChunkerSpec::Rabin {
-                min: avg / 3,
-                avg,
-                max: avg + avg / 2,
-            });
+            return Ok(ChunkerSpec::Rabin { min: avg / 3, avg, max: avg + avg / 2 });
         }
         if let Some(rest) = text.strip_prefix("rabin-") {
             let parts: Vec<&str> = rest.split('-').collect();
@@ -166,22 +162,12 @@ mod tests {
 
     #[test]
     fn parses_kubo_syntax() {
-        assert_eq!(
-            ChunkerSpec::parse("size-262144").unwrap(),
-            ChunkerSpec::Fixed(262144)
-        );
+        assert_eq!(ChunkerSpec::parse("size-262144").unwrap(), ChunkerSpec::Fixed(262144));
         assert_eq!(ChunkerSpec::parse("buzhash").unwrap(), ChunkerSpec::Buzhash);
-        assert!(matches!(
-            ChunkerSpec::parse("rabin").unwrap(),
-            ChunkerSpec::Rabin { .. }
-        ));
+        assert!(matches!(ChunkerSpec::parse("rabin").unwrap(), ChunkerSpec::Rabin { .. }));
         assert_eq!(
             ChunkerSpec::parse("rabin-100-200-300").unwrap(),
-            ChunkerSpec::Rabin {
-                min: 100,
-                avg: 200,
-                max: 300
-            }
+            ChunkerSpec::Rabin { min: 100, avg: 200, max: 300 }
         );
         assert!(ChunkerSpec::parse("size-0").is_err());
         assert!(ChunkerSpec::parse("size-2000000").is_err());
