@@ -11,5 +11,12 @@
 //! - [`car_io`]: `dag import` / `dag export` of CAR files.
 //! - [`local`]: the offline node facade the CLI drives.
 
-pub mod store;
+pub mod car_io;
+pub mod dag;
+pub mod exporter;
+pub mod gc;
+pub mod importer;
+pub mod maintenance;
+pub mod pins;
 pub mod repo;
+pub mod store;

@@ -49,7 +49,8 @@ impl Identity {
     /// Load from `path`.
     pub fn load(path: &Path) -> io::Result<Self> {
         let text = fs::read_to_string(path)?;
-        let bad = || io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a cairn identity key", path.display()));
+        let bad =
+            || io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a cairn identity key", path.display()));
         let hex = text.trim().strip_prefix("ed25519 ").ok_or_else(bad)?;
         if hex.len() != 64 {
             return Err(bad());

@@ -119,17 +119,15 @@ impl Repo {
         let version_path = path.join("version");
         let version = match fs::read_to_string(&version_path) {
             Ok(v) => v,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(RepoError::NotInitialized(path.to_path_buf()))
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RepoError::NotInitialized(path.to_path_buf())),
             Err(e) => return Err(io_ctx("reading the repo version")(e)),
         };
         let lock = take_lock(path)?;
         migrate(path, version.trim())?;
         let config_path = path.join("config.toml");
         let text = fs::read_to_string(&config_path).map_err(io_ctx("reading config.toml"))?;
-        let config = Config::from_toml(&text)
-            .map_err(|reason| RepoError::Config { path: config_path.clone(), reason })?;
+        let config =
+            Config::from_toml(&text).map_err(|reason| RepoError::Config { path: config_path.clone(), reason })?;
         let identity = Identity::load(&path.join("identity.key")).map_err(io_ctx("reading identity.key"))?;
         let files = DiskFiles::open(&path.join("blocks")).map_err(io_ctx("opening blocks/"))?;
         let meta = SledMeta::open(&path.join("meta"), config.store.meta_cache_bytes)

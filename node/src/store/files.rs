@@ -73,9 +73,12 @@ impl FileLayer for DiskFiles {
         let dest = self.path_of(key);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let tmp = self.tmp.join(format!("{}-{n}", std::process::id()));
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        drop(f);
+        let written = fs::File::create(&tmp).and_then(|mut f| f.write_all(data));
+        if let Err(e) = written {
+            // Disk full or I/O error: leave no partial temp file behind.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         match fs::rename(&tmp, &dest) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -158,7 +161,12 @@ mod tests {
         assert_eq!(files.read(b"\x12\x20abc").unwrap().unwrap(), b"hello");
         assert_eq!(files.size(b"\x12\x20abc").unwrap(), Some(5));
         let mut keys = vec![];
-        files.for_each_key(&mut |k| { keys.push(k); true }).unwrap();
+        files
+            .for_each_key(&mut |k| {
+                keys.push(k);
+                true
+            })
+            .unwrap();
         assert_eq!(keys, vec![b"\x12\x20abc".to_vec()]);
         files.sync().unwrap();
         files.remove(b"\x12\x20abc").unwrap();

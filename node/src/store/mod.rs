@@ -15,7 +15,7 @@ pub mod sim;
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 
 use bytes::Bytes;
@@ -60,6 +60,9 @@ struct Inner {
     meta: Box<dyn MetaLayer>,
     /// Keys held by open batches, with a count of holders.
     protected: Mutex<HashMap<Vec<u8>, usize>>,
+    /// Pin changes hold it shared, a GC run exclusively: a pin written while GC runs would
+    /// otherwise be missed by its mark phase once the batch protecting its blocks is dropped.
+    pin_gate: RwLock<()>,
 }
 
 enum Request {
@@ -79,7 +82,7 @@ pub struct Store {
 impl Store {
     /// Open a store over the given layers and start its writer thread.
     pub fn new(files: Box<dyn FileLayer>, meta: Box<dyn MetaLayer>) -> Store {
-        let inner = Arc::new(Inner { files, meta, protected: Mutex::new(HashMap::new()) });
+        let inner = Arc::new(Inner { files, meta, protected: Mutex::new(HashMap::new()), pin_gate: RwLock::new(()) });
         let (tx, rx) = bounded(WRITE_QUEUE);
         let writer_inner = inner.clone();
         thread::Builder::new()
@@ -137,6 +140,16 @@ impl Store {
         Ok(self.inner.files.size(key)?)
     }
 
+    /// Held while changing pins: waits for a running GC to finish.
+    pub fn pin_guard(&self) -> RwLockReadGuard<'_, ()> {
+        self.inner.pin_gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held for a whole GC run: no pin changes meanwhile.
+    pub fn gc_guard(&self) -> RwLockWriteGuard<'_, ()> {
+        self.inner.pin_gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Start a batch of writes.
     pub fn writer(&self) -> BatchWriter {
         let id = self.next_batch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -163,9 +176,15 @@ impl Store {
         Ok(())
     }
 
-    /// Whether an open batch holds this key (GC must not remove it).
-    pub fn is_protected(&self, key: &[u8]) -> bool {
-        self.inner.protected.lock().expect("protected set lock").contains_key(key)
+    /// Remove the keys that no open batch holds, durably, and return those removed. The
+    /// protected set stays locked meanwhile, so a batch that starts using one of these keys
+    /// either protects it first (and it is kept) or writes it again afterwards.
+    pub fn remove_unprotected(&self, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let protected = self.inner.protected.lock().expect("protected set lock");
+        let doomed: Vec<Vec<u8>> = keys.iter().filter(|k| !protected.contains_key(*k)).cloned().collect();
+        self.remove_keys(&doomed)?;
+        drop(protected);
+        Ok(doomed)
     }
 
     /// Call `f` with every stored key and its size.
@@ -251,10 +270,7 @@ impl BatchWriter {
     /// sync, one metadata flush). Returns the first write error of this batch.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         let (reply_tx, reply_rx) = bounded(1);
-        self.store
-            .tx
-            .send((self.id, Request::Commit(reply_tx)))
-            .map_err(|_| StoreError::Shutdown)?;
+        self.store.tx.send((self.id, Request::Commit(reply_tx))).map_err(|_| StoreError::Shutdown)?;
         match reply_rx.recv() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(msg)) => Err(StoreError::Io(io::Error::other(msg))),
@@ -285,11 +301,7 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<(u64, Request)>) {
             Request::Commit(reply) => {
                 let result = match errors.remove(&batch) {
                     Some(e) => Err(e),
-                    None => inner
-                        .files
-                        .sync()
-                        .and_then(|_| inner.meta.flush())
-                        .map_err(|e| describe_io(&e)),
+                    None => inner.files.sync().and_then(|_| inner.meta.flush()).map_err(|e| describe_io(&e)),
                 };
                 let _ = reply.send(result);
             }

@@ -144,9 +144,12 @@ impl FileLayer for SimFiles {
     }
 }
 
+/// The trees of a [`SimMeta`], each an ordered map like sled's.
+type SimTrees = HashMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 /// In-memory metadata layer that journals its operations.
 pub struct SimMeta {
-    state: Mutex<HashMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    state: Mutex<SimTrees>,
     journal: Journal,
 }
 
