@@ -1,0 +1,258 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// cairn: a peer-to-peer, content-addressed file network that speaks IPFS.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Repo folder (default: $CAIRN_PATH, else ~/.cairn).
+    #[arg(long, global = true, env = "CAIRN_PATH")]
+    pub repo: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a repo (identity key, config, empty store).
+    Init {
+        /// Node profile: home (default), server, or local (loopback only, for tests and demos).
+        #[arg(long, default_value = "home")]
+        profile: String,
+    },
+    /// Add files or directories; prints their CIDs.
+    Add(AddArgs),
+    /// Print a file's bytes.
+    Cat {
+        /// CID[/path] or /ipfs/CID[/path].
+        path: String,
+        /// First byte to print.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Number of bytes to print (default: to the end).
+        #[arg(long)]
+        length: Option<u64>,
+    },
+    /// Write a file or directory tree to disk.
+    Get {
+        /// CID[/path] or /ipfs/CID[/path].
+        path: String,
+        /// Output path (default: the CID, or the last path segment, in the current folder).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// List a directory.
+    Ls {
+        /// CID[/path] or /ipfs/CID[/path].
+        path: String,
+    },
+    /// Manage pins (what GC keeps).
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// Raw block operations.
+    #[command(subcommand)]
+    Block(BlockCommand),
+    /// DAG import/export as CAR files.
+    #[command(subcommand)]
+    Dag(DagCommand),
+    /// Repo maintenance.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Show this node's identity.
+    Id,
+    /// Print version information.
+    Version,
+}
+
+/// `cairn add` arguments.
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// Files or directories to add (none or "-": standard input).
+    pub paths: Vec<PathBuf>,
+    /// Add directories recursively.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Wrap the result in a directory (keeps the file name).
+    #[arg(short = 'w', long)]
+    pub wrap_with_directory: bool,
+    /// Include dot-files.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Only compute CIDs; write nothing.
+    #[arg(short = 'n', long)]
+    pub only_hash: bool,
+    /// Pin what is added.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pin: bool,
+    /// Print only CIDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print only the final root CID.
+    #[arg(short = 'Q', long)]
+    pub quieter: bool,
+    /// Show a progress bar (default: when stderr is a terminal).
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub progress: Option<bool>,
+    /// Name used for standard input with -w.
+    #[arg(long, default_value = "")]
+    pub stdin_name: String,
+    /// Import settings.
+    #[command(flatten)]
+    pub import: ImportArgs,
+}
+
+/// Settings that decide CIDs (IPIP-499 profiles plus kubo's single-setting flags).
+#[derive(Args, Debug, Default)]
+pub struct ImportArgs {
+    /// Import profile: unixfs-v1-2025 (default) or unixfs-v0-2015 (kubo legacy, CIDv0).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// CID version of dag-pb nodes (0 or 1; 1 implies raw leaves).
+    #[arg(long)]
+    pub cid_version: Option<u8>,
+    /// Raw leaves (true/false).
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub raw_leaves: Option<bool>,
+    /// Chunker: size-N, buzhash, rabin, rabin-AVG or rabin-MIN-AVG-MAX.
+    #[arg(long, short = 's')]
+    pub chunker: Option<String>,
+    /// Use the trickle DAG layout.
+    #[arg(long, short = 't')]
+    pub trickle: bool,
+    /// Hash function: sha2-256 or blake3.
+    #[arg(long)]
+    pub hash: Option<String>,
+    /// Most links per file node.
+    #[arg(long)]
+    pub max_links: Option<usize>,
+    /// Record permission bits (UnixFS 1.5).
+    #[arg(long)]
+    pub preserve_mode: bool,
+    /// Record modification times (UnixFS 1.5).
+    #[arg(long)]
+    pub preserve_mtime: bool,
+}
+
+/// `cairn pin …`.
+#[derive(Subcommand, Debug)]
+pub enum PinCommand {
+    /// Pin content (recursively by default).
+    Add {
+        /// CID[/path]s to pin.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Pin the whole DAG (false: only the block).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        recursive: bool,
+        /// A label for the pin.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove pins.
+    Rm {
+        /// CIDs to unpin.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// List pins.
+    Ls {
+        /// Which pins.
+        #[arg(long = "type", value_enum, default_value_t = PinType::All)]
+        kind: PinType,
+        /// Only these CIDs.
+        paths: Vec<String>,
+    },
+    /// Check that every pinned DAG is complete and uncorrupted.
+    Verify,
+}
+
+/// Pin kinds for `pin ls`.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PinType {
+    /// Every kind.
+    All,
+    /// Recursive pins.
+    Recursive,
+    /// Direct pins.
+    Direct,
+    /// Blocks under recursive pins.
+    Indirect,
+}
+
+/// `cairn block …`.
+#[derive(Subcommand, Debug)]
+pub enum BlockCommand {
+    /// Print a block's raw bytes.
+    Get {
+        /// The CID.
+        cid: String,
+    },
+    /// Store a block read from a file or standard input.
+    Put {
+        /// File to read (default: standard input).
+        file: Option<PathBuf>,
+        /// Codec of the block: raw, dag-pb or dag-cbor.
+        #[arg(long, default_value = "raw")]
+        cid_codec: String,
+        /// Hash function: sha2-256 or blake3.
+        #[arg(long, default_value = "sha2-256")]
+        mhtype: String,
+        /// Pin the block directly.
+        #[arg(long)]
+        pin: bool,
+    },
+    /// Show a block's size.
+    Stat {
+        /// The CID.
+        cid: String,
+    },
+    /// Remove blocks (pinned blocks are refused).
+    Rm {
+        /// CIDs.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Ignore blocks that are not present.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// `cairn dag …`.
+#[derive(Subcommand, Debug)]
+pub enum DagCommand {
+    /// Import blocks from CAR files (v1 or v2), pinning their roots.
+    Import {
+        /// CAR files (none or "-": standard input).
+        files: Vec<PathBuf>,
+        /// Pin the roots listed in the CAR header.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        pin_roots: bool,
+    },
+    /// Export a DAG as a CARv1 (to standard output or -o).
+    Export {
+        /// Root CID[/path].
+        path: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// `cairn repo …`.
+#[derive(Subcommand, Debug)]
+pub enum RepoCommand {
+    /// Remove every block no pin reaches.
+    Gc,
+    /// Show repo size and counts.
+    Stat,
+    /// Re-hash every block and report corrupt ones.
+    Verify,
+}

@@ -1,0 +1,59 @@
+//! Output helpers: JSON or text lines, progress bars on a terminal, broken pipes as success.
+
+use std::io::{self, IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+
+/// Whether the error chain ends in a closed output pipe (`cairn cat x | head`).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.to_string().contains("Broken pipe")
+    })
+}
+
+/// Prints one result per line: JSON objects with `--json`, else the text form.
+pub struct Printer {
+    json: bool,
+    out: io::Stdout,
+}
+
+impl Printer {
+    /// A printer for the chosen mode.
+    pub fn new(json: bool) -> Self {
+        Printer { json, out: io::stdout() }
+    }
+
+    /// Print `value` as one JSON line, or `text` when not in JSON mode.
+    pub fn emit(&mut self, value: Value, text: impl FnOnce() -> String) -> io::Result<()> {
+        let mut lock = self.out.lock();
+        if self.json {
+            writeln!(lock, "{value}")
+        } else {
+            writeln!(lock, "{}", text())
+        }
+    }
+}
+
+/// A byte progress bar on stderr, shown only when asked or when stderr is a terminal.
+pub fn byte_bar(total: Option<u64>, show: Option<bool>, what: &str) -> ProgressBar {
+    let visible = show.unwrap_or_else(|| io::stderr().is_terminal());
+    let bar = match total {
+        Some(t) => ProgressBar::new(t),
+        None => ProgressBar::new_spinner(),
+    };
+    if !visible {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+        return bar;
+    }
+    let template = if total.is_some() {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+    } else {
+        "{msg} {spinner} {bytes} {bytes_per_sec}"
+    };
+    bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_message(what.to_string());
+    bar
+}
