@@ -1,1 +1,63 @@
-fn main() {}
+//! The end-to-end benchmark runner: every cairn figure measured beside its anchor (the physical
+//! limit or a peer implementation) in the same run, reported as medians and ratios.
+//!
+//! `cargo run -p cairn-benches --release -- e2e [--quick] [--json out.json] [--only add]`
+
+mod figures;
+mod measure;
+mod report;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// cairn benchmark runner.
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the end-to-end figures and print the table.
+    E2e {
+        /// Small sizes and one run each: a smoke test that every figure is produced.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the results as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Only these figures (comma separated: add).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Runs per figure (default 3, or 1 with --quick).
+        #[arg(long)]
+        runs: Option<usize>,
+        /// Scratch folder (default: a temporary folder under target/).
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    let Cmd::E2e { quick, json, only, runs, workdir } = Cli::parse().command;
+    let runs = runs.unwrap_or(if quick { 1 } else { 3 });
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let base = workdir.unwrap_or_else(|| root.join("target").join("bench-work"));
+    std::fs::create_dir_all(&base)?;
+    let work = tempfile::tempdir_in(&base)?;
+    let ctx = figures::Ctx { quick, runs, work: work.path().to_path_buf(), cairn: figures::cairn_bin()? };
+    let mut rows = Vec::new();
+    let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if want("add") {
+        rows.extend(figures::add::run(&ctx)?);
+    }
+    report::print_table(&rows);
+    if let Some(path) = json {
+        report::write_json(&path, &rows, quick, runs)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

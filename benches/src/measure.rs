@@ -1,0 +1,57 @@
+//! Running a command and measuring it: wall time, CPU seconds (user + system, children
+//! included) and peak RSS, from `wait4`'s resource usage.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+/// One measured run.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Sample {
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// User + system CPU seconds.
+    pub cpu_s: f64,
+    /// Peak resident set size, MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// Run `cmd` to completion (stdout and stderr discarded unless it fails) and measure it.
+pub fn run(cmd: &mut Command) -> Result<Sample> {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child with valid pointers.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall_s = start.elapsed().as_secs_f64();
+    if rc != pid {
+        bail!("wait4 failed for {cmd:?}");
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        bail!("{cmd:?} failed (status {status}): {err}");
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Sample { wall_s, cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime), peak_rss_mib: usage.ru_maxrss as f64 / 1024.0 })
+}
+
+/// Median, min and max of a list of numbers.
+pub fn stats(values: &[f64]) -> (f64, f64, f64) {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    (median, v[0], v[n - 1])
+}
