@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the system packages cairn's tests and demos use, only when they are missing:
+# Node.js and npm (the Helia peer and the JavaScript CAR libraries used by interop tests).
+set -euo pipefail
+need=()
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing ${need[*]}; run as root or install them (apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
