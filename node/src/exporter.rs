@@ -59,10 +59,18 @@ pub fn fetcher(store: &Store) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> +
     }
 }
 
+/// A block source: the store, or the store plus the network when a node runs.
+pub type Fetch<'a> = &'a mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>;
+
 /// Resolve a path to its CID.
 pub fn resolve(store: &Store, path: &str) -> Result<Cid, ExportError> {
+    resolve_from(&mut fetcher(store), path)
+}
+
+/// Resolve a path to its CID through any block source.
+pub fn resolve_from(fetch: Fetch<'_>, path: &str) -> Result<Cid, ExportError> {
     let (root, segments) = parse_path(path)?;
-    Ok(reader::resolve(root, &segments, &mut fetcher(store))?)
+    Ok(reader::resolve(root, &segments, fetch)?)
 }
 
 /// Stream a file's bytes `[offset, offset+length)` to `out`; returns the bytes written.
@@ -73,11 +81,21 @@ pub fn cat(
     length: Option<u64>,
     out: &mut dyn Write,
 ) -> Result<u64, ExportError> {
-    let cid = resolve(store, path)?;
-    let mut fetch = fetcher(store);
+    cat_from(&mut fetcher(store), path, offset, length, out)
+}
+
+/// [`cat`] through any block source.
+pub fn cat_from(
+    fetch: Fetch<'_>,
+    path: &str,
+    offset: u64,
+    length: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<u64, ExportError> {
+    let cid = resolve_from(fetch, path)?;
     let mut cursor = FileCursor::new(cid, offset, length);
     let mut written = 0;
-    while let Some(piece) = cursor.next_piece(&mut fetch) {
+    while let Some(piece) = cursor.next_piece(fetch) {
         let piece = piece?;
         out.write_all(&piece).map_err(|source| ExportError::Write { path: "<output>".into(), source })?;
         written += piece.len() as u64;
@@ -135,17 +153,21 @@ pub struct GetReport {
 
 /// Write the file or tree at `path` to `dest`, which must not exist yet.
 pub fn get(store: &Store, path: &str, dest: &Path, progress: &dyn Fn(u64)) -> Result<GetReport, ExportError> {
-    let root = resolve(store, path)?;
-    let mut fetch = fetcher(store);
+    get_from(&mut fetcher(store), path, dest, progress)
+}
+
+/// [`get`] through any block source.
+pub fn get_from(fetch: Fetch<'_>, path: &str, dest: &Path, progress: &dyn Fn(u64)) -> Result<GetReport, ExportError> {
+    let root = resolve_from(fetch, path)?;
     let mut report = GetReport::default();
     let mut stack = vec![(root, dest.to_path_buf())];
     while let Some((cid, target)) = stack.pop() {
         let werr = |source| ExportError::Write { path: target.clone(), source };
-        match reader::load(&cid, &mut fetch)? {
+        match reader::load(&cid, fetch)? {
             node @ (Node::Directory { .. } | Node::Shard { .. }) => {
                 fs::create_dir(&target).map_err(werr)?;
                 report.dirs += 1;
-                for e in reader::list(&cid, &node, &mut fetch)?.into_iter().rev() {
+                for e in reader::list(&cid, &node, fetch)?.into_iter().rev() {
                     stack.push((e.cid, target.join(&e.name)));
                 }
             }
@@ -157,7 +179,7 @@ pub fn get(store: &Store, path: &str, dest: &Path, progress: &dyn Fn(u64)) -> Re
                 let file = fs::OpenOptions::new().write(true).create_new(true).open(&target).map_err(werr)?;
                 let mut out = io::BufWriter::with_capacity(1 << 20, file);
                 let mut cursor = FileCursor::new(cid, 0, None);
-                while let Some(piece) = cursor.next_piece(&mut fetch) {
+                while let Some(piece) = cursor.next_piece(fetch) {
                     let piece = piece?;
                     out.write_all(&piece).map_err(|source| ExportError::Write { path: target.clone(), source })?;
                     report.bytes += piece.len() as u64;

@@ -1,4 +1,4 @@
-//! The cairn node: everything that needs a disk (and, later, a network).
+//! The cairn node: everything that needs a disk or the network.
 //!
 //! Module map:
 //! - [`store`]: the block store (files for large blocks, sled for small ones) and its writer.
@@ -9,7 +9,9 @@
 //! - [`importer`]: adding files and directories from the file system.
 //! - [`exporter`]: writing files and directory trees out, safely.
 //! - [`car_io`]: `dag import` / `dag export` of CAR files.
-//! - [`local`]: the offline node facade the CLI drives.
+//! - [`net`]: the libp2p swarm task (DHT, identify, ping, AutoNAT) and its handle.
+//! - [`node`]: a running node: swarm, Bitswap and provider started and stopped together.
+//! - [`provider`]: the DHT announcement schedule (persisted, re-announced every 22 h).
 
 pub mod car_io;
 pub mod dag;
@@ -17,6 +19,9 @@ pub mod exporter;
 pub mod gc;
 pub mod importer;
 pub mod maintenance;
+pub mod net;
+// pub mod node; (enabled once bitswap lands)
+pub mod provider;
 pub mod pins;
 pub mod repo;
 pub mod store;

@@ -13,7 +13,9 @@
 //! - [`reader`]: path resolution and byte-range planning over a DAG.
 //! - [`car`]: CARv1 streaming reader and writer, CARv2 reader.
 //! - [`block`]: a verified block (CID + bytes).
+//! - [`bitswap`]: Bitswap 1.0.0/1.1.0/1.2.0 messages, framing and batching.
 
+pub mod bitswap;
 pub mod block;
 pub mod car;
 pub mod chunker;

@@ -62,6 +62,12 @@ pub struct NetworkConfig {
     pub bootstrap: Vec<String>,
     /// Allow LAN discovery and port mapping (off for the `local` profile).
     pub discovery: bool,
+    /// DHT role: `auto` (server once AutoNAT confirms a public address), `server` or `client`.
+    pub dht_mode: crate::net::DhtMode,
+    /// Probe reachability with AutoNAT (off for loopback-only nodes).
+    pub autonat: bool,
+    /// Most established connections.
+    pub max_connections: u32,
 }
 
 impl Default for NetworkConfig {
@@ -72,6 +78,9 @@ impl Default for NetworkConfig {
             gateway: "127.0.0.1:8080".into(),
             bootstrap: Vec::new(),
             discovery: false,
+            dht_mode: crate::net::DhtMode::Auto,
+            autonat: true,
+            max_connections: 512,
         }
     }
 }
@@ -106,6 +115,8 @@ impl Config {
                 c.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
                 c.network.api = "127.0.0.1:0".into();
                 c.network.gateway = "127.0.0.1:0".into();
+                c.network.dht_mode = crate::net::DhtMode::Server;
+                c.network.autonat = false;
             }
             _ => return None,
         }

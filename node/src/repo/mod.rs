@@ -106,11 +106,23 @@ impl Repo {
             return Err(RepoError::AlreadyExists(path.to_path_buf()));
         }
         fs::create_dir_all(path).map_err(io_ctx(format!("creating {}", path.display())))?;
+        // No version file: any identity or config here is the leftover of an interrupted init
+        // (nothing was ever stored with them), so start over.
+        for leftover in ["identity.key", "config.toml"] {
+            match fs::remove_file(path.join(leftover)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_ctx(format!("removing the leftover {leftover}"))(e))
+                }
+                _ => {}
+            }
+        }
         let identity = Identity::generate();
         identity.save(&path.join("identity.key")).map_err(io_ctx("writing identity.key"))?;
         write_synced(&path.join("config.toml"), config.to_toml().as_bytes())?;
         // The version file goes last: its presence means the repo is complete.
         write_synced(&path.join("version"), format!("{REPO_VERSION}\n").as_bytes())?;
+        // Make the new directory entries themselves durable.
+        fs::File::open(path).and_then(|d| d.sync_all()).map_err(io_ctx("syncing the repo folder"))?;
         Ok(identity)
     }
 

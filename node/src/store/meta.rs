@@ -13,6 +13,9 @@ pub enum Tree {
     Pins,
     /// Repo-wide values (format version, counters).
     Meta,
+    /// Keys this node announces to the DHT, keyed by multihash, valued by the Unix time of
+    /// their last announcement (0: never), so the schedule survives restarts.
+    Provide,
 }
 
 impl Tree {
@@ -21,6 +24,7 @@ impl Tree {
             Tree::Blocks => "blocks",
             Tree::Pins => "pins",
             Tree::Meta => "meta",
+            Tree::Provide => "provide",
         }
     }
 }

@@ -1,0 +1,88 @@
+//! The composed `NetworkBehaviour` and the IPFS settings of each part.
+//!
+//! Kademlia speaks `/ipfs/kad/1.0.0` with go-libp2p's packet limit (4 MiB) and parallelism (10).
+//! Its own provider republishing is off: the node announces what it holds itself. Inbound
+//! records are filtered (`FilterBoth`) so that the swarm task decides what enters the store.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{autonat, connection_limits, identify, kad, ping, StreamProtocol};
+
+use super::records::RecordStore;
+use super::NetConfig;
+
+/// The IPFS Amino DHT protocol.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
+
+/// go-libp2p's message limit for DHT RPCs (rust-libp2p defaults to 16 KiB, too small for the
+/// provider lists and closer-peer lists go peers send).
+pub const KAD_MAX_PACKET: usize = 4 * 1024 * 1024;
+
+/// In-flight requests per DHT lookup (go's `DefaultConcurrency`).
+pub const KAD_PARALLELISM: usize = 10;
+
+/// What identify announces as our agent.
+pub const AGENT: &str = concat!("cairn/", env!("CARGO_PKG_VERSION"));
+
+/// The protocol version identify announces (the IPFS one).
+pub const IDENTIFY_PROTOCOL: &str = "ipfs/0.1.0";
+
+/// Every protocol the node speaks besides raw streams.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Refuses connections over the configured limits.
+    pub limits: connection_limits::Behaviour,
+    /// `/ipfs/id/1.0.0`: learn peers' listen addresses and protocols.
+    pub identify: identify::Behaviour,
+    /// `/ipfs/ping/1.0.0`: liveness.
+    pub ping: ping::Behaviour,
+    /// The DHT.
+    pub kad: kad::Behaviour<RecordStore>,
+    /// Reachability probes that decide DHT server mode in `auto`.
+    pub autonat: libp2p::swarm::behaviour::toggle::Toggle<autonat::Behaviour>,
+    /// Raw protocol streams (Bitswap, batched providing), handled outside the swarm task.
+    pub stream: libp2p_stream::Behaviour,
+}
+
+impl Behaviour {
+    /// Build with the node's key and network settings.
+    pub fn new(key: &Keypair, cfg: &NetConfig) -> Self {
+        let peer_id = key.public().to_peer_id();
+        let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
+        kad_cfg
+            .set_max_packet_size(KAD_MAX_PACKET)
+            .set_parallelism(NonZeroUsize::new(KAD_PARALLELISM).expect("non-zero"))
+            .set_provider_publication_interval(None)
+            .set_provider_record_ttl(Some(Duration::from_secs(48 * 3600)))
+            .set_record_filtering(kad::StoreInserts::FilterBoth)
+            .set_query_timeout(Duration::from_secs(60));
+        let mut kad = kad::Behaviour::with_config(peer_id, RecordStore::new(peer_id), kad_cfg);
+        kad.set_mode(match cfg.dht_mode {
+            super::DhtMode::Server => Some(kad::Mode::Server),
+            super::DhtMode::Client => Some(kad::Mode::Client),
+            super::DhtMode::Auto => None,
+        });
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public()).with_agent_version(AGENT.into()),
+        );
+        let limits = connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(cfg.max_connections))
+                .with_max_established_per_peer(Some(4))
+                .with_max_pending_incoming(Some(64))
+                .with_max_pending_outgoing(Some(64)),
+        );
+        let autonat = cfg.autonat.then(|| autonat::Behaviour::new(peer_id, autonat::Config::default()));
+        Behaviour {
+            limits,
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            autonat: autonat.into(),
+            stream: libp2p_stream::Behaviour::new(),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! The libp2p side of the node: one task owns the [`libp2p::Swarm`] ([`task`]); everything else
+//! holds a cloneable [`Network`] handle and sends it typed [`Command`]s, each with a reply
+//! channel. Bitswap and the provider open their own streams through a
+//! [`libp2p_stream::Control`], so block bytes never pass through the swarm task.
+//!
+//! Module map:
+//! - [`behaviour`]: the composed `NetworkBehaviour` (identify, ping, Kademlia, AutoNAT,
+//!   connection limits, raw streams) and its IPFS settings.
+//! - [`transport`]: building the swarm over TCP+noise/TLS+yamux and QUIC, or over the memory
+//!   transport for in-process tests.
+//! - [`records`]: the Kademlia record store (provider records with bounded lists per key).
+//! - [`task`]: the swarm event loop.
+
+pub mod behaviour;
+pub mod records;
+pub mod task;
+pub mod transport;
+
+use std::time::Duration;
+
+use cairn_protocol::Cid;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Commands queued for the swarm task before senders wait: commands are small and the task
+/// drains them between swarm events.
+pub const COMMAND_QUEUE: usize = 256;
+
+/// Peer events buffered per subscriber; a subscriber that falls further behind is told it
+/// lagged and re-reads the connected set.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// Errors from the network handle.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The swarm task has stopped (the node is shutting down).
+    #[error("the network is shut down")]
+    Shutdown,
+    /// Dialling failed.
+    #[error("dial failed: {0}")]
+    Dial(String),
+    /// A DHT operation failed.
+    #[error("DHT: {0}")]
+    Dht(String),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address from the config.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A malformed address or peer ID.
+    #[error("invalid address {0:?}")]
+    BadAddress(String),
+}
+
+/// Whether this node answers DHT queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhtMode {
+    /// Server once AutoNAT confirms a public address, client before that (kubo's `auto`).
+    Auto,
+    /// Always answer DHT queries (servers and tests).
+    Server,
+    /// Never answer DHT queries (behind NAT, on battery).
+    Client,
+}
+
+/// Which transports the swarm uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// TCP (noise or TLS, yamux) and QUIC v1: the real network.
+    Real,
+    /// In-process memory transport (noise, yamux) for tests with many nodes.
+    Memory,
+}
+
+/// Everything the swarm task needs to start.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers dialled at start (each `/…/p2p/<id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// DHT server or client.
+    pub dht_mode: DhtMode,
+    /// Transports.
+    pub transport: TransportKind,
+    /// Most established connections (in + out); more are refused.
+    pub max_connections: u32,
+    /// How long an idle connection stays open.
+    pub idle_timeout: Duration,
+    /// Whether AutoNAT may probe and confirm public addresses (off for loopback-only nodes).
+    pub autonat: bool,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            dht_mode: DhtMode::Auto,
+            transport: TransportKind::Real,
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(60),
+            autonat: true,
+        }
+    }
+}
+
+/// A connected peer as `swarm peers` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeerInfo {
+    /// The peer.
+    pub peer: String,
+    /// The remote address of one connection.
+    pub addr: String,
+    /// Established connections to it.
+    pub connections: u32,
+}
+
+/// What happened to a peer, for subscribers such as Bitswap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetEvent {
+    /// The first connection to the peer was established.
+    Connected(PeerId),
+    /// The last connection to the peer closed.
+    Disconnected(PeerId),
+}
+
+/// Requests to the swarm task.
+#[derive(Debug)]
+pub enum Command {
+    /// Dial an address (with or without `/p2p/<id>`); replies with the peer reached.
+    Dial {
+        /// Where.
+        addr: Multiaddr,
+        /// The result.
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
+    },
+    /// Close every connection to a peer.
+    Disconnect {
+        /// Who.
+        peer: PeerId,
+        /// Whether the peer was connected.
+        reply: oneshot::Sender<bool>,
+    },
+    /// The connected peers.
+    Peers {
+        /// The answer.
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    /// Whether a peer is connected.
+    IsConnected {
+        /// Who.
+        peer: PeerId,
+        /// The answer.
+        reply: oneshot::Sender<bool>,
+    },
+    /// Our listen addresses (and confirmed external ones).
+    Addrs {
+        /// The answer.
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    /// Search the DHT for providers of a multihash; providers stream into `found` as they are
+    /// discovered (and are dialled) until `limit` or the end of the query.
+    FindProviders {
+        /// The CID whose multihash is looked up.
+        cid: Cid,
+        /// Most providers wanted.
+        limit: usize,
+        /// Where providers go; dropped when the search ends.
+        found: mpsc::Sender<PeerId>,
+    },
+    /// Find a peer's addresses through the DHT.
+    FindPeer {
+        /// Who.
+        peer: PeerId,
+        /// Its addresses (empty when not found).
+        reply: oneshot::Sender<Result<Vec<Multiaddr>, NetError>>,
+    },
+    /// Announce that we provide `cid` (one DHT walk) and keep answering for it.
+    Provide {
+        /// The CID whose multihash is announced.
+        cid: Cid,
+        /// Done when the walk ended.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Walk the DHT towards our own ID to fill the routing table.
+    Bootstrap {
+        /// Done when the walk ended.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Peers in the DHT routing table.
+    RoutingTable {
+        /// The answer.
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+}
+
+/// Handle to the swarm task. Cheap to clone.
+#[derive(Clone)]
+pub struct Network {
+    tx: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    control: libp2p_stream::Control,
+    events: broadcast::Sender<NetEvent>,
+}
+
+impl Network {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Command>,
+        peer_id: PeerId,
+        control: libp2p_stream::Control,
+        events: broadcast::Sender<NetEvent>,
+    ) -> Self {
+        Network { tx, peer_id, control, events }
+    }
+
+    /// This node's peer ID.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// A control for opening and accepting raw protocol streams (Bitswap, providing).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.control.clone()
+    }
+
+    /// Peer connect/disconnect events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NetEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| NetError::Shutdown)?;
+        rx.await.map_err(|_| NetError::Shutdown)
+    }
+
+    /// Dial an address; returns the peer reached.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
+        self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Close every connection to `peer`; false when it was not connected.
+    pub async fn disconnect(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.ask(|reply| Command::Disconnect { peer, reply }).await
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// Whether `peer` is connected.
+    pub async fn is_connected(&self, peer: PeerId) -> Result<bool, NetError> {
+        self.ask(|reply| Command::IsConnected { peer, reply }).await
+    }
+
+    /// Our listen and external addresses.
+    pub async fn addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::Addrs { reply }).await
+    }
+
+    /// Start a provider search; providers arrive on the returned channel (already being
+    /// dialled), which closes when the search ends.
+    pub async fn find_providers(&self, cid: Cid, limit: usize) -> Result<mpsc::Receiver<PeerId>, NetError> {
+        let (found, rx) = mpsc::channel(limit.clamp(1, 256));
+        self.tx.send(Command::FindProviders { cid, limit, found }).await.map_err(|_| NetError::Shutdown)?;
+        Ok(rx)
+    }
+
+    /// A peer's addresses, from the DHT.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::FindPeer { peer, reply }).await?
+    }
+
+    /// Announce `cid` to the DHT.
+    pub async fn provide(&self, cid: Cid) -> Result<(), NetError> {
+        self.ask(|reply| Command::Provide { cid, reply }).await?
+    }
+
+    /// Walk the DHT towards our own ID.
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        self.ask(|reply| Command::Bootstrap { reply }).await?
+    }
+
+    /// Peers in the routing table.
+    pub async fn routing_table(&self) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::RoutingTable { reply }).await
+    }
+}
+
+/// Parse config strings into multiaddresses, naming the bad one.
+pub fn parse_addrs(texts: &[String]) -> Result<Vec<Multiaddr>, NetError> {
+    texts.iter().map(|t| t.parse().map_err(|_| NetError::BadAddress(t.clone()))).collect()
+}
+
+/// The peer ID at the end of a `/p2p/<id>` address, if any.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}

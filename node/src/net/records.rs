@@ -1,0 +1,166 @@
+//! The Kademlia record store the swarm task reads and writes: provider records others announce
+//! to us (bounded per key and in total), the keys we provide ourselves (no cap: a node may hold
+//! millions of blocks), and value records (`/ipns/`, `/pk/`) that passed validation.
+//!
+//! It lives in memory because the swarm task must never wait on disk.
+
+use std::borrow::Cow;
+use std::collections::{hash_map, HashMap};
+
+use libp2p::kad::store::{Error, Result};
+use libp2p::kad::{ProviderRecord, Record, RecordKey};
+use libp2p::PeerId;
+
+/// Providers kept per key: the replication factor, as go-libp2p-kad-dht keeps.
+pub const MAX_PROVIDERS_PER_KEY: usize = 20;
+
+/// Keys with remote provider records kept (about 200 bytes each: ~40 MiB at most).
+pub const MAX_PROVIDER_KEYS: usize = 200_000;
+
+/// Value records kept (IPNS and public keys; each ≤ [`MAX_VALUE_BYTES`]).
+pub const MAX_RECORDS: usize = 16 * 1024;
+
+/// The IPNS record size limit, the largest value we accept.
+pub const MAX_VALUE_BYTES: usize = 10 * 1024;
+
+/// In-memory record store; see the module docs.
+pub struct RecordStore {
+    local: PeerId,
+    records: HashMap<RecordKey, Record>,
+    providers: HashMap<RecordKey, Vec<ProviderRecord>>,
+    provided: HashMap<RecordKey, ProviderRecord>,
+}
+
+impl RecordStore {
+    /// An empty store for the node `local`.
+    pub fn new(local: PeerId) -> Self {
+        RecordStore { local, records: HashMap::new(), providers: HashMap::new(), provided: HashMap::new() }
+    }
+
+    /// Number of keys we provide ourselves.
+    pub fn provided_len(&self) -> usize {
+        self.provided.len()
+    }
+
+    /// Number of keys with remote provider records.
+    pub fn provider_keys(&self) -> usize {
+        self.providers.len()
+    }
+}
+
+impl libp2p::kad::store::RecordStore for RecordStore {
+    type RecordsIter<'a> = std::iter::Map<hash_map::Values<'a, RecordKey, Record>, fn(&'a Record) -> Cow<'a, Record>>;
+    type ProvidedIter<'a> = std::iter::Map<
+        hash_map::Values<'a, RecordKey, ProviderRecord>,
+        fn(&'a ProviderRecord) -> Cow<'a, ProviderRecord>,
+    >;
+
+    fn get(&self, k: &RecordKey) -> Option<Cow<'_, Record>> {
+        self.records.get(k).map(Cow::Borrowed)
+    }
+
+    fn put(&mut self, r: Record) -> Result<()> {
+        if r.value.len() > MAX_VALUE_BYTES {
+            return Err(Error::ValueTooLarge);
+        }
+        if self.records.len() >= MAX_RECORDS && !self.records.contains_key(&r.key) {
+            return Err(Error::MaxRecords);
+        }
+        self.records.insert(r.key.clone(), r);
+        Ok(())
+    }
+
+    fn remove(&mut self, k: &RecordKey) {
+        self.records.remove(k);
+    }
+
+    fn records(&self) -> Self::RecordsIter<'_> {
+        self.records.values().map(Cow::Borrowed)
+    }
+
+    fn add_provider(&mut self, record: ProviderRecord) -> Result<()> {
+        if record.provider == self.local {
+            self.provided.insert(record.key.clone(), record);
+            return Ok(());
+        }
+        let len = self.providers.len();
+        let list = match self.providers.entry(record.key.clone()) {
+            hash_map::Entry::Occupied(e) => e.into_mut(),
+            hash_map::Entry::Vacant(_) if len >= MAX_PROVIDER_KEYS => return Err(Error::MaxProvidedKeys),
+            hash_map::Entry::Vacant(e) => e.insert(Vec::new()),
+        };
+        if let Some(existing) = list.iter_mut().find(|p| p.provider == record.provider) {
+            // A re-announcement refreshes expiry and addresses.
+            *existing = record;
+        } else if list.len() < MAX_PROVIDERS_PER_KEY {
+            // Keep the oldest providers when full: a flood of fresh peer IDs cannot push out
+            // the ones that have served the key for long.
+            list.push(record);
+        }
+        Ok(())
+    }
+
+    fn providers(&self, key: &RecordKey) -> Vec<ProviderRecord> {
+        let mut out: Vec<ProviderRecord> = self.providers.get(key).cloned().unwrap_or_default();
+        if let Some(own) = self.provided.get(key) {
+            out.insert(0, own.clone());
+        }
+        out
+    }
+
+    fn provided(&self) -> Self::ProvidedIter<'_> {
+        self.provided.values().map(Cow::Borrowed)
+    }
+
+    fn remove_provider(&mut self, k: &RecordKey, p: &PeerId) {
+        if *p == self.local {
+            self.provided.remove(k);
+            return;
+        }
+        if let hash_map::Entry::Occupied(mut e) = self.providers.entry(k.clone()) {
+            e.get_mut().retain(|r| &r.provider != p);
+            if e.get().is_empty() {
+                e.remove();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::kad::store::RecordStore as _;
+
+    use super::*;
+
+    fn rec(key: &[u8], provider: PeerId) -> ProviderRecord {
+        ProviderRecord::new(RecordKey::new(&key), provider, Vec::new())
+    }
+
+    #[test]
+    fn provider_lists_are_bounded_and_keep_the_oldest() {
+        let local = PeerId::random();
+        let mut s = RecordStore::new(local);
+        let first: Vec<PeerId> = (0..MAX_PROVIDERS_PER_KEY).map(|_| PeerId::random()).collect();
+        for p in &first {
+            s.add_provider(rec(b"k", *p)).unwrap();
+        }
+        s.add_provider(rec(b"k", PeerId::random())).unwrap();
+        let got: Vec<PeerId> = s.providers(&RecordKey::new(&b"k")).iter().map(|r| r.provider).collect();
+        assert_eq!(got, first);
+        s.add_provider(rec(b"k", local)).unwrap();
+        assert_eq!(s.providers(&RecordKey::new(&b"k"))[0].provider, local, "our own record first");
+        assert_eq!(s.provided().count(), 1);
+        s.remove_provider(&RecordKey::new(&b"k"), &first[0]);
+        assert_eq!(s.providers(&RecordKey::new(&b"k")).len(), MAX_PROVIDERS_PER_KEY);
+    }
+
+    #[test]
+    fn local_keys_have_no_cap() {
+        let local = PeerId::random();
+        let mut s = RecordStore::new(local);
+        for i in 0..5000u32 {
+            s.add_provider(rec(&i.to_be_bytes(), local)).unwrap();
+        }
+        assert_eq!(s.provided_len(), 5000);
+    }
+}

@@ -1,0 +1,321 @@
+//! The swarm task: the only code that touches the `Swarm`. It serves [`Command`]s from
+//! [`Network`] handles, completes them from swarm events through `pending_*` maps keyed by
+//! connection or query ID, and publishes peer events. It never touches disk and never hashes
+//! block bytes; Bitswap runs over raw streams outside it.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::kad::store::RecordStore as _;
+use libp2p::kad::{self, GetClosestPeersOk, GetProvidersOk, QueryId, QueryResult, RecordKey};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{identify, Multiaddr, PeerId, Swarm};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use super::{
+    peer_of, transport, Command, NetConfig, NetError, NetEvent, Network, PeerInfo, COMMAND_QUEUE, EVENT_QUEUE,
+};
+
+/// Where a peer search answers.
+type AddrsReply = oneshot::Sender<Result<Vec<Multiaddr>, NetError>>;
+
+/// A provider search in flight.
+struct ProviderSearch {
+    found: mpsc::Sender<PeerId>,
+    limit: usize,
+    seen: HashSet<PeerId>,
+}
+
+/// The swarm and everything waiting on it.
+struct Task {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: broadcast::Sender<NetEvent>,
+    connected: HashMap<PeerId, (u32, Multiaddr)>,
+    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
+    provider_searches: HashMap<QueryId, ProviderSearch>,
+    peer_searches: HashMap<QueryId, (PeerId, AddrsReply)>,
+    provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
+    bootstraps: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
+}
+
+/// Build the swarm, bind its listen addresses, dial the bootstrap peers and spawn the task.
+/// The task ends when `shutdown` is cancelled.
+pub fn spawn(
+    key: Keypair,
+    cfg: &NetConfig,
+    shutdown: CancellationToken,
+) -> Result<(Network, JoinHandle<()>), NetError> {
+    let peer_id = key.public().to_peer_id();
+    let mut swarm = transport::build(key, cfg)?;
+    for addr in &cfg.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+    }
+    for addr in &cfg.bootstrap {
+        if let Some(peer) = peer_of(addr) {
+            swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, "bootstrap dial failed: {e}");
+        }
+    }
+    let control = swarm.behaviour().stream.new_control();
+    let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
+    let (events, _) = broadcast::channel(EVENT_QUEUE);
+    let net = Network::new(tx, peer_id, control, events.clone());
+    let task = Task {
+        swarm,
+        commands,
+        events,
+        connected: HashMap::new(),
+        pending_dials: HashMap::new(),
+        provider_searches: HashMap::new(),
+        peer_searches: HashMap::new(),
+        provides: HashMap::new(),
+        bootstraps: HashMap::new(),
+    };
+    let handle = tokio::spawn(task.run(shutdown));
+    Ok((net, handle))
+}
+
+impl Task {
+    async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                cmd = self.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+            }
+        }
+        tracing::debug!("swarm task stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Dial { addr, reply } => self.dial(addr, reply),
+            Command::Disconnect { peer, reply } => {
+                let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
+            }
+            Command::Peers { reply } => {
+                let peers = self
+                    .connected
+                    .iter()
+                    .map(|(p, (n, a))| PeerInfo { peer: p.to_string(), addr: a.to_string(), connections: *n })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::IsConnected { peer, reply } => {
+                let _ = reply.send(self.connected.contains_key(&peer));
+            }
+            Command::Addrs { reply } => {
+                let mut addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                addrs.extend(self.swarm.external_addresses().cloned());
+                let _ = reply.send(addrs);
+            }
+            Command::FindProviders { cid, limit, found } => {
+                let key = RecordKey::new(&cid.hash().to_bytes());
+                let id = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.provider_searches.insert(id, ProviderSearch { found, limit: limit.max(1), seen: HashSet::new() });
+            }
+            Command::FindPeer { peer, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                self.peer_searches.insert(id, (peer, reply));
+            }
+            Command::Provide { cid, reply } => {
+                let key = RecordKey::new(&cid.hash().to_bytes());
+                match self.swarm.behaviour_mut().kad.start_providing(key) {
+                    Ok(id) => {
+                        self.provides.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht(e.to_string())));
+                    }
+                }
+            }
+            Command::Bootstrap { reply } => match self.swarm.behaviour_mut().kad.bootstrap() {
+                Ok(id) => {
+                    self.bootstraps.insert(id, reply);
+                }
+                Err(_) => {
+                    let _ = reply.send(Err(NetError::Dht("no known peers to bootstrap from".into())));
+                }
+            },
+            Command::RoutingTable { reply } => {
+                let mut peers = Vec::new();
+                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                    peers.extend(bucket.iter().map(|e| *e.node.key.preimage()));
+                }
+                let _ = reply.send(peers);
+            }
+        }
+    }
+
+    fn dial(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, NetError>>) {
+        if let Some(peer) = peer_of(&addr) {
+            if self.connected.contains_key(&peer) {
+                let _ = reply.send(Ok(peer));
+                return;
+            }
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        let opts = DialOpts::unknown_peer_id().address(addr).build();
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.pending_dials.insert(id, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NetError::Dial(e.to_string())));
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
+            // rust-libp2p's Kademlia does not learn addresses by itself: feed it the listen
+            // addresses of peers that serve the DHT.
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
+                if info.protocols.contains(&KAD_PROTOCOL) =>
+            {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                let addr = endpoint.get_remote_address().clone();
+                let entry = self.connected.entry(peer_id).or_insert((0, addr));
+                entry.0 = num_established.get();
+                if num_established.get() == 1 {
+                    let _ = self.events.send(NetEvent::Connected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 {
+                    self.connected.remove(&peer_id);
+                    let _ = self.events.send(NetEvent::Disconnected(peer_id));
+                } else if let Some(e) = self.connected.get_mut(&peer_id) {
+                    e.0 = num_established;
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, error, peer_id } => {
+                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial(error.to_string())));
+                }
+                tracing::debug!(?peer_id, "outgoing connection failed: {error}");
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "external address confirmed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed { id, result, step, .. } => self.on_query(id, result, step.last),
+            kad::Event::InboundRequest { request: kad::InboundRequest::AddProvider { record: Some(record) } } => {
+                // kad already checked the record is from the peer that sent it.
+                if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {
+                    tracing::debug!("provider record refused: {e}");
+                }
+            }
+            kad::Event::InboundRequest { request: kad::InboundRequest::PutRecord { source, record: Some(r), .. } } => {
+                // Value records (/ipns/, /pk/) are stored only once validated; until IPNS
+                // validation lands, none are accepted.
+                tracing::debug!(%source, key = ?r.key, "value record refused: not validated");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
+        match result {
+            QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
+                self.on_providers(id, providers);
+            }
+            QueryResult::GetProviders(_) => {}
+            QueryResult::GetClosestPeers(res) => {
+                if let Some((peer, reply)) = self.peer_searches.remove(&id) {
+                    let addrs = match res {
+                        Ok(GetClosestPeersOk { peers, .. }) => {
+                            peers.into_iter().filter(|p| p.peer_id == peer).flat_map(|p| p.addrs).collect()
+                        }
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => {
+                            peers.into_iter().filter(|p| p.peer_id == peer).flat_map(|p| p.addrs).collect()
+                        }
+                    };
+                    let _ = reply.send(Ok(addrs));
+                }
+            }
+            QueryResult::StartProviding(res) => {
+                if let Some(reply) = self.provides.remove(&id) {
+                    // A walk that found no peers to store the record on is an error; a partial
+                    // store (timeout) still announced the key to some peers.
+                    let out = match res {
+                        Ok(_) => Ok(()),
+                        Err(kad::AddProviderError::Timeout { .. }) => Ok(()),
+                    };
+                    let _ = reply.send(out);
+                }
+            }
+            QueryResult::Bootstrap(res) if last || res.is_err() => {
+                if let Some(reply) = self.bootstraps.remove(&id) {
+                    let _ = reply.send(res.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
+                }
+            }
+            _ => {}
+        }
+        if last {
+            self.provider_searches.remove(&id);
+            self.peer_searches.remove(&id);
+            self.provides.remove(&id);
+            self.bootstraps.remove(&id);
+        }
+    }
+
+    /// New providers: dial them while the query still knows their addresses, hand them on,
+    /// and stop the query once enough were found or nobody listens any more.
+    fn on_providers(&mut self, id: QueryId, providers: HashSet<PeerId>) {
+        let local = *self.swarm.local_peer_id();
+        let Some(search) = self.provider_searches.get_mut(&id) else { return };
+        let mut done = false;
+        for p in providers {
+            if p == local || !search.seen.insert(p) {
+                continue;
+            }
+            if !self.connected.contains_key(&p) {
+                let opts = DialOpts::peer_id(p).condition(PeerCondition::DisconnectedAndNotDialing).build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(%p, "cannot dial provider: {e}");
+                }
+            }
+            if search.found.try_send(p).is_err() || search.seen.len() >= search.limit {
+                done = true;
+                break;
+            }
+        }
+        if done {
+            self.provider_searches.remove(&id);
+            if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                q.finish();
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Announcing what this node holds to the DHT, and re-announcing it before records expire.
+//!
+//! The set of keys to announce and the time each was last announced live in the store's
+//! `provide` tree, so the schedule survives restarts. One task owns the queue: new keys (an add,
+//! a pin) go first, then keys whose last announcement is older than [`REPROVIDE_INTERVAL`].
+//! Announcements run [`PROVIDE_CONCURRENCY`] at a time, each one DHT walk through the swarm
+//! task. Store reads and writes happen on blocking threads, never on the swarm task.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_protocol::Cid;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::net::Network;
+use crate::store::{Store, Tree};
+
+/// Provider records live 48 h on DHT servers; announce again after 22 h, as kubo does.
+pub const REPROVIDE_INTERVAL: Duration = Duration::from_secs(22 * 3600);
+
+/// How often the schedule is checked for keys that are due.
+const CHECK_INTERVAL: Duration = Duration::from_secs(600);
+
+/// DHT walks in flight at once.
+pub const PROVIDE_CONCURRENCY: usize = 8;
+
+/// New keys queued before `enqueue` waits.
+const QUEUE: usize = 1024;
+
+/// Which keys are announced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Every block added or fetched.
+    All,
+    /// Every block of pinned DAGs (kubo's `pinned`).
+    #[default]
+    Pinned,
+    /// Only the roots of pins.
+    Roots,
+}
+
+/// What `cairn provide stat` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProvideStat {
+    /// Keys waiting for an announcement.
+    pub queued: u64,
+    /// Keys announced since the node started.
+    pub provided: u64,
+    /// Announcements that failed since the node started.
+    pub failed: u64,
+    /// Keys in the schedule.
+    pub total_keys: u64,
+    /// Unix time of the last completed announcement, 0 if none.
+    pub last_provide: u64,
+    /// Seconds the oldest due key is overdue (0: on schedule).
+    pub lag_secs: u64,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Cid>,
+    queued: HashSet<Cid>,
+    stat: ProvideStat,
+}
+
+/// Handle to the provider task.
+#[derive(Clone)]
+pub struct Provider {
+    tx: mpsc::Sender<Vec<Cid>>,
+    state: Arc<Mutex<State>>,
+    store: Store,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Provider {
+    /// Start the task; keys that were never announced or are due are queued at once.
+    pub fn start(net: Network, store: Store, shutdown: CancellationToken) -> Provider {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let state = Arc::new(Mutex::new(State::default()));
+        let provider = Provider { tx, state: state.clone(), store: store.clone() };
+        tokio::spawn(run(net, store, state, rx, shutdown));
+        provider
+    }
+
+    /// Add keys to the schedule and announce them soon. Durable before it returns.
+    pub async fn enqueue(&self, cids: Vec<Cid>) {
+        if cids.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let keys = cids.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for c in &keys {
+                if store.meta().get(Tree::Provide, &c.to_bytes()).ok().flatten().is_none() {
+                    let _ = store.meta().put(Tree::Provide, &c.to_bytes(), &0u64.to_be_bytes());
+                }
+            }
+            store.meta().flush()
+        })
+        .await;
+        let _ = self.tx.send(cids).await;
+    }
+
+    /// Remove keys from the schedule (unpinned content is no longer announced).
+    pub async fn forget(&self, cids: Vec<Cid>) {
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for c in &cids {
+                let _ = store.meta().remove(Tree::Provide, &c.to_bytes());
+            }
+            store.meta().flush()
+        })
+        .await;
+    }
+
+    /// Queue length, counters and lag.
+    pub fn stat(&self) -> ProvideStat {
+        let s = self.state.lock().expect("provider state");
+        let mut stat = s.stat.clone();
+        stat.queued = s.queue.len() as u64;
+        stat
+    }
+}
+
+/// Keys whose last announcement is older than the interval, with the worst lag.
+fn due_keys(store: &Store) -> (Vec<Cid>, u64, u64) {
+    let now = now_secs();
+    let mut due = Vec::new();
+    let (mut total, mut lag) = (0u64, 0u64);
+    let _ = store.meta().for_each(Tree::Provide, &mut |k, v| {
+        total += 1;
+        let last = v.try_into().map(u64::from_be_bytes).unwrap_or(0);
+        let due_at = last + REPROVIDE_INTERVAL.as_secs();
+        if last == 0 || due_at <= now {
+            if let Ok(cid) = Cid::try_from(k) {
+                due.push(cid);
+            }
+            if last != 0 {
+                lag = lag.max(now - due_at);
+            }
+        }
+        true
+    });
+    (due, total, lag)
+}
+
+async fn run(
+    net: Network,
+    store: Store,
+    state: Arc<Mutex<State>>,
+    mut rx: mpsc::Receiver<Vec<Cid>>,
+    shutdown: CancellationToken,
+) {
+    let mut check = tokio::time::interval(CHECK_INTERVAL);
+    let mut inflight = FuturesUnordered::new();
+    loop {
+        // Fill the walk slots from the queue.
+        while inflight.len() < PROVIDE_CONCURRENCY {
+            let Some(cid) = pop(&state) else { break };
+            let net = net.clone();
+            inflight.push(async move { (cid, net.provide(cid).await) });
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = check.tick() => {
+                let s = store.clone();
+                if let Ok((due, total, lag)) = tokio::task::spawn_blocking(move || due_keys(&s)).await {
+                    let mut st = state.lock().expect("provider state");
+                    st.stat.total_keys = total;
+                    st.stat.lag_secs = lag;
+                    for c in due {
+                        if st.queued.insert(c) {
+                            st.queue.push_back(c);
+                        }
+                    }
+                }
+            }
+            Some(cids) = rx.recv() => {
+                let mut st = state.lock().expect("provider state");
+                for c in cids.into_iter().rev() {
+                    if st.queued.insert(c) {
+                        st.queue.push_front(c);
+                    }
+                }
+            }
+            Some((cid, result)) = inflight.next(), if !inflight.is_empty() => {
+                let ok = result.is_ok();
+                if let Err(e) = &result {
+                    tracing::debug!(%cid, "announcement failed: {e}");
+                }
+                {
+                    let mut st = state.lock().expect("provider state");
+                    if ok {
+                        st.stat.provided += 1;
+                        st.stat.last_provide = now_secs();
+                    } else {
+                        st.stat.failed += 1;
+                    }
+                }
+                if ok {
+                    let s = store.clone();
+                    let stamp = now_secs().to_be_bytes();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        // Only keys still in the schedule are stamped (an unpin may have removed it).
+                        if s.meta().get(Tree::Provide, &cid.to_bytes()).ok().flatten().is_some() {
+                            let _ = s.meta().put(Tree::Provide, &cid.to_bytes(), &stamp);
+                        }
+                    })
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+fn pop(state: &Mutex<State>) -> Option<Cid> {
+    let mut st = state.lock().expect("provider state");
+    let cid = st.queue.pop_front()?;
+    st.queued.remove(&cid);
+    Some(cid)
+}
