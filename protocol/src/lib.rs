@@ -14,6 +14,7 @@
 //! - [`car`]: CARv1 streaming reader and writer, CARv2 reader.
 //! - [`block`]: a verified block (CID + bytes).
 //! - [`bitswap`]: Bitswap 1.0.0/1.1.0/1.2.0 messages, framing and batching.
+//! - [`dht`]: the Kademlia DHT message, for the RPCs the batched provider sends itself.
 
 pub mod bitswap;
 pub mod block;
@@ -21,6 +22,7 @@ pub mod car;
 pub mod chunker;
 pub mod cids;
 pub mod dagpb;
+pub mod dht;
 pub mod dir;
 pub mod file;
 pub mod hamt;

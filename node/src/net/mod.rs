@@ -187,6 +187,21 @@ pub enum Command {
         /// Done when the walk ended.
         reply: oneshot::Sender<Result<(), NetError>>,
     },
+    /// The closest peers to `key` (hashed with SHA-256 into the keyspace) and their addresses:
+    /// one DHT walk, the first step of a batched announcement.
+    ClosestPeers {
+        /// The key's preimage (a multihash for provider keys).
+        key: Vec<u8>,
+        /// Peers with the addresses the walk learned.
+        reply: oneshot::Sender<Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError>>,
+    },
+    /// Record that we provide these multihashes, so that we answer GET_PROVIDERS for them.
+    AddLocalProviders {
+        /// Multihash bytes.
+        keys: Vec<Vec<u8>>,
+        /// Our addresses to put in the records.
+        addrs: Vec<Multiaddr>,
+    },
     /// Walk the DHT towards our own ID to fill the routing table.
     Bootstrap {
         /// Done when the walk ended.
@@ -280,6 +295,16 @@ impl Network {
     /// Announce `cid` to the DHT.
     pub async fn provide(&self, cid: Cid) -> Result<(), NetError> {
         self.ask(|reply| Command::Provide { cid, reply }).await?
+    }
+
+    /// The closest peers to a key and their addresses (one DHT walk).
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
+        self.ask(|reply| Command::ClosestPeers { key, reply }).await?
+    }
+
+    /// Answer GET_PROVIDERS for these multihashes from now on.
+    pub async fn add_local_providers(&self, keys: Vec<Vec<u8>>, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
+        self.tx.send(Command::AddLocalProviders { keys, addrs }).await.map_err(|_| NetError::Shutdown)
     }
 
     /// Walk the DHT towards our own ID.

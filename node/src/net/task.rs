@@ -24,6 +24,9 @@ use super::{
 /// Where a peer search answers.
 type AddrsReply = oneshot::Sender<Result<Vec<Multiaddr>, NetError>>;
 
+/// Where a closest-peers walk answers.
+type ClosestReply = oneshot::Sender<Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError>>;
+
 /// A provider search in flight.
 struct ProviderSearch {
     found: mpsc::Sender<PeerId>,
@@ -40,6 +43,8 @@ struct Task {
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     provider_searches: HashMap<QueryId, ProviderSearch>,
     peer_searches: HashMap<QueryId, (PeerId, AddrsReply)>,
+    closest: HashMap<QueryId, ClosestReply>,
+    listen_addrs: Vec<Multiaddr>,
     provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     bootstraps: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
 }
@@ -78,6 +83,8 @@ pub fn spawn(
         pending_dials: HashMap::new(),
         provider_searches: HashMap::new(),
         peer_searches: HashMap::new(),
+        closest: HashMap::new(),
+        listen_addrs: Vec::new(),
         provides: HashMap::new(),
         bootstraps: HashMap::new(),
     };
@@ -118,9 +125,21 @@ impl Task {
                 let _ = reply.send(self.connected.contains_key(&peer));
             }
             Command::Addrs { reply } => {
-                let mut addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                let mut addrs = self.listen_addrs.clone();
                 addrs.extend(self.swarm.external_addresses().cloned());
                 let _ = reply.send(addrs);
+            }
+            Command::ClosestPeers { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+                self.closest.insert(id, reply);
+            }
+            Command::AddLocalProviders { keys, addrs } => {
+                let local = *self.swarm.local_peer_id();
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                for k in keys {
+                    let record = kad::ProviderRecord::new(RecordKey::new(&k), local, addrs.clone());
+                    let _ = store.add_provider(record);
+                }
             }
             Command::FindProviders { cid, limit, found } => {
                 let key = RecordKey::new(&cid.hash().to_bytes());
@@ -219,6 +238,10 @@ impl Task {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| a != &address);
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
                 tracing::info!(%address, "external address confirmed");
@@ -251,6 +274,14 @@ impl Task {
                 self.on_providers(id, providers);
             }
             QueryResult::GetProviders(_) => {}
+            QueryResult::GetClosestPeers(res) if self.closest.contains_key(&id) => {
+                let reply = self.closest.remove(&id).expect("checked");
+                let peers = match res {
+                    Ok(GetClosestPeersOk { peers, .. }) => peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                let _ = reply.send(Ok(peers.into_iter().map(|p| (p.peer_id, p.addrs)).collect()));
+            }
             QueryResult::GetClosestPeers(res) => {
                 if let Some((peer, reply)) = self.peer_searches.remove(&id) {
                     let addrs = match res {
@@ -285,6 +316,7 @@ impl Task {
         if last {
             self.provider_searches.remove(&id);
             self.peer_searches.remove(&id);
+            self.closest.remove(&id);
             self.provides.remove(&id);
             self.bootstraps.remove(&id);
         }

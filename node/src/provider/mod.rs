@@ -3,15 +3,17 @@
 //! The set of keys to announce and the time each was last announced live in the store's
 //! `provide` tree, so the schedule survives restarts. One task owns the queue: new keys (an add,
 //! a pin) go first, then keys whose last announcement is older than [`REPROVIDE_INTERVAL`].
-//! Announcements run [`PROVIDE_CONCURRENCY`] at a time, each one DHT walk through the swarm
-//! task. Store reads and writes happen on blocking threads, never on the swarm task.
+//! Keys leave the queue in batches of up to [`SWEEP_BATCH`], each announced by one [`sweep`]:
+//! a DHT walk per keyspace region rather than per key. Store reads and writes happen on
+//! blocking threads, never on the swarm task.
+
+pub mod sweep;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_protocol::Cid;
-use futures::stream::{FuturesUnordered, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -25,8 +27,8 @@ pub const REPROVIDE_INTERVAL: Duration = Duration::from_secs(22 * 3600);
 /// How often the schedule is checked for keys that are due.
 const CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
-/// DHT walks in flight at once.
-pub const PROVIDE_CONCURRENCY: usize = 8;
+/// Keys announced by one sweep.
+pub const SWEEP_BATCH: usize = 16 * 1024;
 
 /// New keys queued before `enqueue` waits.
 const QUEUE: usize = 1024;
@@ -59,6 +61,8 @@ pub struct ProvideStat {
     pub last_provide: u64,
     /// Seconds the oldest due key is overdue (0: on schedule).
     pub lag_secs: u64,
+    /// DHT walks made by sweeps since the node started.
+    pub walks: u64,
 }
 
 #[derive(Default)]
@@ -160,16 +164,30 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let mut check = tokio::time::interval(CHECK_INTERVAL);
-    let mut inflight = FuturesUnordered::new();
+    let mut running: Option<tokio::task::JoinHandle<Option<sweep::SweepReport>>> = None;
     loop {
-        // Fill the walk slots from the queue.
-        while inflight.len() < PROVIDE_CONCURRENCY {
-            let Some(cid) = pop(&state) else { break };
-            let net = net.clone();
-            inflight.push(async move { (cid, net.provide(cid).await) });
+        if running.is_none() {
+            let batch = take(&state, SWEEP_BATCH);
+            if !batch.is_empty() {
+                let net = net.clone();
+                running = Some(tokio::spawn(async move {
+                    match sweep::sweep(&net, batch).await {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            tracing::debug!("sweep failed: {e}");
+                            None
+                        }
+                    }
+                }));
+            }
         }
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                if let Some(t) = running.take() {
+                    t.abort();
+                }
+                break;
+            }
             _ = check.tick() => {
                 let s = store.clone();
                 if let Ok((due, total, lag)) = tokio::task::spawn_blocking(move || due_keys(&s)).await {
@@ -191,39 +209,48 @@ async fn run(
                     }
                 }
             }
-            Some((cid, result)) = inflight.next(), if !inflight.is_empty() => {
-                let ok = result.is_ok();
-                if let Err(e) = &result {
-                    tracing::debug!(%cid, "announcement failed: {e}");
-                }
-                {
-                    let mut st = state.lock().expect("provider state");
-                    if ok {
-                        st.stat.provided += 1;
-                        st.stat.last_provide = now_secs();
-                    } else {
-                        st.stat.failed += 1;
-                    }
-                }
-                if ok {
-                    let s = store.clone();
-                    let stamp = now_secs().to_be_bytes();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        // Only keys still in the schedule are stamped (an unpin may have removed it).
-                        if s.meta().get(Tree::Provide, &cid.to_bytes()).ok().flatten().is_some() {
-                            let _ = s.meta().put(Tree::Provide, &cid.to_bytes(), &stamp);
-                        }
-                    })
-                    .await;
-                }
+            done = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
+                running = None;
+                let report = done.ok().flatten();
+                record(&store, &state, report).await;
             }
         }
     }
 }
 
-fn pop(state: &Mutex<State>) -> Option<Cid> {
+/// Count a finished sweep and stamp the announced keys (those still scheduled).
+async fn record(store: &Store, state: &Mutex<State>, report: Option<sweep::SweepReport>) {
+    let Some(report) = report else {
+        state.lock().expect("provider state").stat.failed += 1;
+        return;
+    };
+    {
+        let mut st = state.lock().expect("provider state");
+        st.stat.provided += report.announced.len() as u64;
+        st.stat.failed += report.failed.len() as u64;
+        st.stat.last_provide = now_secs();
+        st.stat.walks += report.walks as u64;
+    }
+    let s = store.clone();
+    let stamp = now_secs().to_be_bytes();
+    let _ = tokio::task::spawn_blocking(move || {
+        for cid in report.announced {
+            if s.meta().get(Tree::Provide, &cid.to_bytes()).ok().flatten().is_some() {
+                let _ = s.meta().put(Tree::Provide, &cid.to_bytes(), &stamp);
+            }
+        }
+        s.meta().flush()
+    })
+    .await;
+}
+
+/// Up to `n` keys from the front of the queue.
+fn take(state: &Mutex<State>, n: usize) -> Vec<Cid> {
     let mut st = state.lock().expect("provider state");
-    let cid = st.queue.pop_front()?;
-    st.queued.remove(&cid);
-    Some(cid)
+    let k = n.min(st.queue.len());
+    let batch: Vec<Cid> = st.queue.drain(..k).collect();
+    for c in &batch {
+        st.queued.remove(c);
+    }
+    batch
 }
