@@ -29,7 +29,7 @@ enum Cmd {
         /// Also write the results as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only these figures (comma separated: add).
+        /// Only these figures (comma separated: add, fetch).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Runs per figure (default 3, or 1 with --quick).
@@ -39,10 +39,25 @@ enum Cmd {
         #[arg(long)]
         workdir: Option<PathBuf>,
     },
+    /// (internal) The receiving side of the stream ceiling.
+    #[command(hide = true)]
+    CeilingServe,
+    /// (internal) The pushing side of the stream ceiling.
+    #[command(hide = true)]
+    CeilingPush {
+        /// The server's address.
+        addr: String,
+        /// Bytes to push.
+        bytes: u64,
+    },
 }
 
 fn main() -> Result<()> {
-    let Cmd::E2e { quick, json, only, runs, workdir } = Cli::parse().command;
+    let (quick, json, only, runs, workdir) = match Cli::parse().command {
+        Cmd::E2e { quick, json, only, runs, workdir } => (quick, json, only, runs, workdir),
+        Cmd::CeilingServe => return runtime()?.block_on(figures::ceiling::serve()),
+        Cmd::CeilingPush { addr, bytes } => return runtime()?.block_on(figures::ceiling::push(addr.parse()?, bytes)),
+    };
     let runs = runs.unwrap_or(if quick { 1 } else { 3 });
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let base = workdir.unwrap_or_else(|| root.join("target").join("bench-work"));
@@ -54,10 +69,17 @@ fn main() -> Result<()> {
     if want("add") {
         rows.extend(figures::add::run(&ctx)?);
     }
+    if want("fetch") {
+        rows.extend(figures::fetch::run(&ctx)?);
+    }
     report::print_table(&rows);
     if let Some(path) = json {
         report::write_json(&path, &rows, quick, runs)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }

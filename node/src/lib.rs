@@ -10,9 +10,11 @@
 //! - [`exporter`]: writing files and directory trees out, safely.
 //! - [`car_io`]: `dag import` / `dag export` of CAR files.
 //! - [`net`]: the libp2p swarm task (DHT, identify, ping, AutoNAT) and its handle.
+//! - [`bitswap`]: the Bitswap engine: serving peers' wants (ledgers) and fetch sessions.
 //! - [`node`]: a running node: swarm, Bitswap and provider started and stopped together.
 //! - [`provider`]: the DHT announcement schedule (persisted, re-announced every 22 h).
 
+pub mod bitswap;
 pub mod car_io;
 pub mod dag;
 pub mod exporter;
@@ -20,7 +22,7 @@ pub mod gc;
 pub mod importer;
 pub mod maintenance;
 pub mod net;
-// pub mod node; (enabled once bitswap lands)
+pub mod node;
 pub mod provider;
 pub mod pins;
 pub mod repo;

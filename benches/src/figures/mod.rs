@@ -1,6 +1,8 @@
 //! The figures. Each returns table rows; each measures its anchor in the same run.
 
 pub mod add;
+pub mod ceiling;
+pub mod fetch;
 
 use std::path::PathBuf;
 

@@ -120,6 +120,9 @@ pub struct PeerInfo {
     pub connections: u32,
 }
 
+/// A peer and the addresses a DHT walk learned for it.
+pub type PeerAddrs = (PeerId, Vec<Multiaddr>);
+
 /// What happened to a peer, for subscribers such as Bitswap.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetEvent {
@@ -193,7 +196,7 @@ pub enum Command {
         /// The key's preimage (a multihash for provider keys).
         key: Vec<u8>,
         /// Peers with the addresses the walk learned.
-        reply: oneshot::Sender<Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError>>,
+        reply: oneshot::Sender<Result<Vec<PeerAddrs>, NetError>>,
     },
     /// Record that we provide these multihashes, so that we answer GET_PROVIDERS for them.
     AddLocalProviders {
@@ -298,7 +301,7 @@ impl Network {
     }
 
     /// The closest peers to a key and their addresses (one DHT walk).
-    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError> {
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerAddrs>, NetError> {
         self.ask(|reply| Command::ClosestPeers { key, reply }).await?
     }
 

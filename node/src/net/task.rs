@@ -25,7 +25,7 @@ use super::{
 type AddrsReply = oneshot::Sender<Result<Vec<Multiaddr>, NetError>>;
 
 /// Where a closest-peers walk answers.
-type ClosestReply = oneshot::Sender<Result<Vec<(PeerId, Vec<Multiaddr>)>, NetError>>;
+type ClosestReply = oneshot::Sender<Result<Vec<super::PeerAddrs>, NetError>>;
 
 /// A provider search in flight.
 struct ProviderSearch {

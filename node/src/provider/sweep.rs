@@ -72,7 +72,7 @@ pub async fn sweep(net: &Network, cids: Vec<Cid>) -> Result<SweepReport, NetErro
             (kad_key(&mh), mh, c)
         })
         .collect();
-    keys.sort_by(|a, b| a.0.cmp(&b.0));
+    keys.sort_by_key(|k| k.0);
     keys.dedup_by(|a, b| a.0 == b.0);
     let addrs: Vec<Multiaddr> = net.addrs().await?.into_iter().filter(is_announceable).collect();
     net.add_local_providers(keys.iter().map(|k| k.1.clone()).collect(), addrs.clone()).await?;

@@ -1,0 +1,187 @@
+//! A running node: the repo, the swarm task, Bitswap, all started together and stopped together.
+//!
+//! `Node::start` turns the repo's config into per-subsystem options, starts every task under one
+//! cancellation token, and `Node::shutdown` cancels it, joins every task and flushes the store
+//! last. Reads that may need the network go through [`Node::fetcher`], which serves blocks from
+//! the store and fetches missing ones over Bitswap, with a read-ahead window in file order.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_protocol::cids::DAG_PB;
+use cairn_protocol::dagpb::PbNode;
+use cairn_protocol::reader::FetchError;
+use cairn_protocol::Cid;
+use libp2p::identity::Keypair;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::bitswap::{Bitswap, BitswapConfig, Session};
+use crate::net::{self, NetConfig, NetError, Network, TransportKind};
+use crate::provider::Provider;
+use crate::repo::Repo;
+use crate::store::Store;
+
+/// Blocks requested ahead of the reader, in file order: enough to keep every peer busy on a
+/// fast link (1 MiB chunks: 32 MiB in flight), small enough to bound memory.
+pub const READ_AHEAD: usize = 32;
+
+/// Errors starting or running a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The network could not start (bad address, port in use).
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The identity key could not be used.
+    #[error("identity key: {0}")]
+    Identity(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Options beyond the repo's config (tests use the memory transport, for instance).
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// Replace the network settings derived from the config.
+    pub net: Option<NetConfig>,
+    /// Bitswap settings.
+    pub bitswap: BitswapConfig,
+}
+
+/// The network settings a repo's config asks for.
+pub fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
+    let c = &repo.config().network;
+    Ok(NetConfig {
+        listen: net::parse_addrs(&c.listen)?,
+        bootstrap: net::parse_addrs(&c.bootstrap)?,
+        dht_mode: c.dht_mode,
+        transport: TransportKind::Real,
+        max_connections: c.max_connections,
+        idle_timeout: Duration::from_secs(60),
+        autonat: c.autonat,
+    })
+}
+
+/// A started node. Dropping it without `shutdown` cancels its tasks but does not wait for them.
+pub struct Node {
+    repo: Arc<Repo>,
+    net: Network,
+    bitswap: Bitswap,
+    provider: Provider,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Start the swarm and Bitswap over an open repo.
+    pub async fn start(repo: Repo, opts: NodeOptions) -> Result<Node, NodeError> {
+        let key = Keypair::ed25519_from_bytes(repo.identity().secret_bytes())
+            .map_err(|e| NodeError::Identity(e.to_string()))?;
+        let cfg = match opts.net {
+            Some(c) => c,
+            None => net_config(&repo)?,
+        };
+        let shutdown = CancellationToken::new();
+        let (net, swarm_task) = net::task::spawn(key, &cfg, shutdown.child_token())?;
+        let bitswap = Bitswap::start(net.clone(), repo.store().clone(), opts.bitswap, shutdown.child_token());
+        let provider = Provider::start(net.clone(), repo.store().clone(), shutdown.child_token());
+        Ok(Node { repo: Arc::new(repo), net, bitswap, provider, shutdown, tasks: vec![swarm_task] })
+    }
+
+    /// The repo (config, identity, store).
+    pub fn repo(&self) -> &Repo {
+        &self.repo
+    }
+
+    /// The block store.
+    pub fn store(&self) -> &Store {
+        self.repo.store()
+    }
+
+    /// The network handle.
+    pub fn net(&self) -> &Network {
+        &self.net
+    }
+
+    /// The Bitswap handle.
+    pub fn bitswap(&self) -> &Bitswap {
+        &self.bitswap
+    }
+
+    /// The DHT announcement schedule.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    /// A cancellation token that fires when the node shuts down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// A blocking block source for the DAG reader: the store first, then the network through
+    /// one Bitswap session, asking for the next [`READ_AHEAD`] blocks in file order as soon as
+    /// their parent is known. Call it from a blocking thread (`spawn_blocking`).
+    pub fn fetcher(&self) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
+        let store = self.store().clone();
+        let session = self.bitswap.session();
+        let handle = tokio::runtime::Handle::current();
+        let ahead = Arc::new(Mutex::new(ReadAhead::default()));
+        move |cid: &Cid| {
+            if let Some(b) = store.get(cid)? {
+                ahead.lock().expect("read-ahead lock").learn(cid, &b, &store, &session);
+                return Ok(b);
+            }
+            ahead.lock().expect("read-ahead lock").advance(cid, &store, &session);
+            let b = handle.block_on(session.get(*cid))?;
+            ahead.lock().expect("read-ahead lock").learn(cid, &b, &store, &session);
+            Ok(b)
+        }
+    }
+
+    /// Stop every task, then flush the store.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.bitswap.stopped().await;
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Err(e) = self.repo.store().sync() {
+            tracing::warn!("flushing the store at shutdown: {e}");
+        }
+    }
+}
+
+/// The blocks a reader will want next, in order, and how far ahead of it we asked.
+#[derive(Default)]
+struct ReadAhead {
+    upcoming: VecDeque<Cid>,
+}
+
+impl ReadAhead {
+    /// A dag-pb node arrived: its children come next, before whatever was queued after it.
+    fn learn(&mut self, cid: &Cid, data: &Bytes, store: &Store, session: &Session) {
+        if cid.codec() != DAG_PB {
+            return;
+        }
+        let Ok(node) = PbNode::decode(data) else { return };
+        for link in node.links.iter().rev() {
+            self.upcoming.push_front(link.hash);
+        }
+        self.advance(cid, store, session);
+    }
+
+    /// The reader asked for `cid`: drop it and what precedes it, and request the next window.
+    fn advance(&mut self, cid: &Cid, store: &Store, session: &Session) {
+        if let Some(i) = self.upcoming.iter().position(|c| c == cid) {
+            self.upcoming.drain(..=i);
+        }
+        let want: Vec<Cid> =
+            self.upcoming.iter().take(READ_AHEAD).filter(|c| !store.has(c).unwrap_or(false)).copied().collect();
+        if !want.is_empty() {
+            session.want_ahead(&want);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The DHT and Bitswap together, in one process over the memory transport: a file added on one
+//! node is found through the DHT and fetched, byte for byte, by a node that was never connected
+//! to the adder before it asked.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use cairn_node::exporter;
+use cairn_node::importer::{self, AddOptions};
+use cairn_node::net::{DhtMode, NetConfig, TransportKind};
+use cairn_node::node::{Node, NodeOptions};
+use cairn_node::repo::Repo;
+use cairn_protocol::chunker::ChunkerSpec;
+use libp2p::Multiaddr;
+
+/// Nodes in the testnet.
+const NODES: usize = 20;
+
+/// A node over the memory transport, listening on `/memory/{port}`.
+async fn memory_node(dir: &tempfile::TempDir, port: u64, bootstrap: Vec<Multiaddr>) -> Result<Node> {
+    let path = dir.path().join(format!("node-{port}"));
+    Repo::init(&path, "local")?;
+    let repo = Repo::open(&path)?;
+    let net = NetConfig {
+        listen: vec![format!("/memory/{port}").parse()?],
+        bootstrap,
+        dht_mode: DhtMode::Server,
+        transport: TransportKind::Memory,
+        autonat: false,
+        ..NetConfig::default()
+    };
+    let mut opts = NodeOptions { net: Some(net), ..NodeOptions::default() };
+    opts.bitswap.provider_search_delay = Duration::from_millis(200);
+    Ok(Node::start(repo, opts).await?)
+}
+
+/// Wait (bounded) until `f` is true.
+async fn eventually(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{what} not reached within {timeout:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_is_found_through_the_dht_and_fetched_by_a_stranger() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let base = 40_000 + u64::from(std::process::id() % 10_000) * 100;
+    let first = memory_node(&dir, base, Vec::new()).await?;
+    let hub: Multiaddr = format!("/memory/{base}/p2p/{}", first.net().local_peer_id()).parse()?;
+    let mut nodes = vec![first];
+    for i in 1..NODES as u64 {
+        nodes.push(memory_node(&dir, base + i, vec![hub.clone()]).await?);
+    }
+    for n in &nodes {
+        eventually("routing table filled", Duration::from_secs(30), async || {
+            n.net().routing_table().await.map(|t| !t.is_empty()).unwrap_or(false)
+        })
+        .await?;
+    }
+    for n in &nodes[1..] {
+        n.net().bootstrap().await.context("bootstrap walk")?;
+    }
+
+    // The adder: a multi-level DAG (4 KiB chunks, 8 links per node).
+    let (adder, fetcher) = (7, NODES - 1);
+    let data = cairn_tests::prng(300_000);
+    let mut opts = AddOptions::default();
+    opts.settings.chunker = ChunkerSpec::parse("size-4096")?;
+    opts.settings.max_links = 8;
+    let store = nodes[adder].store().clone();
+    let bytes = data.clone();
+    let added =
+        tokio::task::spawn_blocking(move || importer::add_reader(&store, &bytes[..], "", &opts, &mut |_| {}, &|_| {}))
+            .await??;
+    let root = added.last().context("a root")?.cid;
+    let adder_id = nodes[adder].net().local_peer_id();
+
+    // A stranger: drop any connection DHT traffic made to the adder, then ask.
+    nodes[fetcher].net().disconnect(adder_id).await?;
+    eventually("fetcher disconnected from adder", Duration::from_secs(10), async || {
+        !nodes[fetcher].net().is_connected(adder_id).await.unwrap_or(true)
+    })
+    .await?;
+    nodes[adder].net().provide(root).await.context("providing the root")?;
+    assert!(!nodes[fetcher].store().has(&root)?, "the fetcher starts without the file");
+
+    let mut fetch = nodes[fetcher].fetcher();
+    let path = root.to_string();
+    let got = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+            let mut out = Vec::new();
+            exporter::cat_from(&mut fetch, &path, 0, None, &mut out)?;
+            Ok(out)
+        }),
+    )
+    .await
+    .context("fetch timed out")???;
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "fetched bytes differ");
+    assert!(nodes[fetcher].net().is_connected(adder_id).await?, "the fetch dialled the provider it found");
+    assert!(nodes[fetcher].store().has(&root)?, "fetched blocks are stored");
+
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
