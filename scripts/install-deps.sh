@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Install the system packages cairn's tests and demos use, only when they are missing:
-# Node.js and npm (the Helia peer and the JavaScript CAR libraries used by interop tests).
+# Node.js and npm (the Helia peer and the JavaScript CAR libraries used by interop tests),
+# iproute2 and util-linux (loopback-only network namespaces for kubo), python3 and pip (the
+# kubo peer and the interop driver).
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: missing ${need[*]}; run as root or install them (apt-get install ${need[*]})" >&2

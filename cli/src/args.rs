@@ -70,6 +70,101 @@ pub enum Command {
     Id,
     /// Print version information.
     Version,
+    /// Run the node: join the network, serve the RPC API, and let other `cairn` commands
+    /// go through it (stops on Ctrl-C, SIGTERM or `cairn shutdown`).
+    Daemon,
+    /// Connections to other peers (needs a running daemon).
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
+    /// The DHT: find providers and peers, announce content (needs a running daemon).
+    #[command(subcommand)]
+    Dht(DhtCommand),
+    /// Block exchange state (needs a running daemon).
+    #[command(subcommand)]
+    Bitswap(BitswapCommand),
+    /// Traffic statistics (needs a running daemon).
+    #[command(subcommand)]
+    Stats(StatsCommand),
+    /// DHT announcement schedule (needs a running daemon).
+    #[command(subcommand)]
+    Provide(ProvideCommand),
+    /// Stop the running daemon.
+    Shutdown,
+}
+
+/// `cairn swarm …`.
+#[derive(Subcommand, Debug)]
+pub enum SwarmCommand {
+    /// List connected peers.
+    Peers,
+    /// Connect to peers (multiaddrs ending in /p2p/<peer ID>).
+    Connect {
+        /// Addresses.
+        #[arg(required = true)]
+        addrs: Vec<String>,
+    },
+    /// Close every connection to peers (peer IDs or /…/p2p/<peer ID> addresses).
+    Disconnect {
+        /// Peers.
+        #[arg(required = true)]
+        peers: Vec<String>,
+    },
+    /// This node's listen addresses.
+    Addrs,
+}
+
+/// `cairn dht …`.
+#[derive(Subcommand, Debug)]
+pub enum DhtCommand {
+    /// Find peers that provide a CID.
+    Findprovs {
+        /// The CID.
+        cid: String,
+        /// Most providers to find.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        num_providers: u64,
+    },
+    /// Find a peer's addresses.
+    Findpeer {
+        /// The peer ID.
+        peer: String,
+    },
+    /// Announce to the DHT that this node provides CIDs (held locally).
+    Provide {
+        /// CIDs.
+        #[arg(required = true)]
+        cids: Vec<String>,
+        /// Announce every block of their DAGs.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+}
+
+/// `cairn bitswap …`.
+#[derive(Subcommand, Debug)]
+pub enum BitswapCommand {
+    /// Counters and current state.
+    Stat,
+    /// The blocks this node is fetching (or, with --peer, what a peer wants from us).
+    Wantlist {
+        /// A peer ID.
+        #[arg(long)]
+        peer: Option<String>,
+    },
+}
+
+/// `cairn provide …`.
+#[derive(Subcommand, Debug)]
+pub enum ProvideCommand {
+    /// Keys queued for announcement, announcements made, last run and lag.
+    Stat,
+}
+
+/// `cairn stats …`.
+#[derive(Subcommand, Debug)]
+pub enum StatsCommand {
+    /// Bytes sent and received (Bitswap block bytes for now).
+    Bw,
 }
 
 /// `cairn add` arguments.

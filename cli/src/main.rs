@@ -1,7 +1,9 @@
 //! The `cairn` command line. Parsing and output live here; all logic is in `cairn-node`.
-//! Commands work on the repo directly (no daemon needed); `--json` gives machine output.
+//! Commands go through a running daemon's RPC API when there is one (`cairn daemon`), and work
+//! on the repo directly otherwise, with the same output; `--json` gives machine output.
 
 mod args;
+mod client;
 mod cmd;
 mod output;
 

@@ -12,9 +12,14 @@
 //! - [`net`]: the libp2p swarm task (DHT, identify, ping, AutoNAT) and its handle.
 //! - [`bitswap`]: the Bitswap engine: serving peers' wants (ledgers) and fetch sessions.
 //! - [`node`]: a running node: swarm, Bitswap and provider started and stopped together.
+//! - [`api`]: the RPC API (kubo's `/api/v0/…` over HTTP) that `cairn daemon` serves.
 //! - [`provider`]: the DHT announcement schedule (persisted, re-announced every 22 h).
+//! - [`pinning`]: pinning remote content (fetch the DAG, then pin; resumes after a restart).
+//! - [`cache`]: the storage budget: unpinned blocks evicted past `store.max_size_bytes`.
 
+pub mod api;
 pub mod bitswap;
+pub mod cache;
 pub mod car_io;
 pub mod dag;
 pub mod exporter;
@@ -23,7 +28,8 @@ pub mod importer;
 pub mod maintenance;
 pub mod net;
 pub mod node;
-pub mod provider;
+pub mod pinning;
 pub mod pins;
+pub mod provider;
 pub mod repo;
 pub mod store;

@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitswap::{Bitswap, BitswapConfig, Session};
 use crate::net::{self, NetConfig, NetError, Network, TransportKind};
-use crate::provider::Provider;
+use crate::pinning::{self, PinRemoteError};
+use crate::pins::PinKind;
+use crate::provider::{Provider, Strategy};
 use crate::repo::Repo;
 use crate::store::Store;
 
@@ -88,7 +90,14 @@ impl Node {
         let (net, swarm_task) = net::task::spawn(key, &cfg, shutdown.child_token())?;
         let bitswap = Bitswap::start(net.clone(), repo.store().clone(), opts.bitswap, shutdown.child_token());
         let provider = Provider::start(net.clone(), repo.store().clone(), shutdown.child_token());
-        Ok(Node { repo: Arc::new(repo), net, bitswap, provider, shutdown, tasks: vec![swarm_task] })
+        let budget = tokio::spawn(crate::cache::run(
+            repo.store().clone(),
+            repo.config().store.max_size_bytes,
+            shutdown.child_token(),
+        ));
+        let node = Node { repo: Arc::new(repo), net, bitswap, provider, shutdown, tasks: vec![swarm_task, budget] };
+        node.resume_pins();
+        Ok(node)
     }
 
     /// The repo (config, identity, store).
@@ -139,6 +148,61 @@ impl Node {
             ahead.lock().expect("read-ahead lock").learn(cid, &b, &store, &session);
             Ok(b)
         }
+    }
+
+    /// Announce newly added or pinned roots to the DHT as `provide.strategy` says: the roots
+    /// only, or every block of their DAGs. Returns once the keys are in the durable schedule.
+    pub async fn announce(&self, roots: Vec<Cid>) {
+        let keys = match self.repo.config().provide.strategy {
+            Strategy::Roots => roots,
+            Strategy::Pinned | Strategy::All => {
+                let store = self.store().clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut keys = Vec::new();
+                    for root in roots {
+                        let _ = crate::dag::walk(&store, &root, crate::dag::WalkMode::LinksOnly, true, &mut |c, _| {
+                            keys.push(*c);
+                            Ok(())
+                        });
+                    }
+                    keys
+                })
+                .await
+                .unwrap_or_default()
+            }
+        };
+        self.provider.enqueue(keys).await;
+    }
+
+    /// Fetch (from the network if needed) and pin the DAG under `root`; resumes after a restart
+    /// if interrupted.
+    pub async fn pin_remote(
+        &self,
+        root: Cid,
+        kind: PinKind,
+        name: Option<String>,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), PinRemoteError> {
+        pinning::pin_remote(self.store(), &self.bitswap.session(), root, kind, name, progress).await
+    }
+
+    /// Restart pins that were interrupted, in the background.
+    fn resume_pins(&self) {
+        let (store, session, token) = (self.store().clone(), self.bitswap.session(), self.shutdown.child_token());
+        tokio::spawn(async move {
+            let Ok(pending) = pinning::pending(&store).await else { return };
+            for (root, kind) in pending {
+                tracing::info!(%root, "resuming an interrupted pin");
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    r = pinning::pin_remote(&store, &session, root, kind, None, &|_| {}) => {
+                        if let Err(e) = r {
+                            tracing::warn!(%root, "resumed pin failed: {e}");
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// Stop every task, then flush the store.

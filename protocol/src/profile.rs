@@ -119,12 +119,13 @@ impl ImportSettings {
         }
     }
 
-    /// Set the CID version the way kubo's `--cid-version` does: version 1 implies raw leaves
-    /// unless they were set explicitly (pass `raw_leaves_explicit`).
+    /// Set the CID version the way kubo's `--cid-version` does: unless raw leaves were set
+    /// explicitly (pass `raw_leaves_explicit`), version 1 implies raw leaves and version 0
+    /// implies dag-pb leaves.
     pub fn set_cid_version(&mut self, version: Version, raw_leaves_explicit: bool) {
         self.cid_version = version;
-        if version == Version::V1 && !raw_leaves_explicit {
-            self.raw_leaves = true;
+        if !raw_leaves_explicit {
+            self.raw_leaves = version == Version::V1;
         }
     }
 

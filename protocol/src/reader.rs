@@ -239,7 +239,10 @@ fn fetch_block(cid: &Cid, fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchErro
 /// Decode a dag-pb block and its UnixFS payload.
 fn decode_pb(cid: &Cid, bytes: &Bytes) -> Result<(PbNode, Data), ReadError> {
     let node = PbNode::decode(bytes).map_err(|source| ReadError::from(ReadErrorKind::DagPb { cid: *cid, source }))?;
-    let raw = node.data.as_ref().ok_or(ReadError::from(ReadErrorKind::UnixFs { cid: *cid, source: UnixFsError::MissingData }))?;
+    let raw = node
+        .data
+        .as_ref()
+        .ok_or(ReadError::from(ReadErrorKind::UnixFs { cid: *cid, source: UnixFsError::MissingData }))?;
     let data = Data::from_bytes(raw).map_err(|source| ReadError::from(ReadErrorKind::UnixFs { cid: *cid, source }))?;
     Ok((node, data))
 }
@@ -259,10 +262,12 @@ pub fn decode(cid: &Cid, bytes: &Bytes) -> Result<Node, ReadError> {
                 DataType::HamtShard => Ok(Node::Shard { node, data }),
                 DataType::Symlink => {
                     let target = data.data.clone().unwrap_or_default();
-                    let target = String::from_utf8(target.to_vec()).map_err(|_| ReadError::from(ReadErrorKind::Malformed {
-                        cid: *cid,
-                        reason: "symlink target is not UTF-8".into(),
-                    }))?;
+                    let target = String::from_utf8(target.to_vec()).map_err(|_| {
+                        ReadError::from(ReadErrorKind::Malformed {
+                            cid: *cid,
+                            reason: "symlink target is not UTF-8".into(),
+                        })
+                    })?;
                     Ok(Node::Symlink { target })
                 }
                 DataType::Metadata => Err(ReadError::from(ReadErrorKind::Malformed {
@@ -310,7 +315,8 @@ pub fn find(
     match node {
         Node::Directory { links } => Ok(links.iter().find(|l| l.name.as_deref() == Some(name)).map(|l| l.hash)),
         Node::Shard { node, data } => {
-            let mut step = hamt::lookup(node, data, name, 0).map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *dir, source }))?;
+            let mut step = hamt::lookup(node, data, name, 0)
+                .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *dir, source }))?;
             loop {
                 match step {
                     LookupStep::Found(link) => return Ok(Some(link.hash)),
@@ -318,13 +324,15 @@ pub fn find(
                     LookupStep::Descend { cid, depth } => {
                         let bytes = fetch_block(&cid, fetch)?;
                         let (sub, data) = shard_of(&cid, &bytes)?;
-                        step =
-                            hamt::lookup(&sub, &data, name, depth).map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid, source }))?;
+                        step = hamt::lookup(&sub, &data, name, depth)
+                            .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid, source }))?;
                     }
                 }
             }
         }
-        other => Err(ReadError::from(ReadErrorKind::NotDirectory { cid: *dir, kind: other.kind(), name: name.to_string() })),
+        other => {
+            Err(ReadError::from(ReadErrorKind::NotDirectory { cid: *dir, kind: other.kind(), name: name.to_string() }))
+        }
     }
 }
 
@@ -349,7 +357,8 @@ pub fn resolve(
     let mut cid = root;
     for name in segments {
         let node = load(&cid, fetch)?;
-        cid = find(&cid, &node, name, fetch)?.ok_or_else(|| ReadError::from(ReadErrorKind::NotFound { parent: cid, name: name.clone() }))?;
+        cid = find(&cid, &node, name, fetch)?
+            .ok_or_else(|| ReadError::from(ReadErrorKind::NotFound { parent: cid, name: name.clone() }))?;
     }
     Ok(cid)
 }
@@ -380,7 +389,8 @@ pub fn list(
             let mut out = Vec::new();
             // Iterative walk: (shard node CID, its items in reverse so pop() yields slot order).
             let mut stack: Vec<(Cid, usize, Vec<ShardItem>)> = Vec::new();
-            let root_items = hamt::items(node, data).map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *dir, source }))?;
+            let root_items =
+                hamt::items(node, data).map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *dir, source }))?;
             stack.push((*dir, 0, root_items.into_iter().rev().collect()));
             while let Some((cid, depth, mut items)) = stack.pop() {
                 let Some(item) = items.pop() else { continue };
@@ -393,14 +403,17 @@ pub fn list(
                         }
                         let bytes = fetch_block(&sub, fetch)?;
                         let (n, d) = shard_of(&sub, &bytes)?;
-                        let items = hamt::items(&n, &d).map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: sub, source }))?;
+                        let items = hamt::items(&n, &d)
+                            .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: sub, source }))?;
                         stack.push((sub, depth + 1, items.into_iter().rev().collect()));
                     }
                 }
             }
             Ok(out)
         }
-        other => Err(ReadError::from(ReadErrorKind::NotDirectory { cid: *dir, kind: other.kind(), name: String::new() })),
+        other => {
+            Err(ReadError::from(ReadErrorKind::NotDirectory { cid: *dir, kind: other.kind(), name: String::new() }))
+        }
     }
 }
 
@@ -497,7 +510,8 @@ impl FileCursor {
             RAW => (bytes.clone(), bytes.len() as u64, Vec::new()),
             DAG_PB => {
                 let (node, data) = decode_pb(&p.cid, bytes)?;
-                let kind = data.kind().map_err(|source| ReadError::from(ReadErrorKind::UnixFs { cid: p.cid, source }))?;
+                let kind =
+                    data.kind().map_err(|source| ReadError::from(ReadErrorKind::UnixFs { cid: p.cid, source }))?;
                 if !matches!(kind, DataType::File | DataType::Raw) {
                     let kind = decode(&p.cid, bytes).map(|n| n.kind()).unwrap_or(Kind::File);
                     if p.expect.is_none() {

@@ -168,3 +168,120 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     let data = fs::read(path)?;
     Ok(Sha256::digest(&data).iter().map(|b| format!("{b:02x}")).collect())
 }
+
+/// A `cairn daemon` running on a repo; killed (SIGKILL) on drop if still running.
+pub struct Daemon {
+    child: std::process::Child,
+    /// The repo's `api` file.
+    pub api_file: PathBuf,
+    /// The API's address, from the `api` file.
+    pub api: std::net::SocketAddr,
+    /// Lines the daemon printed on stdout so far.
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Start `cairn daemon` on `repo` and wait (up to a minute) until it prints
+    /// `Daemon is ready` and its `api` file exists. Its stderr (the log) goes to the repo's
+    /// scratch file `daemon.log`.
+    pub fn start(repo: &TestRepo) -> Result<Daemon> {
+        let log = fs::File::create(repo.scratch("daemon.log"))?;
+        let mut child = repo.cmd(&["daemon"]).stdout(Stdio::piped()).stderr(log).spawn()?;
+        let stdout = child.stdout.take().context("daemon stdout")?;
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = output.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().expect("output lock").push(line);
+            }
+        });
+        let api_file = repo.path().join("api");
+        let mut daemon = Daemon { child, api_file, api: "127.0.0.1:0".parse()?, output };
+        let api = wait_for(Duration::from_secs(60), || {
+            if daemon.child.try_wait().ok().flatten().is_some() {
+                return Some(Err(anyhow::anyhow!("the daemon exited: {:?}", daemon.output())));
+            }
+            let ready = daemon.output().iter().any(|l| l == "Daemon is ready");
+            let text = fs::read_to_string(&daemon.api_file).ok()?;
+            ready.then(|| parse_api_multiaddr(&text))
+        })
+        .with_context(|| format!("waiting for the daemon to be ready; it printed {:?}", daemon.output()))??;
+        daemon.api = api;
+        Ok(daemon)
+    }
+
+    /// The daemon's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the daemon printed on stdout so far.
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().expect("output lock").clone()
+    }
+
+    /// The swarm addresses it printed (`Swarm listening on …`).
+    pub fn swarm_addrs(&self) -> Vec<String> {
+        self.output().iter().filter_map(|l| l.strip_prefix("Swarm listening on ").map(String::from)).collect()
+    }
+
+    /// Wait up to `timeout` for the daemon to exit; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        wait_for(timeout, || self.child.try_wait().ok().flatten()).context("waiting for the daemon to exit")
+    }
+
+    /// Send a signal by name (`TERM`, `INT`, `KILL`) to the daemon.
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status()?;
+        if !status.success() {
+            bail!("kill -{signal} failed");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `/ip4/127.0.0.1/tcp/5001` (what a daemon writes to its `api` file) as a socket address.
+pub fn parse_api_multiaddr(text: &str) -> Result<std::net::SocketAddr> {
+    let parts: Vec<&str> = text.trim().split('/').collect();
+    match parts.as_slice() {
+        ["", "ip4" | "ip6", ip, "tcp", port] => Ok(std::net::SocketAddr::new(ip.parse()?, port.parse()?)),
+        _ => bail!("not an API multiaddr: {text:?}"),
+    }
+}
+
+/// A raw HTTP/1.0 `POST` of `target` (path and query) with extra `headers` and `body`; the
+/// status code and body. Plain `std` sockets, so tests see exactly what the server sends.
+pub fn http_post(
+    addr: std::net::SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, Vec<u8>)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    s.set_read_timeout(Some(Duration::from_secs(120)))?;
+    let mut req = format!("POST {target} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").context("no end of HTTP headers")?;
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status = head.split_whitespace().nth(1).context("no HTTP status")?.parse()?;
+    Ok((status, resp[split + 4..].to_vec()))
+}

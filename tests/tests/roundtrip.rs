@@ -151,7 +151,8 @@ fn large_flat_directory_shards_and_round_trips() {
     let src = d.path().join("hamt");
     cairn_tests::make_hamt_dir(&src).unwrap();
     let roots =
-        importer::add_paths(repo.store(), std::slice::from_ref(&src), &AddOptions::default(), &mut |_| {}, &|_| {}).unwrap();
+        importer::add_paths(repo.store(), std::slice::from_ref(&src), &AddOptions::default(), &mut |_| {}, &|_| {})
+            .unwrap();
     let listing = exporter::ls(repo.store(), &roots[0].cid.to_string()).unwrap();
     assert_eq!(listing.len(), 6000);
     assert_eq!(cat(&repo, &format!("{}/file-04321.txt", roots[0].cid), 0, None), b"4321\n");

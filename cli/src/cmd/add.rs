@@ -1,7 +1,10 @@
-//! `cairn add`.
+//! `cairn add`: offline through the importer, or through a daemon as a multipart upload of
+//! the same entries in the same order (so the output is the same either way).
 
+use std::fs;
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use cairn_node::importer::{self, AddOptions, Added};
@@ -9,9 +12,13 @@ use cairn_node::repo::Repo;
 use cairn_protocol::chunker::ChunkerSpec;
 use cairn_protocol::cids::HashFn;
 use cairn_protocol::profile::{ImportSettings, Layout};
-use serde_json::json;
+use indicatif::ProgressBar;
+use serde_json::{json, Value};
 
+use super::multipart::{self, Named, Part, Parts};
+use super::Target;
 use crate::args::{AddArgs, ImportArgs};
+use crate::client::{self, Api};
 use crate::output::{byte_bar, Printer};
 
 /// Build import settings: the profile (flag, else config), then single-setting overrides.
@@ -44,17 +51,21 @@ pub fn settings(repo: &Repo, a: &ImportArgs) -> Result<ImportSettings> {
     Ok(s.validate()?)
 }
 
+/// Print one added entry: its JSON, or `added <cid> <name>` (`-q`: the CID).
+fn print_added(out: &mut Printer, name: &str, cid: &str, size: &str, quiet: bool) -> io::Result<()> {
+    out.emit(json!({ "Name": name, "Hash": cid, "Size": size }), || {
+        if quiet {
+            cid.to_string()
+        } else if name.is_empty() {
+            format!("added {cid}")
+        } else {
+            format!("added {cid} {name}")
+        }
+    })
+}
+
 /// Run `cairn add`.
-pub fn run(repo: &Repo, a: AddArgs, out: &mut Printer) -> Result<()> {
-    let opts = AddOptions {
-        settings: settings(repo, &a.import)?,
-        wrap: a.wrap_with_directory,
-        hidden: a.hidden,
-        only_hash: a.only_hash,
-        pin: a.pin,
-        preserve_mode: a.import.preserve_mode,
-        preserve_mtime: a.import.preserve_mtime,
-    };
+pub fn run(t: &Target, a: AddArgs, out: &mut Printer) -> Result<()> {
     let stdin = a.paths.is_empty() || (a.paths.len() == 1 && a.paths[0].as_os_str() == "-");
     let mut total = 0u64;
     if !stdin {
@@ -69,6 +80,22 @@ pub fn run(repo: &Repo, a: AddArgs, out: &mut Printer) -> Result<()> {
         bail!("nothing to add: give file paths, or pipe data into standard input");
     }
     let bar = byte_bar((!stdin).then_some(total), a.progress, "adding");
+    match t {
+        Target::Local(repo) => local(repo, a, stdin, bar, out),
+        Target::Daemon(api) => remote(api, a, stdin, bar, out),
+    }
+}
+
+fn local(repo: &Repo, a: AddArgs, stdin: bool, bar: ProgressBar, out: &mut Printer) -> Result<()> {
+    let opts = AddOptions {
+        settings: settings(repo, &a.import)?,
+        wrap: a.wrap_with_directory,
+        hidden: a.hidden,
+        only_hash: a.only_hash,
+        pin: a.pin,
+        preserve_mode: a.import.preserve_mode,
+        preserve_mtime: a.import.preserve_mtime,
+    };
     let mut print_err = None;
     let quiet = a.quiet;
     let quieter = a.quieter;
@@ -76,16 +103,7 @@ pub fn run(repo: &Repo, a: AddArgs, out: &mut Printer) -> Result<()> {
         if quieter || print_err.is_some() {
             return;
         }
-        let cid = added.cid.to_string();
-        let r = out.emit(json!({ "Name": added.path, "Hash": cid, "Size": added.size.to_string() }), || {
-            if quiet {
-                cid.clone()
-            } else if added.path.is_empty() {
-                format!("added {cid}")
-            } else {
-                format!("added {cid} {}", added.path)
-            }
-        });
+        let r = print_added(out, &added.path, &added.cid.to_string(), &added.size.to_string(), quiet);
         if let Err(e) = r {
             print_err = Some(e);
         }
@@ -126,4 +144,167 @@ fn dir_size(p: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+/// The import options as the daemon's `add` takes them.
+fn add_query(a: &AddArgs) -> Vec<(&'static str, String)> {
+    let i = &a.import;
+    let mut q = vec![
+        ("pin", a.pin.to_string()),
+        ("only-hash", a.only_hash.to_string()),
+        ("wrap-with-directory", a.wrap_with_directory.to_string()),
+    ];
+    let opt = |name, v: Option<String>| v.map(|v| (name, v));
+    q.extend(opt("profile", i.profile.clone()));
+    q.extend(opt("cid-version", i.cid_version.map(|v| v.to_string())));
+    q.extend(opt("raw-leaves", i.raw_leaves.map(|v| v.to_string())));
+    q.extend(opt("chunker", i.chunker.clone()));
+    q.extend(opt("hash", i.hash.clone()));
+    q.extend(opt("max-links", i.max_links.map(|v| v.to_string())));
+    if i.trickle {
+        q.push(("trickle", "true".into()));
+    }
+    q
+}
+
+/// Upload the entries to the daemon and print what it added, as `local` would.
+fn remote(api: &Api, a: AddArgs, stdin: bool, bar: ProgressBar, out: &mut Printer) -> Result<()> {
+    let parts: Parts = if stdin {
+        let part = Part {
+            path: a.stdin_name.clone(),
+            field: "file".into(),
+            content_type: "application/octet-stream",
+            body: Some(Box::new(io::stdin())),
+        };
+        Box::new(std::iter::once(Ok(part)))
+    } else {
+        let mut roots = Vec::new();
+        for p in &a.paths {
+            roots.push((p.clone(), root_name(p)?));
+        }
+        Box::new(Walker::new(roots, &a))
+    };
+    let body = multipart::Body::new(parts, Some(bar.clone()));
+    let content_type = body.content_type();
+    let resp = api.call_with("add", &add_query(&a), &content_type, body);
+    bar.finish_and_clear();
+    let rows: Vec<Value> = client::ndjson(resp?).collect::<Result<_>>()?;
+    let rows: Vec<(String, String, String)> = rows
+        .into_iter()
+        .filter(|r| r.get("Hash").is_some())
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().map(String::from).unwrap_or_else(|| r[k].to_string());
+            let (mut name, hash) = (s("Name"), s("Hash"));
+            // The daemon names a nameless file by its CID, as kubo does; offline it has no name.
+            if stdin && a.stdin_name.is_empty() && name == hash {
+                name.clear();
+            }
+            (name, hash, s("Size"))
+        })
+        .collect();
+    if a.quieter {
+        let roots: Vec<&(String, String, String)> = if a.wrap_with_directory {
+            rows.last().into_iter().collect()
+        } else {
+            rows.iter().filter(|(name, _, _)| !name.contains('/')).collect()
+        };
+        for (name, cid, size) in roots {
+            out.emit(json!({ "Name": name, "Hash": cid, "Size": size }), || cid.clone())?;
+        }
+        return Ok(());
+    }
+    for (name, cid, size) in &rows {
+        print_added(out, name, cid, size, a.quiet)?;
+    }
+    Ok(())
+}
+
+/// The name a top-level path is added under: its last component (of the absolute path for
+/// `.` and the like).
+fn root_name(p: &Path) -> Result<String> {
+    let name = match p.file_name() {
+        Some(n) => n.to_os_string(),
+        None => fs::canonicalize(p)
+            .with_context(|| format!("cannot add {}", p.display()))?
+            .file_name()
+            .map(|n| n.to_os_string())
+            .with_context(|| format!("cannot add {} through the daemon: it has no name", p.display()))?,
+    };
+    name.into_string().map_err(|_| anyhow::anyhow!("cannot add {}: the name is not valid UTF-8", p.display()))
+}
+
+/// The entries under the given roots, depth first, each directory's entries sorted by name
+/// and dot-files skipped unless `--hidden`: the offline importer's order.
+struct Walker {
+    stack: Vec<(PathBuf, String)>,
+    hidden: bool,
+    mode: bool,
+    mtime: bool,
+}
+
+impl Walker {
+    fn new(mut roots: Vec<(PathBuf, String)>, a: &AddArgs) -> Walker {
+        roots.reverse();
+        Walker { stack: roots, hidden: a.hidden, mode: a.import.preserve_mode, mtime: a.import.preserve_mtime }
+    }
+
+    fn field(&self, md: &fs::Metadata) -> String {
+        let mut q = Vec::new();
+        if self.mode {
+            q.push(format!("mode={:04o}", md.mode() & 0o7777));
+        }
+        if self.mtime {
+            q.push(format!("mtime={}&mtime-nsecs={}", md.mtime(), md.mtime_nsec()));
+        }
+        if q.is_empty() {
+            "file".into()
+        } else {
+            format!("file?{}", q.join("&"))
+        }
+    }
+
+    fn visit(&mut self, path: PathBuf, rel: String) -> io::Result<Part> {
+        let ctx = |e: io::Error| io::Error::new(e.kind(), format!("reading {}: {e}", path.display()));
+        let not_utf8 = |p: &Path| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot add {}: the name is not valid UTF-8", p.display()),
+            )
+        };
+        let md = fs::symlink_metadata(&path).map_err(ctx)?;
+        let field = self.field(&md);
+        if md.file_type().is_symlink() {
+            let target = fs::read_link(&path).map_err(ctx)?;
+            let target = target.into_os_string().into_string().map_err(|_| not_utf8(&path))?;
+            let body: Box<dyn io::Read> = Box::new(io::Cursor::new(target.into_bytes()));
+            return Ok(Part { path: rel, field, content_type: "application/symlink", body: Some(body) });
+        }
+        if md.is_dir() {
+            let mut names = Vec::new();
+            for entry in fs::read_dir(&path).map_err(ctx)? {
+                let entry = entry.map_err(ctx)?;
+                let name = entry.file_name().into_string().map_err(|_| not_utf8(&entry.path()))?;
+                if self.hidden || !name.starts_with('.') {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            for name in names.into_iter().rev() {
+                self.stack.push((path.join(&name), format!("{rel}/{name}")));
+            }
+            return Ok(Part { path: rel, field, content_type: "application/x-directory", body: None });
+        }
+        let file = fs::File::open(&path).map_err(ctx)?;
+        let body: Box<dyn io::Read> = Box::new(Named { name: path.display().to_string(), inner: file });
+        Ok(Part { path: rel, field, content_type: "application/octet-stream", body: Some(body) })
+    }
+}
+
+impl Iterator for Walker {
+    type Item = io::Result<Part>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (path, rel) = self.stack.pop()?;
+        Some(self.visit(path, rel))
+    }
 }

@@ -1,20 +1,35 @@
-//! One function per command; each opens the repo, calls `cairn-node`, and prints.
+//! One module per command group. Each command runs against a [`Target`]: the repo opened
+//! directly when no daemon runs, or the daemon's RPC API when one does, with the same human and
+//! `--json` output either way.
 
 mod add;
 mod block;
 mod content;
+mod daemon;
 mod dag;
+mod multipart;
+mod net;
 mod pin;
 mod repo;
 
+use std::fs;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use cairn_node::repo::{self as node_repo, Repo};
+use anyhow::{bail, Context, Result};
+use cairn_node::repo::{self as node_repo, Repo, RepoError};
 use serde_json::json;
 
 use crate::args::{Cli, Command};
+use crate::client::{self, Api, Found};
 use crate::output::Printer;
+
+/// Where a command runs.
+pub enum Target {
+    /// No daemon: the repo, opened (and locked) by this process (boxed: it is large).
+    Local(Box<Repo>),
+    /// A daemon holds the repo: talk to its API.
+    Daemon(Api),
+}
 
 /// Run the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
@@ -27,20 +42,55 @@ pub fn run(cli: Cli) -> Result<()> {
             out.emit(json!({ "version": v, "repo_format": node_repo::REPO_VERSION }), || format!("cairn version {v}"))?;
             Ok(())
         }
-        Command::Id => {
-            let repo = open(&path)?;
-            let id = repo.identity().peer_id();
-            out.emit(json!({ "ID": id, "profile": repo.config().profile }), || id.clone())?;
-            Ok(())
+        Command::Daemon => daemon::run(&path),
+        Command::Id => id(&path, &mut out),
+        Command::Add(args) => add::run(&connect(&path)?, args, &mut out),
+        Command::Cat { path: p, offset, length } => content::cat(&connect(&path)?, &p, offset, length),
+        Command::Get { path: p, output } => content::get(&connect(&path)?, &p, output, &mut out),
+        Command::Ls { path: p } => content::ls(&connect(&path)?, &p, &mut out),
+        Command::Pin(c) => pin::run(&connect(&path)?, c, &mut out),
+        Command::Block(c) => block::run(&connect(&path)?, c, &mut out),
+        Command::Dag(c) => dag::run(&connect(&path)?, c, &mut out),
+        Command::Repo(c) => repo::run(&connect(&path)?, c, &mut out),
+        Command::Swarm(c) => net::swarm(&daemon_api(&path)?, c, &mut out),
+        Command::Dht(c) => net::dht(&daemon_api(&path)?, c, &mut out),
+        Command::Bitswap(c) => net::bitswap(&daemon_api(&path)?, c, &mut out),
+        Command::Stats(c) => net::stats(&daemon_api(&path)?, c, &mut out),
+        Command::Provide(c) => net::provide(&daemon_api(&path)?, c, &mut out),
+        Command::Shutdown => net::shutdown(&path, &daemon_api(&path)?, &mut out),
+    }
+}
+
+/// The daemon's API if one answers, else the repo opened directly. A stale `api` file (a
+/// killed daemon) is ignored, and removed, only when this process can take the repo lock;
+/// if something still holds the lock, that is an error rather than a guess.
+pub fn connect(path: &Path) -> Result<Target> {
+    match client::discover(path)? {
+        Found::Running(api) => Ok(Target::Daemon(api)),
+        Found::None => Ok(Target::Local(Box::new(open(path)?))),
+        Found::Stale(addr) => match Repo::open(path) {
+            Ok(repo) => {
+                let _ = fs::remove_file(client::api_file(path));
+                Ok(Target::Local(Box::new(repo)))
+            }
+            Err(RepoError::Locked { pid, .. }) => bail!(
+                "a cairn process{pid} holds the repo at {}, but the daemon API it announced ({addr}) does not \
+                 answer: wait until it has finished starting or stopping, or stop it and retry",
+                path.display()
+            ),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// The daemon's API, for commands that need the network.
+fn daemon_api(path: &Path) -> Result<Api> {
+    match client::discover(path)? {
+        Found::Running(api) => Ok(api),
+        Found::None => bail!("no daemon running: start one with `cairn daemon`"),
+        Found::Stale(addr) => {
+            bail!("no daemon running (nothing answers at {addr}, the repo's api file is stale): start one with `cairn daemon`")
         }
-        Command::Add(args) => add::run(&open(&path)?, args, &mut out),
-        Command::Cat { path: p, offset, length } => content::cat(&open(&path)?, &p, offset, length),
-        Command::Get { path: p, output } => content::get(&open(&path)?, &p, output, &mut out),
-        Command::Ls { path: p } => content::ls(&open(&path)?, &p, &mut out),
-        Command::Pin(c) => pin::run(&open(&path)?, c, &mut out),
-        Command::Block(c) => block::run(&open(&path)?, c, &mut out),
-        Command::Dag(c) => dag::run(&open(&path)?, c, &mut out),
-        Command::Repo(c) => repo::run(&open(&path)?, c, &mut out),
     }
 }
 
@@ -54,5 +104,27 @@ fn init(path: &Path, profile: &str, out: &mut Printer) -> Result<()> {
     out.emit(json!({ "ID": id, "repo": path, "profile": profile }), || {
         format!("initialized cairn repo at {}\npeer identity: {id}\nprofile: {profile}", path.display())
     })?;
+    Ok(())
+}
+
+/// `cairn id`: the peer ID, the repo's node profile, and (from a running daemon) the
+/// addresses peers can reach it on, each ending in `/p2p/<id>` (none offline).
+fn id(path: &Path, out: &mut Printer) -> Result<()> {
+    let (id, profile, addrs) = match connect(path)? {
+        Target::Local(repo) => (repo.identity().peer_id(), repo.config().profile.clone(), Vec::new()),
+        Target::Daemon(api) => {
+            let v = api.json("id", &[])?;
+            let id = v["ID"].as_str().context("the daemon's id answer has no ID")?.to_string();
+            let addrs: Vec<String> = v["Addresses"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            // The profile is a repo setting, readable without the lock.
+            let text = fs::read_to_string(path.join("config.toml")).context("reading config.toml")?;
+            let config = node_repo::Config::from_toml(&text).map_err(anyhow::Error::msg)?;
+            (id, config.profile, addrs)
+        }
+    };
+    out.emit(json!({ "ID": id, "profile": profile, "Addresses": addrs }), || id.clone())?;
     Ok(())
 }

@@ -1,62 +1,82 @@
-//! `cairn pin …`.
+//! `cairn pin …`: on the repo, or through a daemon (`pin add` then fetches what is missing
+//! from the network before pinning).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use cairn_node::exporter;
-use cairn_node::pins::{self, PinKind};
+use cairn_node::pins::{self, Pin, PinKind};
 use cairn_node::repo::Repo;
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::Target;
 use crate::args::{PinCommand, PinType};
+use crate::client::{self, Api};
 use crate::output::Printer;
 
 /// Run a pin subcommand.
-pub fn run(repo: &Repo, cmd: PinCommand, out: &mut Printer) -> Result<()> {
-    let store = repo.store();
+pub fn run(t: &Target, cmd: PinCommand, out: &mut Printer) -> Result<()> {
     match cmd {
         PinCommand::Add { paths, recursive, name } => {
             let kind = if recursive { PinKind::Recursive } else { PinKind::Direct };
             for p in paths {
-                let cid = exporter::resolve(store, &p)?;
-                pins::add(store, &cid, kind, name.clone())?;
-                out.emit(json!({ "Pins": [cid.to_string()] }), || format!("pinned {cid} {}", kind.as_str()))?;
+                let cid = match t {
+                    Target::Local(repo) => {
+                        let cid = exporter::resolve(repo.store(), &p)?;
+                        pins::add(repo.store(), &cid, kind, name.clone())?;
+                        cid.to_string()
+                    }
+                    Target::Daemon(api) => {
+                        let mut q = vec![("arg", p.clone()), ("recursive", recursive.to_string())];
+                        q.extend(name.clone().map(|n| ("name", n)));
+                        first_pin(&api.json("pin/add", &q)?)?
+                    }
+                };
+                out.emit(json!({ "Pins": [cid] }), || format!("pinned {cid} {}", kind.as_str()))?;
             }
         }
         PinCommand::Rm { paths } => {
             for p in paths {
-                let cid = exporter::resolve(store, &p)?;
-                pins::rm(store, &cid)?;
-                out.emit(json!({ "Pins": [cid.to_string()] }), || format!("unpinned {cid}"))?;
+                let cid = match t {
+                    Target::Local(repo) => {
+                        let cid = exporter::resolve(repo.store(), &p)?;
+                        pins::rm(repo.store(), &cid)?;
+                        cid.to_string()
+                    }
+                    Target::Daemon(api) => first_pin(&api.json("pin/rm", &[("arg", p.clone())])?)?,
+                };
+                out.emit(json!({ "Pins": [cid] }), || format!("unpinned {cid}"))?;
             }
         }
         PinCommand::Ls { kind, paths } => {
-            let kinds = match kind {
-                PinType::All => vec![PinKind::Recursive, PinKind::Direct, PinKind::Indirect],
-                PinType::Recursive => vec![PinKind::Recursive],
-                PinType::Direct => vec![PinKind::Direct],
-                PinType::Indirect => vec![PinKind::Indirect],
+            let rows = match t {
+                Target::Local(repo) => local_ls(repo, kind, &paths)?,
+                Target::Daemon(api) => remote_ls(api, kind, &paths)?,
             };
-            let mut list = pins::list(store, &kinds)?;
-            if !paths.is_empty() {
-                let wanted = paths.iter().map(|p| exporter::resolve(store, p)).collect::<Result<Vec<_>, _>>()?;
-                list.retain(|p| wanted.iter().any(|w| w.hash() == p.cid.hash()));
-                if list.is_empty() {
-                    bail!("not pinned: {}", paths.join(", "));
-                }
-            }
-            for p in list {
-                let cid = p.cid.to_string();
-                out.emit(json!({ "Cid": cid, "Type": p.kind.as_str(), "Name": p.name }), || {
-                    format!("{cid} {}", p.kind.as_str())
-                })?;
+            for (cid, kind, name) in rows {
+                out.emit(json!({ "Cid": cid, "Type": kind, "Name": name }), || format!("{cid} {kind}"))?;
             }
         }
         PinCommand::Verify => {
+            let checks: Vec<(String, Option<String>)> = match t {
+                Target::Local(repo) => {
+                    pins::verify(repo.store())?.into_iter().map(|c| (c.cid.to_string(), c.problem)).collect()
+                }
+                Target::Daemon(api) => {
+                    let resp = api.call("pin/verify", &[("verbose", "true".into())])?;
+                    client::ndjson(resp)
+                        .map(|row| {
+                            let row = row?;
+                            let cid = row["Cid"].as_str().context("a pin/verify row without Cid")?.to_string();
+                            let problem = row["BadNodes"][0]["Err"].as_str().map(String::from);
+                            Ok((cid, problem))
+                        })
+                        .collect::<Result<_>>()?
+                }
+            };
             let mut bad = 0;
-            for check in pins::verify(store)? {
-                let ok = check.problem.is_none();
+            for (cid, problem) in checks {
+                let ok = problem.is_none();
                 bad += usize::from(!ok);
-                let cid = check.cid.to_string();
-                out.emit(json!({ "Cid": cid, "Ok": ok, "Problem": check.problem }), || match &check.problem {
+                out.emit(json!({ "Cid": cid, "Ok": ok, "Problem": problem }), || match &problem {
                     None => format!("{cid} ok"),
                     Some(p) => format!("{cid} BAD: {p}"),
                 })?;
@@ -67,4 +87,51 @@ pub fn run(repo: &Repo, cmd: PinCommand, out: &mut Printer) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn first_pin(v: &Value) -> Result<String> {
+    v["Pins"][0].as_str().map(String::from).context("the daemon's answer names no pin")
+}
+
+type PinRow = (String, String, Value);
+
+fn local_ls(repo: &Repo, kind: PinType, paths: &[String]) -> Result<Vec<PinRow>> {
+    let store = repo.store();
+    let kinds = match kind {
+        PinType::All => vec![PinKind::Recursive, PinKind::Direct, PinKind::Indirect],
+        PinType::Recursive => vec![PinKind::Recursive],
+        PinType::Direct => vec![PinKind::Direct],
+        PinType::Indirect => vec![PinKind::Indirect],
+    };
+    let mut list = pins::list(store, &kinds)?;
+    if !paths.is_empty() {
+        let wanted = paths.iter().map(|p| exporter::resolve(store, p)).collect::<Result<Vec<_>, _>>()?;
+        list.retain(|p| wanted.iter().any(|w| w.hash() == p.cid.hash()));
+        if list.is_empty() {
+            bail!("not pinned: {}", paths.join(", "));
+        }
+    }
+    Ok(list
+        .into_iter()
+        .map(|Pin { cid, kind, name }| (cid.to_string(), kind.as_str().to_string(), json!(name)))
+        .collect())
+}
+
+fn remote_ls(api: &Api, kind: PinType, paths: &[String]) -> Result<Vec<PinRow>> {
+    let t = match kind {
+        PinType::All => "all",
+        PinType::Recursive => "recursive",
+        PinType::Direct => "direct",
+        PinType::Indirect => "indirect",
+    };
+    let mut q = vec![("type", t.to_string()), ("stream", "true".into())];
+    q.extend(paths.iter().map(|p| ("arg", p.clone())));
+    client::ndjson(api.call("pin/ls", &q)?)
+        .map(|row| {
+            let row = row?;
+            let cid = row["Cid"].as_str().context("a pin/ls row without Cid")?.to_string();
+            let kind = row["Type"].as_str().unwrap_or_default().to_string();
+            Ok((cid, kind, row["Name"].clone()))
+        })
+        .collect()
 }

@@ -101,15 +101,20 @@ impl Provider {
         }
         let store = self.store.clone();
         let keys = cids.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+        let added = tokio::task::spawn_blocking(move || {
+            let mut added = 0u64;
             for c in &keys {
                 if store.meta().get(Tree::Provide, &c.to_bytes()).ok().flatten().is_none() {
                     let _ = store.meta().put(Tree::Provide, &c.to_bytes(), &0u64.to_be_bytes());
+                    added += 1;
                 }
             }
-            store.meta().flush()
+            let _ = store.meta().flush();
+            added
         })
-        .await;
+        .await
+        .unwrap_or(0);
+        self.state.lock().expect("provider state").stat.total_keys += added;
         let _ = self.tx.send(cids).await;
     }
 

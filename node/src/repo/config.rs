@@ -15,6 +15,18 @@ pub struct Config {
     pub import: ImportConfig,
     /// Listening addresses and peers (used by the daemon).
     pub network: NetworkConfig,
+    /// What the daemon announces to the DHT.
+    pub provide: ProvideConfig,
+}
+
+/// DHT announcement settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvideConfig {
+    /// `pinned` (default: every block of pinned DAGs, as kubo), `roots` (only pin roots: fewer
+    /// records, but peers can find only whole DAGs) or `all` (as `pinned`; blocks fetched
+    /// for reads are not announced yet).
+    pub strategy: crate::provider::Strategy,
 }
 
 /// Block store settings.
@@ -56,6 +68,9 @@ pub struct NetworkConfig {
     pub listen: Vec<String>,
     /// RPC API address (loopback only unless a token is set).
     pub api: String,
+    /// Bearer token the RPC API requires on every request when not empty (default empty). The
+    /// daemon refuses to bind `api` to a non-loopback address without one.
+    pub api_token: String,
     /// HTTP gateway address.
     pub gateway: String,
     /// Peers dialled at start to join the DHT.
@@ -75,6 +90,7 @@ impl Default for NetworkConfig {
         NetworkConfig {
             listen: vec!["/ip4/0.0.0.0/tcp/4001".into(), "/ip4/0.0.0.0/udp/4001/quic-v1".into()],
             api: "127.0.0.1:5001".into(),
+            api_token: String::new(),
             gateway: "127.0.0.1:8080".into(),
             bootstrap: Vec::new(),
             discovery: false,

@@ -1,0 +1,151 @@
+//! `cairn daemon`: open the repo (holding its lock for the whole run), start the node and the
+//! RPC API, announce the API in the repo's `api` file, and run until Ctrl-C, SIGTERM or the
+//! API's `shutdown`.
+//!
+//! Shutdown order: stop accepting API requests and let running ones finish (bounded), remove
+//! the `api` file (so clients stop trying the API while the lock is still held), stop every
+//! node task and flush the store, then release the lock by exiting. A second Ctrl-C exits at
+//! once.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cairn_node::api::{ApiOptions, Server};
+use cairn_node::node::{Node, NodeOptions};
+use cairn_node::repo::Repo;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::client;
+
+/// How long the daemon waits for the swarm to report its listen addresses at start.
+const LISTEN_WAIT: Duration = Duration::from_secs(5);
+
+/// How long, after the API stopped, requests still running may hold the node before it is
+/// stopped anyway.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the runtime waits for blocking work at exit.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Run the daemon until it is told to stop.
+pub fn run(path: &Path) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let result = rt.block_on(daemon(path));
+    rt.shutdown_timeout(EXIT_WAIT);
+    result
+}
+
+async fn daemon(path: &Path) -> Result<()> {
+    let repo = Repo::open(path)?;
+    // We hold the lock, so an `api` file here is a killed daemon's leftover.
+    let api_path = client::api_file(path);
+    let _ = fs::remove_file(&api_path);
+    let api_opts = ApiOptions::from(&repo.config().network);
+    let node = Arc::new(Node::start(repo, NodeOptions::default()).await.context("starting the node")?);
+    let token = node.shutdown_token();
+    let server = match Server::bind(node.clone(), &api_opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            stop_node(node).await;
+            return Err(e.into());
+        }
+    };
+    let api_addr = server.multiaddr();
+    if let Err(e) = write_api_file(&api_path, &api_addr) {
+        stop_node(node).await;
+        return Err(e);
+    }
+    println!("API server listening on {api_addr}");
+    for a in listen_addrs(&node).await {
+        println!("Swarm listening on {a}");
+    }
+    println!("Daemon is ready");
+    let _ = std::io::stdout().flush();
+
+    tokio::spawn(watch_signals(token.clone()));
+    let served = server.serve(token.clone()).await;
+    token.cancel();
+    println!("Shutting down");
+    let _ = fs::remove_file(&api_path);
+    stop_node(node).await;
+    println!("Daemon stopped");
+    served.context("serving the RPC API")
+}
+
+/// Write the API's multiaddr into the repo's `api` file (atomically: temporary file, rename).
+fn write_api_file(api_path: &Path, addr: &str) -> Result<()> {
+    let tmp = api_path.with_extension("tmp");
+    fs::write(&tmp, addr)
+        .and_then(|()| fs::rename(&tmp, api_path))
+        .with_context(|| format!("writing {} (clients find the daemon through it)", api_path.display()))
+}
+
+/// The swarm's listen addresses, once it has reported them (or whatever it has after
+/// [`LISTEN_WAIT`]).
+async fn listen_addrs(node: &Node) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let addrs = node.net().addrs().await.unwrap_or_default();
+        if !addrs.is_empty() || start.elapsed() > LISTEN_WAIT {
+            return addrs.iter().map(|a| a.to_string()).collect();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// First SIGINT or SIGTERM: cancel `token` (a graceful stop). Second: exit at once.
+async fn watch_signals(token: CancellationToken) {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::warn!("cannot listen for signals; stop the daemon with `cairn shutdown`");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        () = token.cancelled() => {}
+    }
+    token.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    eprintln!("second signal: exiting without a clean shutdown");
+    std::process::exit(130);
+}
+
+/// Stop the node's tasks and flush the store. Requests still running hold clones of the node
+/// for a moment after the API stopped; if they do not let go in time, the store is flushed
+/// without joining the tasks (the process is about to exit anyway).
+async fn stop_node(node: Arc<Node>) {
+    node.shutdown_token().cancel();
+    let start = Instant::now();
+    let mut node = node;
+    loop {
+        match Arc::try_unwrap(node) {
+            Ok(n) => return n.shutdown().await,
+            Err(shared) if start.elapsed() < RELEASE_WAIT => {
+                node = shared;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(shared) => {
+                tracing::warn!("requests still hold the node; flushing the store without waiting for them");
+                if let Err(e) = shared.store().sync() {
+                    tracing::warn!("flushing the store: {e}");
+                }
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The RPC API: kubo's `/api/v0/<command>` over HTTP, so the `cairn` CLI and existing IPFS
+//! clients (`kubo-rpc-client`, `ipfs --api`) can drive a running node.
+//!
+//! Shape (as kubo): every command is `POST /api/v0/<command>`; arguments are query
+//! parameters (`arg=` repeated, then named options); `add`, `block/put` and `dag/import` read
+//! a `multipart/form-data` body; answers are JSON with kubo's field names, lists are
+//! newline-delimited JSON, `cat`/`get`/`block/get`/`dag/export` stream raw bytes (tar for
+//! `get`, CAR for `dag/export`); errors are `{"Message","Code","Type":"error"}` with the status
+//! chosen in [`error::status_of`].
+//!
+//! Commands and where they differ from kubo:
+//!
+//! | command | answer |
+//! |---|---|
+//! | `version`, `id` | kubo's fields (`id` of another peer is refused) |
+//! | `add` | ndjson `{"Name","Hash","Size"}`, children first; `Size` is file bytes for files |
+//! | `cat`, `get`, `ls` | bytes / tar / `{"Objects":[{"Hash","Links"}]}`; `ls` of a file lists itself |
+//! | `pin/add\|rm\|ls\|verify` | `{"Pins"}` / `{"Keys"}` or ndjson with `stream=true` / ndjson |
+//! | `block/get\|put\|stat\|rm` | bytes / ndjson `{"Key","Size"}` / `{"Key","Size"}` / ndjson `{"Hash","Error"}` |
+//! | `dag/import\|export` | ndjson `{"Root"}` then `{"Stats"}` / a CARv1 |
+//! | `repo/gc\|stat\|verify` | one summary line (kubo lists keys) / kubo's fields and ours / ndjson |
+//! | `swarm/peers\|connect\|disconnect\|addrs\|addrs/local` | kubo's `Peers` / `Strings` / `Addrs` |
+//! | `dht/findprovs\|findpeer\|provide` | ndjson routing events (types 4, 2, 4) |
+//! | `bitswap/stat\|wantlist`, `stats/bw` | kubo's fields; `stats/bw` counts Bitswap block bytes only |
+//! | `shutdown` | empty; the node stops |
+//!
+//! Reads (`cat`, `get`, `ls`, `block/get`, `block/stat`, `dag/export`, `pin/add`) fetch missing
+//! blocks from the network unless `offline=true`.
+//!
+//! Tasks: [`Server::serve`] runs axum on the caller's runtime; each request runs as its own
+//! task and does store and network work on blocking threads ([`stream`]), never on a runtime
+//! worker. At most [`MAX_REQUESTS`] requests run at once, counting a streamed response until
+//! its body is finished; more wait.
+//!
+//! Security: the server binds loopback by default. Bound anywhere else it refuses to start
+//! without `network.api_token`, and a configured token is then required on every request as
+//! `Authorization: Bearer <token>`. Requests from a browser page of another origin and requests
+//! whose `Host` is not the loopback address (DNS rebinding) are refused, as kubo does, since any
+//! web page can otherwise POST to `127.0.0.1:5001`.
+//!
+//! Module map:
+//! - [`error`]: [`ApiError`] and its HTTP mapping.
+//! - [`args`]: query-string options.
+//! - [`stream`]: streaming bodies from blocking producers.
+//! - [`add`]: `add` (multipart trees into UnixFS).
+//! - [`content`]: `cat`, `get`, `ls`.
+//! - [`pin`]: `pin/*`, and fetching a whole DAG before pinning it.
+//! - [`block`]: `block/*`, `dag/import`, `dag/export`.
+//! - [`repo`]: `repo/gc`, `repo/stat`, `repo/verify`.
+//! - [`netcmd`]: `id`, `version`, `swarm/*`, `dht/*`, `bitswap/*`, `stats/bw`, `shutdown`.
+
+pub mod add;
+pub mod args;
+pub mod block;
+pub mod content;
+pub mod error;
+pub mod netcmd;
+pub mod pin;
+pub mod repo;
+pub mod stream;
+
+use std::future::IntoFuture;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::HttpBody;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use futures::StreamExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+use crate::node::Node;
+use crate::repo::config::NetworkConfig;
+
+/// Requests served at once (a streamed body counts until it ends): enough for a client's
+/// parallel requests (kubo-rpc-client opens 6), small enough that blocking threads and
+/// in-flight buffers stay bounded.
+pub const MAX_REQUESTS: usize = 64;
+
+/// How long `serve` waits for running requests after shutdown is asked before it returns
+/// anyway (a `cat` of a huge file must not hold the daemon up).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest body of `block/put`: one block (2 MiB, what Bitswap carries) plus multipart framing.
+pub const BLOCK_PUT_BODY: usize = 2 * 1024 * 1024 + 64 * 1024;
+
+/// Errors starting the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// `network.api` is not `IP:PORT`.
+    #[error("invalid network.api address {0:?}: expected IP:PORT, like 127.0.0.1:5001")]
+    BadAddress(String),
+    /// A public address without a token.
+    #[error(
+        "refusing to serve the RPC API on {0}, which is not a loopback address, without a token: anyone who \
+         can reach it could control this node. Set network.api_token in config.toml (clients then send \
+         `Authorization: Bearer <token>`), or bind network.api to 127.0.0.1"
+    )]
+    PublicWithoutToken(SocketAddr),
+    /// The port is taken or the address is not ours.
+    #[error("cannot listen for the RPC API on {addr} (setting network.api): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// What the API needs from the config.
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    /// `IP:PORT` to bind (port 0: any free port).
+    pub addr: String,
+    /// Bearer token required on every request when not empty.
+    pub token: String,
+}
+
+impl From<&NetworkConfig> for ApiOptions {
+    fn from(c: &NetworkConfig) -> Self {
+        ApiOptions { addr: c.api.clone(), token: c.api_token.clone() }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The running node.
+    pub node: Arc<Node>,
+    token: Arc<str>,
+    loopback: bool,
+    port: u16,
+    limit: Arc<Semaphore>,
+}
+
+/// A bound, not yet serving, API.
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+}
+
+impl Server {
+    /// Check the options and bind the listener.
+    pub async fn bind(node: Arc<Node>, opts: &ApiOptions) -> Result<Server, ServeError> {
+        let addr: SocketAddr = opts.addr.trim().parse().map_err(|_| ServeError::BadAddress(opts.addr.clone()))?;
+        let loopback = addr.ip().is_loopback();
+        if !loopback && opts.token.is_empty() {
+            return Err(ServeError::PublicWithoutToken(addr));
+        }
+        let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+        let ctx = Ctx {
+            node,
+            token: opts.token.as_str().into(),
+            loopback,
+            port: addr.port(),
+            limit: Arc::new(Semaphore::new(MAX_REQUESTS)),
+        };
+        Ok(Server { listener, addr, router: router(ctx) })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound address as a multiaddr (`/ip4/127.0.0.1/tcp/5001`), what kubo writes to the
+    /// repo's `api` file.
+    pub fn multiaddr(&self) -> String {
+        let ip = match self.addr {
+            SocketAddr::V4(a) => format!("/ip4/{}", a.ip()),
+            SocketAddr::V6(a) => format!("/ip6/{}", a.ip()),
+        };
+        format!("{ip}/tcp/{}", self.addr.port())
+    }
+
+    /// Serve until `shutdown` fires, then let running requests finish for up to
+    /// [`DRAIN_TIMEOUT`].
+    pub async fn serve(self, shutdown: CancellationToken) -> io::Result<()> {
+        let signal = shutdown.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal.cancelled_owned());
+        tokio::select! {
+            r = server.into_future() => r,
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } => {
+                tracing::warn!("API requests still running {DRAIN_TIMEOUT:?} after shutdown; closing them");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Every command and the layers around them (outermost last).
+fn router(ctx: Ctx) -> Router {
+    let unlimited = || DefaultBodyLimit::disable();
+    Router::new()
+        .route("/api/v0/version", post(netcmd::version))
+        .route("/api/v0/id", post(netcmd::id))
+        .route("/api/v0/add", post(add::add).layer(unlimited()))
+        .route("/api/v0/cat", post(content::cat))
+        .route("/api/v0/get", post(content::get))
+        .route("/api/v0/ls", post(content::ls))
+        .route("/api/v0/pin/add", post(pin::pin_add))
+        .route("/api/v0/pin/rm", post(pin::pin_rm))
+        .route("/api/v0/pin/ls", post(pin::pin_ls))
+        .route("/api/v0/pin/verify", post(pin::pin_verify))
+        .route("/api/v0/block/get", post(block::block_get))
+        .route("/api/v0/block/put", post(block::block_put).layer(DefaultBodyLimit::max(BLOCK_PUT_BODY)))
+        .route("/api/v0/block/stat", post(block::block_stat))
+        .route("/api/v0/block/rm", post(block::block_rm))
+        .route("/api/v0/dag/import", post(block::dag_import).layer(unlimited()))
+        .route("/api/v0/dag/export", post(block::dag_export))
+        .route("/api/v0/repo/gc", post(repo::repo_gc))
+        .route("/api/v0/repo/stat", post(repo::repo_stat))
+        .route("/api/v0/repo/verify", post(repo::repo_verify))
+        .route("/api/v0/swarm/peers", post(netcmd::swarm_peers))
+        .route("/api/v0/swarm/connect", post(netcmd::swarm_connect))
+        .route("/api/v0/swarm/disconnect", post(netcmd::swarm_disconnect))
+        .route("/api/v0/swarm/addrs", post(netcmd::swarm_addrs))
+        .route("/api/v0/swarm/addrs/local", post(netcmd::swarm_addrs_local))
+        .route("/api/v0/dht/findprovs", post(netcmd::dht_findprovs))
+        .route("/api/v0/dht/findpeer", post(netcmd::dht_findpeer))
+        .route("/api/v0/dht/provide", post(netcmd::dht_provide))
+        .route("/api/v0/bitswap/stat", post(netcmd::bitswap_stat))
+        .route("/api/v0/bitswap/wantlist", post(netcmd::bitswap_wantlist))
+        .route("/api/v0/stats/bw", post(netcmd::stats_bw))
+        .route("/api/v0/provide/stat", post(netcmd::provide_stat))
+        .route("/api/v0/shutdown", post(netcmd::shutdown))
+        .fallback(unknown_command)
+        .layer(middleware::from_fn_with_state(ctx.clone(), limit))
+        .layer(middleware::from_fn_with_state(ctx.clone(), guard))
+        .with_state(ctx)
+}
+
+async fn unknown_command(req: Request) -> ApiError {
+    let path = req.uri().path();
+    match path.strip_prefix("/api/v0/") {
+        Some(cmd) => ApiError::bad(format!("unknown command {cmd:?}")),
+        None => ApiError::bad(format!("{path} is not an API path: commands live under /api/v0/")),
+    }
+}
+
+/// Token, origin and `Host` checks, before anything else runs.
+async fn guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    if let Err(e) = check_request(&ctx, req.headers()) {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+fn check_request(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !ctx.token.is_empty() {
+        let sent =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        if !sent.is_some_and(|t| constant_time_eq(t.trim().as_bytes(), ctx.token.as_bytes())) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if ctx.loopback && !host.is_empty() && !is_loopback_host(host, ctx.port) {
+        return Err(ApiError::Forbidden(format!(
+            "Host {host:?} is not this API's loopback address; refusing (DNS rebinding protection)"
+        )));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let same = host.is_empty() || origin == format!("http://{host}");
+        if !same && origin != "null" {
+            return Err(ApiError::Forbidden(format!(
+                "requests from the web origin {origin} are not allowed to use the RPC API"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `127.0.0.1[:port]`, `localhost[:port]` or `[::1][:port]`.
+fn is_loopback_host(host: &str, port: u16) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, p)) if !name.ends_with(':') && p.parse::<u16>().is_ok() => {
+            if p.parse::<u16>() != Ok(port) {
+                return false;
+            }
+            name
+        }
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// At most [`MAX_REQUESTS`] at once; the permit rides along with a streamed body until it ends.
+async fn limit(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let Ok(permit) = ctx.limit.clone().acquire_owned().await else {
+        return ApiError::ShuttingDown.into_response();
+    };
+    let resp = next.run(req).await;
+    if resp.body().size_hint().exact().is_some() {
+        // A complete answer: the work is done, the permit can go.
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let body = body.into_data_stream().map(move |piece| {
+        let _held = &permit;
+        piece
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback_host("127.0.0.1:5001", 5001));
+        assert!(is_loopback_host("localhost:5001", 5001));
+        assert!(is_loopback_host("[::1]:5001", 5001));
+        assert!(is_loopback_host("localhost", 5001));
+        assert!(!is_loopback_host("evil.example:5001", 5001));
+        assert!(!is_loopback_host("127.0.0.1:80", 5001));
+        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+    }
+}

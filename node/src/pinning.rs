@@ -1,0 +1,136 @@
+//! Pinning content that may not be local yet: fetch the whole DAG (store first, then the
+//! network), make it durable, then pin it. The pin is recorded as pending in the store's
+//! `meta` tree before anything is fetched, so a pin interrupted by a crash or a restart resumes
+//! when the node starts again.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use cairn_protocol::{Block, Cid};
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::bitswap::{FetchError, Session};
+use crate::dag;
+use crate::pins::{self, PinError, PinKind};
+use crate::store::{key_of, Store, StoreError, Tree};
+
+/// Blocks fetched at once while walking a DAG to pin it.
+pub const PIN_FETCH_WINDOW: usize = 64;
+
+/// Prefix of pending-pin keys in the `meta` tree.
+const PENDING: &[u8] = b"pending-pin/";
+
+/// Why a remote pin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PinRemoteError {
+    /// A block could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A block could not be parsed for links.
+    #[error(transparent)]
+    Dag(#[from] dag::DagError),
+    /// Pinning failed.
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    /// A blocking task was cancelled (the node is shutting down).
+    #[error("interrupted: the node is shutting down; the pin resumes at the next start")]
+    Interrupted,
+}
+
+fn pending_key(cid: &Cid) -> Vec<u8> {
+    [PENDING, &cid.to_bytes()].concat()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, PinRemoteError> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| PinRemoteError::Interrupted)
+}
+
+/// Roots whose pin was interrupted, with the kind of pin asked for.
+pub async fn pending(store: &Store) -> Result<Vec<(Cid, PinKind)>, PinRemoteError> {
+    let store = store.clone();
+    blocking(move || {
+        let mut out = Vec::new();
+        store.meta().for_each(Tree::Meta, &mut |k, v| {
+            if let Some(rest) = k.strip_prefix(PENDING) {
+                let kind = if v == b"direct" { PinKind::Direct } else { PinKind::Recursive };
+                if let Ok(c) = Cid::try_from(rest) {
+                    out.push((c, kind));
+                }
+            }
+            true
+        })?;
+        Ok::<_, std::io::Error>(out)
+    })
+    .await?
+    .map_err(|e| PinRemoteError::Store(e.into()))
+}
+
+/// Fetch every block of the DAG under `root` that is not local, then pin it (recursively or
+/// only the root block). `progress` gets the number of blocks seen so far.
+pub async fn pin_remote(
+    store: &Store,
+    session: &Session,
+    root: Cid,
+    kind: PinKind,
+    name: Option<String>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), PinRemoteError> {
+    let s = store.clone();
+    blocking(move || {
+        s.meta().put(Tree::Meta, &pending_key(&root), kind.as_str().as_bytes())?;
+        s.meta().flush()
+    })
+    .await?
+    .map_err(|e| PinRemoteError::Store(e.into()))?;
+
+    let mut writer = store.writer();
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    let mut todo = vec![root];
+    let mut inflight = FuturesUnordered::new();
+    let mut count = 0u64;
+    seen.insert(key_of(&root));
+    loop {
+        while inflight.len() < PIN_FETCH_WINDOW {
+            let Some(cid) = todo.pop() else { break };
+            let (store, session) = (store.clone(), session.clone());
+            inflight.push(async move {
+                let local = {
+                    let s = store.clone();
+                    blocking(move || s.get(&cid)).await??
+                };
+                let (data, fetched) = match local {
+                    Some(b) => (b, false),
+                    None => (session.get(cid).await?, true),
+                };
+                Ok::<(Cid, Bytes, bool), PinRemoteError>((cid, data, fetched))
+            });
+        }
+        let Some(next) = inflight.next().await else { break };
+        let (cid, data, fetched) = next?;
+        count += 1;
+        progress(count);
+        if kind == PinKind::Recursive {
+            for child in dag::links(&cid, &data)?.into_iter().rev() {
+                if seen.insert(key_of(&child)) {
+                    todo.push(child);
+                }
+            }
+        }
+        if fetched {
+            writer.write(Block::new_unchecked(cid, data))?;
+        }
+    }
+    // Fetched blocks durable first, then the pin, then the pending mark goes.
+    let s = store.clone();
+    blocking(move || -> Result<(), PinRemoteError> {
+        writer.commit()?;
+        pins::add(&s, &root, kind, name)?;
+        s.meta().remove(Tree::Meta, &pending_key(&root)).map_err(StoreError::from)?;
+        s.meta().flush().map_err(StoreError::from)?;
+        Ok(())
+    })
+    .await?
+}

@@ -1,0 +1,51 @@
+//! Real `cairn daemon` processes on 127.0.0.1: three nodes chained by their bootstrap lists
+//! (C knows only B, B knows only A); `cairn get` on C returns the file added on A.
+
+use anyhow::{Context, Result};
+use cairn_tests::{Daemon, TestRepo};
+use std::fs;
+
+/// Point a repo's bootstrap list at `peers` (before its daemon starts).
+fn bootstrap_to(repo: &TestRepo, peers: &[String]) -> Result<()> {
+    let path = repo.path().join("config.toml");
+    let text = fs::read_to_string(&path)?;
+    let list = peers.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+    assert!(text.contains("bootstrap = []"), "config has an empty bootstrap list: {text}");
+    fs::write(&path, text.replace("bootstrap = []", &format!("bootstrap = [{list}]")))?;
+    Ok(())
+}
+
+/// The daemon's loopback TCP address with its peer ID.
+fn swarm_addr(repo: &TestRepo) -> Result<String> {
+    let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;
+    let peer = id["ID"].as_str().context("ID")?;
+    let addr = id["Addresses"]
+        .as_array()
+        .context("Addresses")?
+        .iter()
+        .filter_map(|a| a.as_str())
+        .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+        .context("a loopback TCP address")?
+        .to_string();
+    Ok(if addr.contains("/p2p/") { addr } else { format!("{addr}/p2p/{peer}") })
+}
+
+#[test]
+fn a_file_added_on_a_is_fetched_on_c_through_b() -> Result<()> {
+    let (a, b, c) = (TestRepo::new()?, TestRepo::new()?, TestRepo::new()?);
+    let _da = Daemon::start(&a)?;
+    bootstrap_to(&b, &[swarm_addr(&a)?])?;
+    let _db = Daemon::start(&b)?;
+    bootstrap_to(&c, &[swarm_addr(&b)?])?;
+    let _dc = Daemon::start(&c)?;
+
+    let src = a.scratch("file.bin");
+    let data = cairn_tests::prng(5 << 20);
+    fs::write(&src, &data)?;
+    let cid = a.ok(&["add", "-Q", src.to_str().unwrap()])?.trim().to_string();
+
+    let out = c.scratch("got.bin");
+    c.ok(&["get", &cid, "-o", out.to_str().unwrap()]).context("get on C")?;
+    assert_eq!(fs::read(&out)?, data, "C got A's bytes");
+    Ok(())
+}
