@@ -53,3 +53,37 @@ pub async fn run(store: Store, max_bytes: u64, shutdown: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use cairn_protocol::cids::{cid_for, HashFn, RAW};
+    use cairn_protocol::Block;
+
+    use super::*;
+    use crate::pins::{self, PinKind};
+    use crate::store::{DiskFiles, SledMeta};
+
+    #[test]
+    fn over_budget_unpinned_blocks_go_and_pinned_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(
+            Box::new(DiskFiles::open(&dir.path().join("blocks")).unwrap()),
+            Box::new(SledMeta::open(&dir.path().join("meta"), 1 << 20).unwrap()),
+        );
+        let blocks: Vec<Block> = (0..8u8)
+            .map(|i| {
+                let data = Bytes::from(vec![i; 64 * 1024]);
+                Block::new_unchecked(cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, &data), data)
+            })
+            .collect();
+        store.put_many(blocks.clone()).unwrap();
+        pins::add(&store, &blocks[0].cid, PinKind::Direct, None).unwrap();
+        assert_eq!(enforce(&store, 0).unwrap(), 0, "no budget: nothing evicted");
+        assert_eq!(enforce(&store, 8 * 64 * 1024).unwrap(), 0, "within budget: nothing evicted");
+        let freed = enforce(&store, 4 * 64 * 1024).unwrap();
+        assert_eq!(freed, 7 * 64 * 1024, "every unpinned block evicted");
+        assert!(store.has(&blocks[0].cid).unwrap(), "the pinned block stays");
+        assert!(!store.has(&blocks[1].cid).unwrap());
+    }
+}

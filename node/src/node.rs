@@ -87,7 +87,8 @@ impl Node {
             None => net_config(&repo)?,
         };
         let shutdown = CancellationToken::new();
-        let (net, swarm_task) = net::task::spawn(key, &cfg, shutdown.child_token())?;
+        let (net, swarm_task) =
+            net::task::spawn_with_store(key, &cfg, Some(repo.store().clone()), shutdown.child_token())?;
         let bitswap = Bitswap::start(net.clone(), repo.store().clone(), opts.bitswap, shutdown.child_token());
         let provider = Provider::start(net.clone(), repo.store().clone(), shutdown.child_token());
         let budget = tokio::spawn(crate::cache::run(

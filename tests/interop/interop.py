@@ -171,8 +171,15 @@ def kubo_checks(run, procs):
     mb = run.args.mb
     k = procs.Kubo(run.path("kubo-repo"), force_public=True, log_path=run.path("kubo.log"))
     run.procs.append(k)
+    # Two cairn DHT servers that know each other, both connected to kubo: kubo puts a DHT
+    # server in its routing table only once it answers FIND_NODE with at least one peer, and
+    # announces on /ipfs/kad/1.0.0 only while that table is not empty.
     a = run.cairn("cairn-k")
+    c = run.cairn("cairn-c")
+    a.cli("swarm", "connect", c.addr)
     a.cli("swarm", "connect", k.addr)
+    c.cli("swarm", "connect", k.addr)
+    time.sleep(2)
 
     def kubo_fetches_from_cairn():
         src = run.path("to-kubo.bin")
@@ -199,8 +206,6 @@ def kubo_checks(run, procs):
         return "%.1f MB/s" % (mb * 1.048576 / (time.time() - t))
 
     def cairn_finds_kubo_via_dht():
-        c = run.cairn("cairn-c")
-        c.cli("swarm", "connect", k.addr)
         deadline = time.time() + 60
         while time.time() < deadline:
             out = c.cli("dht", "findprovs", kubo_cid["cid"], timeout=90)

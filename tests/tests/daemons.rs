@@ -49,3 +49,43 @@ fn a_file_added_on_a_is_fetched_on_c_through_b() -> Result<()> {
     assert_eq!(fs::read(&out)?, data, "C got A's bytes");
     Ok(())
 }
+
+/// A number field of `cairn provide stat --json`.
+fn provide_stat(repo: &TestRepo, field: &str) -> Result<u64> {
+    let v: serde_json::Value = serde_json::from_str(&repo.ok(&["provide", "stat", "--json"])?)?;
+    v[field].as_u64().with_context(|| format!("{field} in {v}"))
+}
+
+#[test]
+fn a_restarted_daemon_keeps_its_identity_pins_and_provider_records() -> Result<()> {
+    let a = TestRepo::new()?;
+    let mut da = Daemon::start(&a)?;
+    let id = a.ok(&["id"])?;
+    let src = a.scratch("file.bin");
+    fs::write(&src, cairn_tests::prng(3 << 20))?;
+    let cid = a.ok(&["add", "-Q", src.to_str().unwrap()])?.trim().to_string();
+    let keys = cairn_tests::wait_for(std::time::Duration::from_secs(30), || {
+        provide_stat(&a, "TotalKeys").ok().filter(|n| *n >= 4)
+    })?;
+    a.ok(&["shutdown"])?;
+    da.wait_exit(std::time::Duration::from_secs(30))?;
+
+    let _da = Daemon::start(&a)?;
+    assert_eq!(a.ok(&["id"])?, id, "same identity");
+    assert!(a.ok(&["pin", "ls", "--type", "recursive"])?.contains(&cid), "the pin survived");
+    let after = cairn_tests::wait_for(std::time::Duration::from_secs(30), || {
+        provide_stat(&a, "TotalKeys").ok().filter(|n| *n == keys)
+    });
+    assert!(after.is_ok(), "the announcement schedule survived: {keys} keys before");
+
+    // A newcomer that knows only A finds A as the provider: A answers for its keys at once.
+    let b = TestRepo::new()?;
+    bootstrap_to(&b, &[swarm_addr(&a)?])?;
+    let _db = Daemon::start(&b)?;
+    let peer = swarm_addr(&a)?.rsplit('/').next().context("peer id")?.to_string();
+    let found = cairn_tests::wait_for(std::time::Duration::from_secs(30), || {
+        b.ok(&["dht", "findprovs", &cid]).ok().filter(|out| out.contains(&peer))
+    });
+    assert!(found.is_ok(), "B found A as provider of {cid} after A's restart");
+    Ok(())
+}

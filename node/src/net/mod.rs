@@ -9,9 +9,11 @@
 //! - [`transport`]: building the swarm over TCP+noise/TLS+yamux and QUIC, or over the memory
 //!   transport for in-process tests.
 //! - [`records`]: the Kademlia record store (provider records with bounded lists per key).
+//! - [`persist`]: other peers' provider records kept across restarts, written off the swarm task.
 //! - [`task`]: the swarm event loop.
 
 pub mod behaviour;
+pub mod persist;
 pub mod records;
 pub mod task;
 pub mod transport;

@@ -11,6 +11,8 @@ use libp2p::kad::store::{Error, Result};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::PeerId;
 
+use super::persist::{Change, Persister};
+
 /// Providers kept per key: the replication factor, as go-libp2p-kad-dht keeps.
 pub const MAX_PROVIDERS_PER_KEY: usize = 20;
 
@@ -26,6 +28,8 @@ pub const MAX_VALUE_BYTES: usize = 10 * 1024;
 /// In-memory record store; see the module docs.
 pub struct RecordStore {
     local: PeerId,
+    /// Where changes to remote provider records go to be kept across restarts.
+    persist: Option<Persister>,
     records: HashMap<RecordKey, Record>,
     providers: HashMap<RecordKey, Vec<ProviderRecord>>,
     provided: HashMap<RecordKey, ProviderRecord>,
@@ -34,7 +38,21 @@ pub struct RecordStore {
 impl RecordStore {
     /// An empty store for the node `local`.
     pub fn new(local: PeerId) -> Self {
-        RecordStore { local, records: HashMap::new(), providers: HashMap::new(), provided: HashMap::new() }
+        RecordStore {
+            local,
+            persist: None,
+            records: HashMap::new(),
+            providers: HashMap::new(),
+            provided: HashMap::new(),
+        }
+    }
+
+    /// Load persisted records, then send every later change to `persist`.
+    pub fn restore(&mut self, records: Vec<ProviderRecord>, persist: Persister) {
+        for r in records {
+            let _ = libp2p::kad::store::RecordStore::add_provider(self, r);
+        }
+        self.persist = Some(persist);
     }
 
     /// Number of keys we provide ourselves.
@@ -89,13 +107,20 @@ impl libp2p::kad::store::RecordStore for RecordStore {
             hash_map::Entry::Vacant(_) if len >= MAX_PROVIDER_KEYS => return Err(Error::MaxProvidedKeys),
             hash_map::Entry::Vacant(e) => e.insert(Vec::new()),
         };
-        if let Some(existing) = list.iter_mut().find(|p| p.provider == record.provider) {
+        let kept = if let Some(existing) = list.iter_mut().find(|p| p.provider == record.provider) {
             // A re-announcement refreshes expiry and addresses.
-            *existing = record;
+            *existing = record.clone();
+            true
         } else if list.len() < MAX_PROVIDERS_PER_KEY {
             // Keep the oldest providers when full: a flood of fresh peer IDs cannot push out
             // the ones that have served the key for long.
-            list.push(record);
+            list.push(record.clone());
+            true
+        } else {
+            false
+        };
+        if let (true, Some(p)) = (kept, &self.persist) {
+            p.send(Change::Put(record));
         }
         Ok(())
     }
@@ -116,6 +141,9 @@ impl libp2p::kad::store::RecordStore for RecordStore {
         if *p == self.local {
             self.provided.remove(k);
             return;
+        }
+        if let Some(persist) = &self.persist {
+            persist.send(Change::Remove(k.clone(), *p));
         }
         if let hash_map::Entry::Occupied(mut e) = self.providers.entry(k.clone()) {
             e.get_mut().retain(|r| &r.provider != p);

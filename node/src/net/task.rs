@@ -56,8 +56,23 @@ pub fn spawn(
     cfg: &NetConfig,
     shutdown: CancellationToken,
 ) -> Result<(Network, JoinHandle<()>), NetError> {
+    spawn_with_store(key, cfg, None, shutdown)
+}
+
+/// [`spawn`], keeping other peers' provider records in `store` across restarts.
+pub fn spawn_with_store(
+    key: Keypair,
+    cfg: &NetConfig,
+    store: Option<crate::store::Store>,
+    shutdown: CancellationToken,
+) -> Result<(Network, JoinHandle<()>), NetError> {
     let peer_id = key.public().to_peer_id();
     let mut swarm = transport::build(key, cfg)?;
+    if let Some(store) = store {
+        let records = super::persist::load(&store);
+        tracing::debug!(records = records.len(), "provider records restored");
+        swarm.behaviour_mut().kad.store_mut().restore(records, super::persist::Persister::start(store));
+    }
     for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())
@@ -204,11 +219,13 @@ impl Task {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
             // rust-libp2p's Kademlia does not learn addresses by itself: feed it the listen
             // addresses of peers that serve the DHT.
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
-                if info.protocols.contains(&KAD_PROTOCOL) =>
-            {
-                for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+                let dht = info.protocols.contains(&KAD_PROTOCOL);
+                tracing::debug!(%peer_id, dht, agent = %info.agent_version, "identified");
+                if dht {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
                 }
             }
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {

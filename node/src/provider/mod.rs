@@ -168,6 +168,7 @@ async fn run(
     mut rx: mpsc::Receiver<Vec<Cid>>,
     shutdown: CancellationToken,
 ) {
+    restore_local(&net, &store).await;
     let mut check = tokio::time::interval(CHECK_INTERVAL);
     let mut running: Option<tokio::task::JoinHandle<Option<sweep::SweepReport>>> = None;
     loop {
@@ -219,6 +220,40 @@ async fn run(
                 let report = done.ok().flatten();
                 record(&store, &state, report).await;
             }
+        }
+    }
+}
+
+/// After a restart, answer `GET_PROVIDERS` for every scheduled key at once instead of only
+/// after the next sweep: the DHT still holds records pointing at us.
+async fn restore_local(net: &Network, store: &Store) {
+    let s = store.clone();
+    let keys = tokio::task::spawn_blocking(move || {
+        let mut keys = Vec::new();
+        let _ = s.meta().for_each(Tree::Provide, &mut |k, _| {
+            if let Ok(cid) = Cid::try_from(k) {
+                keys.push(cid.hash().to_bytes());
+            }
+            true
+        });
+        keys
+    })
+    .await
+    .unwrap_or_default();
+    if keys.is_empty() {
+        return;
+    }
+    let mut addrs = Vec::new();
+    for _ in 0..100 {
+        addrs = net.addrs().await.unwrap_or_default().into_iter().filter(sweep::is_announceable).collect();
+        if !addrs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for chunk in keys.chunks(4096) {
+        if net.add_local_providers(chunk.to_vec(), addrs.clone()).await.is_err() {
+            return;
         }
     }
 }

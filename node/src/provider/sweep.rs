@@ -146,7 +146,7 @@ pub async fn sweep(net: &Network, cids: Vec<Cid>) -> Result<SweepReport, NetErro
 }
 
 /// Addresses worth giving to others: not unspecified (`0.0.0.0`) ones.
-fn is_announceable(a: &Multiaddr) -> bool {
+pub(crate) fn is_announceable(a: &Multiaddr) -> bool {
     !a.iter().any(|p| match p {
         Protocol::Ip4(ip) => ip.is_unspecified(),
         Protocol::Ip6(ip) => ip.is_unspecified(),

@@ -16,6 +16,8 @@ pub enum Tree {
     /// Keys this node announces to the DHT, keyed by multihash, valued by the Unix time of
     /// their last announcement (0: never), so the schedule survives restarts.
     Provide,
+    /// Other peers' provider records (the DHT record store's persistent copy).
+    Providers,
 }
 
 impl Tree {
@@ -25,6 +27,7 @@ impl Tree {
             Tree::Pins => "pins",
             Tree::Meta => "meta",
             Tree::Provide => "provide",
+            Tree::Providers => "providers",
         }
     }
 }
