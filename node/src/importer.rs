@@ -284,6 +284,32 @@ fn import_file(
     sink: &mut Sink,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FileRoot, ImportError> {
+    build_file(reader, settings, meta, progress, &mut |b| sink.put(b)).map_err(|e| match e {
+        BuildError::Read(source) => ImportError::Read { path: PathBuf::new(), source },
+        BuildError::Emit(e) => e.into(),
+    })
+}
+
+/// Why [`build_file`] stopped.
+#[derive(Debug)]
+pub enum BuildError<E> {
+    /// Reading the input failed.
+    Read(io::Error),
+    /// The block consumer failed.
+    Emit(E),
+}
+
+/// The import pipeline for one file, over any reader: one thread reads and cuts chunks,
+/// hashing workers (one per core) turn them into leaves, and the calling thread puts them back
+/// in order and builds the DAG, handing every block to `emit`. The first error of `emit` stops
+/// it. Every channel is bounded, so memory stays at a few chunks per stage.
+pub fn build_file<E>(
+    reader: impl Read + Send,
+    settings: &ImportSettings,
+    meta: Metadata,
+    progress: &(dyn Fn(u64) + Sync),
+    emit: &mut dyn FnMut(Block) -> Result<(), E>,
+) -> Result<FileRoot, BuildError<E>> {
     let workers = thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
     let (chunk_tx, chunk_rx) = bounded::<(u64, Bytes)>(STAGE_QUEUE);
     let (leaf_tx, leaf_rx) = bounded::<(u64, Leaf)>(STAGE_QUEUE);
@@ -303,15 +329,16 @@ fn import_file(
         let mut builder = FileBuilder::new(settings).with_metadata(meta);
         let mut waiting: BTreeMap<u64, Leaf> = BTreeMap::new();
         let mut next = 0u64;
-        let mut err: Option<StoreError> = None;
+        let mut err: Option<E> = None;
+        let mut put = |b: Block, err: &mut Option<E>| {
+            if err.is_none() {
+                *err = emit(b).err();
+            }
+        };
         for (seq, leaf) in leaf_rx.iter() {
             waiting.insert(seq, leaf);
             while let Some(leaf) = waiting.remove(&next) {
-                builder.push(leaf, &mut |b| {
-                    if err.is_none() {
-                        err = sink.put(b).err();
-                    }
-                });
+                builder.push(leaf, &mut |b| put(b, &mut err));
                 next += 1;
             }
             if err.is_some() {
@@ -322,22 +349,20 @@ fn import_file(
         drop(leaf_rx);
         let read_result = reader_thread.join().expect("reader thread panicked");
         if let Some(e) = err {
-            return Err(e.into());
+            return Err(BuildError::Emit(e));
         }
-        read_result.map_err(|source| ImportError::Read { path: PathBuf::new(), source })?;
-        let root = builder.finish(&mut |b| {
-            if err.is_none() {
-                err = sink.put(b).err();
-            }
-        });
+        read_result.map_err(BuildError::Read)?;
+        let root = builder.finish(&mut |b| put(b, &mut err));
         match err {
-            Some(e) => Err(e.into()),
+            Some(e) => Err(BuildError::Emit(e)),
             None => Ok(root),
         }
     })
 }
 
-/// Read `reader` to the end, cutting chunks; zero-copy slices of one growing buffer.
+/// Read `reader` to the end, cutting chunks; zero-copy slices of one growing buffer. The
+/// window is filled completely before a cut: readers such as request bodies deliver small
+/// pieces, and zeroing a fresh window per piece would cost more than the hashing.
 fn read_chunks(
     mut reader: impl Read,
     settings: &ImportSettings,
@@ -353,18 +378,23 @@ fn read_chunks(
     let mut total = 0u64;
     loop {
         while !eof && buf.len() < max {
-            let old = buf.len();
-            buf.resize(old + read_size, 0);
-            let n = loop {
-                match reader.read(&mut buf[old..]) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other,
+            let mut filled = buf.len();
+            buf.resize(filled + read_size, 0);
+            while filled < buf.len() {
+                match reader.read(&mut buf[filled..]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        filled += n;
+                        total += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
                 }
-            };
-            let n = n?;
-            buf.truncate(old + n);
-            eof = n == 0;
-            total += n as u64;
+            }
+            buf.truncate(filled);
             progress(total);
         }
         if buf.is_empty() {
@@ -372,8 +402,7 @@ fn read_chunks(
         }
         let window = buf.len().min(max);
         let n = chunker.cut(&buf[..window]);
-        let chunk = buf.split_to(n).freeze();
-        if tx.send((seq, chunk)).is_err() {
+        if tx.send((seq, buf.split_to(n).freeze())).is_err() {
             return Ok(());
         }
         seq += 1;

@@ -16,19 +16,17 @@
 //! read: a blocking client writes its whole body before reading, so answering earlier could
 //! fill the socket both ways.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{self, Read};
-use std::thread;
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{Multipart, State};
 use axum::response::Response;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cairn_protocol::chunker::ChunkerSpec;
 use cairn_protocol::cids::HashFn;
 use cairn_protocol::dir::{self, DirBuilder, DirEntry};
-use cairn_protocol::file::{FileBuilder, FileRoot, Leaf};
 use cairn_protocol::profile::{ImportSettings, Layout};
 use cairn_protocol::unixfs::Metadata;
 use cairn_protocol::{Block, Cid};
@@ -39,14 +37,12 @@ use super::args::Args;
 use super::error::ApiError;
 use super::stream::ndjson;
 use super::Ctx;
+use crate::importer;
 use crate::pins::{self, PinKind};
 use crate::store::{BatchWriter, Store, StoreError};
 
 /// Parts (and file chunks) queued for the session thread.
 const PART_QUEUE: usize = 8;
-
-/// Chunks or leaves queued between the stages of one file's pipeline.
-const STAGE_QUEUE: usize = 4;
 
 /// Longest symlink target accepted (Linux's `PATH_MAX`).
 const MAX_SYMLINK: usize = 4096;
@@ -358,21 +354,15 @@ impl Session {
         self.enter(&segs[..segs.len().saturating_sub(1)])?;
         let mut data = PartReader { rx, cur: Bytes::new(), done: false };
         let settings = self.opts.settings.clone();
-        let root = {
-            let mut sink_err = None;
-            let writer = &mut self.writer;
-            let root = import_file(&mut data, &settings, meta, &mut |b| {
-                if sink_err.is_none() {
-                    if let Some(w) = writer.as_mut() {
-                        sink_err = w.write(b).err();
-                    }
-                }
-            });
-            if let Some(e) = sink_err {
-                return Err(e.into());
-            }
-            root.map_err(|e| ApiError::failed(format!("reading {path} from the request: {e}")))?
-        };
+        let writer = &mut self.writer;
+        let root = importer::build_file(&mut data, &settings, meta, &|_| {}, &mut |b| match writer.as_mut() {
+            Some(w) => w.write(b),
+            None => Ok(()),
+        })
+        .map_err(|e| match e {
+            importer::BuildError::Emit(e) => ApiError::from(e),
+            importer::BuildError::Read(e) => ApiError::failed(format!("reading {path} from the request: {e}")),
+        })?;
         let rel = segs.join("/");
         if self.opts.progress {
             let name = if rel.is_empty() { root.cid.to_string() } else { rel.clone() };
@@ -445,88 +435,6 @@ impl Read for PartReader<'_> {
         out[..n].copy_from_slice(&self.cur[..n]);
         bytes::Buf::advance(&mut self.cur, n);
         Ok(n)
-    }
-}
-
-/// Chunk, hash and build one file: a reader thread cuts chunks, workers turn them into leaves
-/// (hashing), and this thread puts them back in order and builds the DAG, emitting blocks to
-/// `emit`. The same pipeline as the offline importer, over any reader.
-fn import_file(
-    reader: &mut (dyn Read + Send),
-    settings: &ImportSettings,
-    meta: Metadata,
-    emit: &mut dyn FnMut(Block),
-) -> io::Result<FileRoot> {
-    let workers = thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
-    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<(u64, Bytes)>(STAGE_QUEUE);
-    let (leaf_tx, leaf_rx) = crossbeam_channel::bounded::<(u64, Leaf)>(STAGE_QUEUE);
-    thread::scope(|s| {
-        let cutter = s.spawn(move || cut_chunks(reader, settings, chunk_tx));
-        for _ in 0..workers {
-            let (rx, tx) = (chunk_rx.clone(), leaf_tx.clone());
-            s.spawn(move || {
-                for (seq, chunk) in rx {
-                    if tx.send((seq, Leaf::new(settings, chunk))).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop((chunk_rx, leaf_tx));
-        let mut builder = FileBuilder::new(settings).with_metadata(meta);
-        let mut waiting: BTreeMap<u64, Leaf> = BTreeMap::new();
-        let mut next = 0u64;
-        for (seq, leaf) in leaf_rx.iter() {
-            waiting.insert(seq, leaf);
-            while let Some(leaf) = waiting.remove(&next) {
-                builder.push(leaf, emit);
-                next += 1;
-            }
-        }
-        cutter.join().expect("chunk cutter panicked")?;
-        Ok(builder.finish(emit))
-    })
-}
-
-/// Read to the end, cutting chunks out of one growing buffer (zero-copy slices).
-fn cut_chunks(
-    reader: &mut (dyn Read + Send),
-    settings: &ImportSettings,
-    tx: crossbeam_channel::Sender<(u64, Bytes)>,
-) -> io::Result<()> {
-    let mut chunker = settings.chunker.build();
-    let max = chunker.max_size();
-    let read_size = max.max(256 * 1024);
-    let mut buf = BytesMut::new();
-    let mut eof = false;
-    let mut seq = 0u64;
-    loop {
-        while !eof && buf.len() < max {
-            // Fill the whole window before cutting: request bodies arrive in small pieces, and
-            // zeroing a fresh window per piece would cost more than the hashing.
-            let mut filled = buf.len();
-            buf.resize(filled + read_size, 0);
-            while filled < buf.len() {
-                match reader.read(&mut buf[filled..]) {
-                    Ok(0) => {
-                        eof = true;
-                        break;
-                    }
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            buf.truncate(filled);
-        }
-        if buf.is_empty() {
-            return Ok(());
-        }
-        let n = chunker.cut(&buf[..buf.len().min(max)]);
-        if tx.send((seq, buf.split_to(n).freeze())).is_err() {
-            return Ok(());
-        }
-        seq += 1;
     }
 }
 
