@@ -13,6 +13,7 @@
 //! - [`bitswap`]: the Bitswap engine: serving peers' wants (ledgers) and fetch sessions.
 //! - [`node`]: a running node: swarm, Bitswap and provider started and stopped together.
 //! - [`api`]: the RPC API (kubo's `/api/v0/…` over HTTP) that `cairn daemon` serves.
+//! - [`gateway`]: the HTTP gateway (path, trustless and subdomain) that `cairn daemon` serves.
 //! - [`provider`]: the DHT announcement schedule (persisted, re-announced every 22 h).
 //! - [`pinning`]: pinning remote content (fetch the DAG, then pin; resumes after a restart).
 //! - [`cache`]: the storage budget: unpinned blocks evicted past `store.max_size_bytes`.
@@ -23,6 +24,7 @@ pub mod cache;
 pub mod car_io;
 pub mod dag;
 pub mod exporter;
+pub mod gateway;
 pub mod gc;
 pub mod importer;
 pub mod maintenance;

@@ -135,8 +135,20 @@ impl Node {
     /// one Bitswap session, asking for the next [`READ_AHEAD`] blocks in file order as soon as
     /// their parent is known. Call it from a blocking thread (`spawn_blocking`).
     pub fn fetcher(&self) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
+        self.fetcher_session(self.bitswap.session())
+    }
+
+    /// [`Node::fetcher`] that fails a block with [`crate::bitswap::FetchError::Timeout`] when
+    /// no peer delivers it within `timeout`.
+    pub fn fetcher_with_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
+        self.fetcher_session(self.bitswap.session_with_timeout(timeout))
+    }
+
+    fn fetcher_session(&self, session: Session) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
         let store = self.store().clone();
-        let session = self.bitswap.session();
         let handle = tokio::runtime::Handle::current();
         let ahead = Arc::new(Mutex::new(ReadAhead::default()));
         move |cid: &Cid| {

@@ -129,6 +129,12 @@ pub fn to_text_in(cid: &Cid, base: Base) -> String {
     }
 }
 
+/// The same content named as a CIDv1 (same codec and multihash), whose text form is base32:
+/// what subdomain gateways need, since DNS labels are case-insensitive.
+pub fn to_v1(cid: &Cid) -> Cid {
+    Cid::new_v1(cid.codec(), *cid.hash())
+}
+
 /// Build the CID of `data` with the given version, codec and hash. CIDv0 requires dag-pb and
 /// sha2-256; callers pick settings that satisfy that (the profile validates it).
 pub fn cid_for(version: cid::Version, codec: u64, hash: HashFn, data: &[u8]) -> Cid {

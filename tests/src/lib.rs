@@ -176,6 +176,8 @@ pub struct Daemon {
     pub api_file: PathBuf,
     /// The API's address, from the `api` file.
     pub api: std::net::SocketAddr,
+    /// The gateway's URL (`http://127.0.0.1:PORT`), from the `gateway` file.
+    pub gateway: String,
     /// Lines the daemon printed on stdout so far.
     output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -198,7 +200,7 @@ impl Daemon {
             }
         });
         let api_file = repo.path().join("api");
-        let mut daemon = Daemon { child, api_file, api: "127.0.0.1:0".parse()?, output };
+        let mut daemon = Daemon { child, api_file, api: "127.0.0.1:0".parse()?, gateway: String::new(), output };
         let api = wait_for(Duration::from_secs(60), || {
             if daemon.child.try_wait().ok().flatten().is_some() {
                 return Some(Err(anyhow::anyhow!("the daemon exited: {:?}", daemon.output())));
@@ -209,6 +211,7 @@ impl Daemon {
         })
         .with_context(|| format!("waiting for the daemon to be ready; it printed {:?}", daemon.output()))??;
         daemon.api = api;
+        daemon.gateway = fs::read_to_string(repo.path().join("gateway")).unwrap_or_default().trim().to_string();
         Ok(daemon)
     }
 
@@ -284,4 +287,78 @@ pub fn http_post(
     let head = String::from_utf8_lossy(&resp[..split]).to_string();
     let status = head.split_whitespace().nth(1).context("no HTTP status")?.parse()?;
     Ok((status, resp[split + 4..].to_vec()))
+}
+
+/// Point a repo's bootstrap list at `peers` (before its daemon starts).
+pub fn bootstrap_to(repo: &TestRepo, peers: &[String]) -> Result<()> {
+    let path = repo.path().join("config.toml");
+    let text = fs::read_to_string(&path)?;
+    let list = peers.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
+    if !text.contains("bootstrap = []") {
+        bail!("config has no empty bootstrap list: {text}");
+    }
+    fs::write(&path, text.replace("bootstrap = []", &format!("bootstrap = [{list}]")))?;
+    Ok(())
+}
+
+/// A running daemon's loopback TCP address with its peer ID (from `cairn id`).
+pub fn swarm_addr(repo: &TestRepo) -> Result<String> {
+    let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;
+    let peer = id["ID"].as_str().context("ID")?;
+    let addr = id["Addresses"]
+        .as_array()
+        .context("Addresses")?
+        .iter()
+        .filter_map(|a| a.as_str())
+        .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+        .context("a loopback TCP address")?
+        .to_string();
+    Ok(if addr.contains("/p2p/") { addr } else { format!("{addr}/p2p/{peer}") })
+}
+
+/// One HTTP exchange as `curl` saw it.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Response headers, names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Run `curl` (no redirects followed, paths sent as written) with `args` and the `url`;
+/// the status, headers and body of the response.
+pub fn curl(url: &str, args: &[&str]) -> Result<Reply> {
+    let dir = tempfile::tempdir()?;
+    let (head, body) = (dir.path().join("head"), dir.path().join("body"));
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--path-as-is", "--max-time", "60", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(["-w", "%{http_code}"])
+        .args(args)
+        .arg(url);
+    let out = run_with_deadline(cmd, Duration::from_secs(90))?;
+    if !out.status.success() {
+        bail!("curl {args:?} {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let status = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    let head = fs::read_to_string(&head)?;
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(Reply { status, headers, body: fs::read(&body).unwrap_or_default() })
 }

@@ -2,33 +2,8 @@
 //! (C knows only B, B knows only A); `cairn get` on C returns the file added on A.
 
 use anyhow::{Context, Result};
-use cairn_tests::{Daemon, TestRepo};
+use cairn_tests::{bootstrap_to, swarm_addr, Daemon, TestRepo};
 use std::fs;
-
-/// Point a repo's bootstrap list at `peers` (before its daemon starts).
-fn bootstrap_to(repo: &TestRepo, peers: &[String]) -> Result<()> {
-    let path = repo.path().join("config.toml");
-    let text = fs::read_to_string(&path)?;
-    let list = peers.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(", ");
-    assert!(text.contains("bootstrap = []"), "config has an empty bootstrap list: {text}");
-    fs::write(&path, text.replace("bootstrap = []", &format!("bootstrap = [{list}]")))?;
-    Ok(())
-}
-
-/// The daemon's loopback TCP address with its peer ID.
-fn swarm_addr(repo: &TestRepo) -> Result<String> {
-    let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;
-    let peer = id["ID"].as_str().context("ID")?;
-    let addr = id["Addresses"]
-        .as_array()
-        .context("Addresses")?
-        .iter()
-        .filter_map(|a| a.as_str())
-        .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
-        .context("a loopback TCP address")?
-        .to_string();
-    Ok(if addr.contains("/p2p/") { addr } else { format!("{addr}/p2p/{peer}") })
-}
 
 #[test]
 fn a_file_added_on_a_is_fetched_on_c_through_b() -> Result<()> {

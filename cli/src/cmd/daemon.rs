@@ -1,9 +1,9 @@
-//! `cairn daemon`: open the repo (holding its lock for the whole run), start the node and the
-//! RPC API, announce the API in the repo's `api` file, and run until Ctrl-C, SIGTERM or the
-//! API's `shutdown`.
+//! `cairn daemon`: open the repo (holding its lock for the whole run), start the node, the
+//! RPC API and the HTTP gateway, announce them in the repo's `api` and `gateway` files, and run
+//! until Ctrl-C, SIGTERM or the API's `shutdown`.
 //!
-//! Shutdown order: stop accepting API requests and let running ones finish (bounded), remove
-//! the `api` file (so clients stop trying the API while the lock is still held), stop every
+//! Shutdown order: stop accepting API and gateway requests and let running ones finish
+//! (bounded), remove the `api` and `gateway` files (so clients stop trying the API while the lock is still held), stop every
 //! node task and flush the store, then release the lock by exiting. A second Ctrl-C exits at
 //! once.
 
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cairn_node::api::{ApiOptions, Server};
+use cairn_node::gateway::{self, GatewayOptions};
 use cairn_node::node::{Node, NodeOptions};
 use cairn_node::repo::Repo;
 use tokio::signal::unix::{signal, SignalKind};
@@ -53,6 +54,9 @@ async fn daemon(path: &Path) -> Result<()> {
     let api_path = client::api_file(path);
     let _ = fs::remove_file(&api_path);
     let api_opts = ApiOptions::from(&repo.config().network);
+    let gateway_opts = GatewayOptions::from_repo(&repo);
+    let gateway_path = path.join("gateway");
+    let _ = fs::remove_file(&gateway_path);
     let node = Arc::new(Node::start(repo, NodeOptions::default()).await.context("starting the node")?);
     let token = node.shutdown_token();
     let server = match Server::bind(node.clone(), &api_opts).await {
@@ -62,12 +66,29 @@ async fn daemon(path: &Path) -> Result<()> {
             return Err(e.into());
         }
     };
+    let gateway = match &gateway_opts {
+        None => None,
+        Some(opts) => match gateway::Server::bind(node.clone(), opts).await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                stop_node(node).await;
+                return Err(e.into());
+            }
+        },
+    };
     let api_addr = server.multiaddr();
-    if let Err(e) = write_api_file(&api_path, &api_addr) {
+    let written = write_file_atomically(&api_path, &api_addr).and_then(|()| match &gateway {
+        Some(g) => write_file_atomically(&gateway_path, &format!("http://{}", g.local_addr())),
+        None => Ok(()),
+    });
+    if let Err(e) = written {
         stop_node(node).await;
         return Err(e);
     }
     println!("API server listening on {api_addr}");
+    if let Some(g) = &gateway {
+        println!("Gateway server listening on {}", g.multiaddr());
+    }
     for a in listen_addrs(&node).await {
         println!("Swarm listening on {a}");
     }
@@ -75,21 +96,29 @@ async fn daemon(path: &Path) -> Result<()> {
     let _ = std::io::stdout().flush();
 
     tokio::spawn(watch_signals(token.clone()));
+    let gateway_task = gateway.map(|g| tokio::spawn(g.serve(token.clone())));
     let served = server.serve(token.clone()).await;
     token.cancel();
     println!("Shutting down");
     let _ = fs::remove_file(&api_path);
+    let _ = fs::remove_file(&gateway_path);
+    if let Some(t) = gateway_task {
+        if let Ok(Err(e)) = t.await {
+            tracing::warn!("the gateway stopped with an error: {e}");
+        }
+    }
     stop_node(node).await;
     println!("Daemon stopped");
     served.context("serving the RPC API")
 }
 
-/// Write the API's multiaddr into the repo's `api` file (atomically: temporary file, rename).
-fn write_api_file(api_path: &Path, addr: &str) -> Result<()> {
-    let tmp = api_path.with_extension("tmp");
-    fs::write(&tmp, addr)
-        .and_then(|()| fs::rename(&tmp, api_path))
-        .with_context(|| format!("writing {} (clients find the daemon through it)", api_path.display()))
+/// Write `text` to `path` atomically (temporary file, rename): the `api` and `gateway` files
+/// clients find the daemon through.
+fn write_file_atomically(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text)
+        .and_then(|()| fs::rename(&tmp, path))
+        .with_context(|| format!("writing {} (clients find the daemon through it)", path.display()))
 }
 
 /// The swarm's listen addresses, once it has reported them (or whatever it has after

@@ -65,14 +65,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::HttpBody;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -310,17 +308,7 @@ async fn limit(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
     let Ok(permit) = ctx.limit.clone().acquire_owned().await else {
         return ApiError::ShuttingDown.into_response();
     };
-    let resp = next.run(req).await;
-    if resp.body().size_hint().exact().is_some() {
-        // A complete answer: the work is done, the permit can go.
-        return resp;
-    }
-    let (parts, body) = resp.into_parts();
-    let body = body.into_data_stream().map(move |piece| {
-        let _held = &permit;
-        piece
-    });
-    Response::from_parts(parts, axum::body::Body::from_stream(body))
+    stream::hold_until_body_ends(next.run(req).await, permit)
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use bytes::{Bytes, BytesMut};
 use cairn_protocol::reader::FetchError;
 use cairn_protocol::Cid;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
@@ -30,27 +32,22 @@ pub const STREAM_QUEUE: usize = 8;
 /// Bytes [`BodyWriter`] collects before it sends a piece.
 pub const PIECE: usize = 256 * 1024;
 
-enum Msg {
-    Data(Bytes),
-    Failed(ApiError),
-}
-
 /// The producer's end of a streaming body.
 pub struct BodyWriter {
-    tx: mpsc::Sender<Msg>,
+    tx: mpsc::Sender<Bytes>,
     buf: BytesMut,
     /// Cancelled when the response body is dropped (the client went away).
     token: CancellationToken,
+    /// Longest wait for the client to take a piece before giving up on it.
+    send_timeout: Option<Duration>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl BodyWriter {
     /// Send `bytes` as one piece (after whatever is buffered), without copying.
     pub fn send(&mut self, bytes: Bytes) -> io::Result<()> {
         self.flush_buf()?;
-        if !bytes.is_empty() {
-            self.tx.blocking_send(Msg::Data(bytes)).map_err(|_| gone())?;
-        }
-        Ok(())
+        self.push(bytes)
     }
 
     /// Whether the client has gone away (the response was dropped).
@@ -64,11 +61,27 @@ impl BodyWriter {
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let piece = self.buf.split().freeze();
-            self.tx.blocking_send(Msg::Data(piece)).map_err(|_| gone())?;
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let piece = self.buf.split().freeze();
+        self.push(piece)
+    }
+
+    fn push(&mut self, piece: Bytes) -> io::Result<()> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        match self.send_timeout {
+            None => self.tx.blocking_send(piece).map_err(|_| gone()),
+            Some(t) => match self.runtime.block_on(tokio::time::timeout(t, self.tx.send(piece))) {
+                Ok(sent) => sent.map_err(|_| gone()),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the client read nothing for {t:?}; giving up on it"),
+                )),
+            },
+        }
     }
 }
 
@@ -96,39 +109,78 @@ pub async fn blocking_body<F>(content_type: &'static str, produce: F) -> Result<
 where
     F: FnOnce(&mut BodyWriter) -> Result<(), ApiError> + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel(STREAM_QUEUE);
-    let token = CancellationToken::new();
-    let guard = token.clone().drop_guard();
-    tokio::task::spawn_blocking(move || {
-        let mut w = BodyWriter { tx, buf: BytesMut::with_capacity(PIECE), token };
-        let result = produce(&mut w).and_then(|()| w.flush_buf().map_err(ApiError::from));
-        if let Err(e) = result {
-            if !w.is_closed() {
-                tracing::debug!("streamed response failed: {e}");
-            }
-            let _ = w.tx.blocking_send(Msg::Failed(e));
-        }
-    });
-    let first = match rx.recv().await {
-        Some(Msg::Failed(e)) => return Err(e),
-        Some(Msg::Data(b)) => Some(b),
-        None => None,
-    };
-    // The guard rides with the stream: dropping the body cancels the producer's token.
-    let rest = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-        match rx.recv().await {
-            Some(Msg::Data(b)) => Some((Ok(b), (rx, guard))),
-            Some(Msg::Failed(e)) => Some((Err(io::Error::other(e.message())), (rx, guard))),
-            None => None,
-        }
-    });
-    let body = futures::stream::iter(first.map(Ok::<Bytes, io::Error>)).chain(rest);
-    let mut resp = Body::from_stream(body).into_response();
+    let mut resp = stream_body(produce, None).await?;
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // kubo marks streamed output this way; its clients look for it.
     headers.insert("X-Stream-Output", HeaderValue::from_static("1"));
     Ok(resp)
+}
+
+/// Run `produce` on a blocking thread and stream what it writes as a `200` body with no
+/// headers set. If it fails before its first byte, its error is returned instead; after
+/// that, the body is cut short. With `send_timeout`, a client that takes no piece for that
+/// long is given up on (a slow reader must not hold a thread forever).
+pub async fn stream_body<F, E>(produce: F, send_timeout: Option<Duration>) -> Result<Response, E>
+where
+    F: FnOnce(&mut BodyWriter) -> Result<(), E> + Send + 'static,
+    E: From<io::Error> + std::fmt::Display + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(STREAM_QUEUE);
+    let (done_tx, done_rx) = oneshot::channel::<Result<(), E>>();
+    let token = CancellationToken::new();
+    let guard = token.clone().drop_guard();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut w = BodyWriter { tx, buf: BytesMut::with_capacity(PIECE), token, send_timeout, runtime };
+        let result = produce(&mut w).and_then(|()| w.flush_buf().map_err(E::from));
+        if let Err(e) = &result {
+            if !w.is_closed() {
+                tracing::debug!("streamed response failed: {e}");
+            }
+        }
+        // Close the data channel before reporting, so the reader sees the data end first.
+        drop(w);
+        let _ = done_tx.send(result);
+    });
+    let first = match rx.recv().await {
+        Some(b) => b,
+        None => {
+            return match done_rx.await {
+                Ok(Err(e)) => Err(e),
+                _ => Ok(Body::empty().into_response()),
+            }
+        }
+    };
+    // The guard rides with the stream: dropping the body cancels the producer's token.
+    let rest = futures::stream::unfold((Some(rx), Some(done_rx), guard), |(rx, done, guard)| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(b) => Some((Ok(b), (Some(rx), done, guard))),
+            None => match done?.await {
+                Ok(Err(e)) => Some((Err(io::Error::other(e.to_string())), (None, None, guard))),
+                _ => None,
+            },
+        }
+    });
+    let body = futures::stream::once(async move { Ok::<Bytes, io::Error>(first) }).chain(rest);
+    Ok(Body::from_stream(body).into_response())
+}
+
+/// Keep `permit` until `resp`'s body has been sent (at once for a complete body), so a
+/// concurrency limit counts streamed responses until they end.
+pub fn hold_until_body_ends(resp: Response, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
+    use axum::body::HttpBody;
+    if resp.body().size_hint().exact().is_some() {
+        // A complete answer: the work is done, the permit can go.
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let body = body.into_data_stream().map(move |piece| {
+        let _held = &permit;
+        piece
+    });
+    Response::from_parts(parts, Body::from_stream(body))
 }
 
 /// A complete newline-delimited JSON body (one value per line), as kubo streams lists.

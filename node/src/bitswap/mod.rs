@@ -272,6 +272,12 @@ impl Bitswap {
     /// A new fetch session: the peers that serve one of its blocks are asked first for the
     /// next ones. Sessions are cheap; use one per file or DAG being read.
     pub fn session(&self) -> Session {
+        self.session_with_timeout(self.get_timeout)
+    }
+
+    /// A session whose [`Session::get`] gives up on a block after `timeout` (the gateway's
+    /// retrieval timeout) instead of [`BitswapConfig::get_timeout`].
+    pub fn session_with_timeout(&self, timeout: Duration) -> Session {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         Session::new(
             id,
@@ -279,7 +285,7 @@ impl Bitswap {
             self.store.clone(),
             self.unwritten.clone(),
             self.local_reads.clone(),
-            self.get_timeout,
+            timeout,
             self.counters.clone(),
         )
     }

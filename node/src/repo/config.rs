@@ -17,6 +17,44 @@ pub struct Config {
     pub network: NetworkConfig,
     /// What the daemon announces to the DHT.
     pub provide: ProvideConfig,
+    /// The HTTP gateway (its address is `network.gateway`).
+    pub gateway: GatewayConfig,
+}
+
+/// HTTP gateway settings (kubo's `Gateway` section, where cairn has the feature).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Host names that serve subdomain requests, `{cid}.ipfs.{host}` (default `localhost`, so
+    /// `http://{cid}.ipfs.localhost:8080/` works out of the box in browsers).
+    pub subdomain_hosts: Vec<String>,
+    /// Redirect path requests (`/ipfs/{cid}/…`) arriving on a subdomain host to the CID's own
+    /// origin, `{cid}.ipfs.{host}` (default off: path URLs are served directly).
+    pub redirect_to_subdomain: bool,
+    /// Seconds a request waits for any one block from the network before it fails with 504
+    /// (default 30).
+    pub retrieval_timeout_secs: u64,
+    /// Requests served at once, a streamed body counting until it ends (default 256).
+    pub max_requests: usize,
+    /// Serve only what is in the local store; never fetch from the network (default off).
+    pub no_fetch: bool,
+    /// File of refused content, one `/ipfs/{cid}` or CID per line (`#` comments), answered
+    /// with 410. Relative to the repo (default `denylist.txt`; a missing file denies nothing).
+    /// Re-read when it changes.
+    pub denylist: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            subdomain_hosts: vec!["localhost".into()],
+            redirect_to_subdomain: false,
+            retrieval_timeout_secs: 30,
+            max_requests: 256,
+            no_fetch: false,
+            denylist: "denylist.txt".into(),
+        }
+    }
 }
 
 /// DHT announcement settings.
@@ -71,7 +109,8 @@ pub struct NetworkConfig {
     /// Bearer token the RPC API requires on every request when not empty (default empty). The
     /// daemon refuses to bind `api` to a non-loopback address without one.
     pub api_token: String,
-    /// HTTP gateway address.
+    /// HTTP gateway address (`IP:PORT`; empty: no gateway). Read-only, so binding it to a
+    /// public address is a supported setup.
     pub gateway: String,
     /// Peers dialled at start to join the DHT.
     pub bootstrap: Vec<String>,

@@ -1,0 +1,119 @@
+//! Gateway errors and the one place that chooses their HTTP status: 400 for a bad request
+//! (malformed CID, `..` in the path), 404 for a path that names nothing, 410 for denied
+//! content, 501 for what the gateway does not serve, 502 for a malformed DAG, 504 when a block
+//! could not be retrieved within the retrieval timeout.
+
+use std::fmt;
+use std::io;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cairn_protocol::reader::{ReadError, ReadErrorKind};
+
+use crate::bitswap::FetchError;
+
+/// A failed gateway request: a status and a message for the person reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, in one line.
+    pub message: String,
+}
+
+/// A block the gateway's store-only fetcher (`gateway.no_fetch`) does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("block {0} is not in this node's store and gateway.no_fetch is on")]
+pub struct NotLocal(pub cairn_protocol::Cid);
+
+impl GatewayError {
+    fn new(status: StatusCode, message: impl Into<String>) -> GatewayError {
+        GatewayError { status, message: message.into() }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> GatewayError {
+        GatewayError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> GatewayError {
+        GatewayError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 410: on the operator's denylist.
+    pub fn denied(cid: &cairn_protocol::Cid) -> GatewayError {
+        GatewayError::new(StatusCode::GONE, format!("{cid} is blocked by this gateway's operator"))
+    }
+
+    /// 501.
+    pub fn not_implemented(message: impl Into<String>) -> GatewayError {
+        GatewayError::new(StatusCode::NOT_IMPLEMENTED, message)
+    }
+
+    /// 500.
+    pub fn internal(message: impl Into<String>) -> GatewayError {
+        GatewayError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// 503.
+    pub fn unavailable(message: impl Into<String>) -> GatewayError {
+        GatewayError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// The status for a DAG read failure of `path`.
+    pub fn from_read(e: &ReadError, path: &str) -> GatewayError {
+        use ReadErrorKind as K;
+        let msg = format!("{path}: {e}");
+        match e.kind() {
+            K::Fetch { source, .. } => {
+                if let Some(f) = source.downcast_ref::<FetchError>() {
+                    return match f {
+                        FetchError::Timeout(cid) => GatewayError::new(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            format!("{path}: block {cid} could not be retrieved from the network in time"),
+                        ),
+                        FetchError::TooManyWants(_) => GatewayError::unavailable(msg),
+                        FetchError::Shutdown => GatewayError::unavailable("the node is shutting down"),
+                        FetchError::Store(_) => GatewayError::internal(msg),
+                    };
+                }
+                if source.downcast_ref::<NotLocal>().is_some() {
+                    return GatewayError::not_found(msg);
+                }
+                GatewayError::internal(msg)
+            }
+            K::NotFound { .. } | K::NotDirectory { .. } => GatewayError::not_found(msg),
+            K::BadSegment(_) => GatewayError::bad_request(msg),
+            K::UnsupportedCodec { .. } => GatewayError::not_implemented(format!(
+                "{msg}; this gateway renders only UnixFS: ask for the block with ?format=raw or the DAG with ?format=car"
+            )),
+            K::NotFile { .. } => GatewayError::internal(msg),
+            _ => GatewayError::new(StatusCode::BAD_GATEWAY, msg),
+        }
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<io::Error> for GatewayError {
+    fn from(e: io::Error) -> Self {
+        GatewayError::internal(e.to_string())
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = format!("{} {title}\n\n{}\n", self.status.as_u16(), self.message);
+        let mut resp = (self.status, body).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}

@@ -1,0 +1,405 @@
+//! The HTTP gateway: content by CID for browsers and HTTP clients, read-only, so it may be
+//! bound publicly. It follows the IPFS gateway specs:
+//!
+//! - **path gateway**: `GET|HEAD /ipfs/{cid}[/{path}]`: files streamed with their content type
+//!   and a single `Range` (206), directories as `index.html` or a listing, `ETag` = the CID
+//!   with `If-None-Match` → 304, immutable caching ([`unixfs`]);
+//! - **trustless gateway**: `?format=raw` / `?format=car` (or the matching `Accept`), with
+//!   `dag-scope` and `entity-bytes` ([`trustless`]);
+//! - **subdomain gateway**: `{cid}.ipfs.{host}` for each configured host (`localhost` by
+//!   default), where a site gets its own browser origin and `_redirects` apply ([`request`]).
+//!
+//! Content not in the store is fetched through Bitswap, each block within
+//! `gateway.retrieval_timeout_secs` (else 504). At most `gateway.max_requests` requests run
+//! at once, a streamed body counting until it ends; a body holds at most a few MiB in flight,
+//! and a client that reads nothing for [`SEND_TIMEOUT`] is dropped. CIDs on the operator's
+//! denylist answer 410 ([`denylist`]).
+//!
+//! Work that reads blocks runs on blocking threads, in two steps: a plan (resolve the path,
+//! choose status and headers; errors here are proper error responses) and, for bodies, a
+//! producer streaming the bytes (an error there cuts the body short).
+
+pub mod denylist;
+pub mod error;
+pub mod mime;
+pub mod redirects;
+pub mod request;
+mod trustless;
+mod unixfs;
+
+use std::future::IntoFuture;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use cairn_protocol::reader::{self, FetchError, ReadError, ReadErrorKind};
+use cairn_protocol::Cid;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use error::GatewayError;
+
+use crate::api::stream::{self, BodyWriter};
+use crate::node::Node;
+use crate::repo::config::GatewayConfig;
+use crate::repo::Repo;
+use denylist::Denylist;
+use request::{Format, Parts, Query, Route, RouteConfig, Target};
+
+/// Longest a client may take no bytes of a body before the gateway gives up on it.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `Cache-Control` of `/ipfs/` responses: content under a CID never changes.
+const IMMUTABLE: &str = "public, max-age=29030400, immutable";
+
+/// How long `serve` waits for running requests after shutdown is asked.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors starting the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// `network.gateway` is not `IP:PORT`.
+    #[error("invalid network.gateway address {0:?}: expected IP:PORT, like 127.0.0.1:8080 (or empty for no gateway)")]
+    BadAddress(String),
+    /// The port is taken or the address is not ours.
+    #[error("cannot listen for the gateway on {addr} (setting network.gateway): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// What the gateway needs from the repo.
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    /// `IP:PORT` to bind (port 0: any free port).
+    pub addr: String,
+    /// The `[gateway]` settings.
+    pub config: GatewayConfig,
+    /// The denylist file.
+    pub denylist: PathBuf,
+}
+
+impl GatewayOptions {
+    /// The repo's gateway settings, or `None` when `network.gateway` is empty (no gateway).
+    pub fn from_repo(repo: &Repo) -> Option<GatewayOptions> {
+        let c = repo.config();
+        let addr = c.network.gateway.trim();
+        (!addr.is_empty()).then(|| GatewayOptions {
+            addr: addr.to_string(),
+            config: c.gateway.clone(),
+            denylist: repo.path().join(&c.gateway.denylist),
+        })
+    }
+}
+
+/// A block source for one request.
+pub(crate) type Fetcher = Box<dyn FnMut(&Cid) -> Result<Bytes, FetchError> + Send>;
+
+/// Shared by every request.
+struct Gateway {
+    node: Arc<Node>,
+    config: GatewayConfig,
+    denylist: Denylist,
+    limit: Arc<Semaphore>,
+}
+
+impl Gateway {
+    /// The store, then (unless `no_fetch`) the network, checking `token` before each block.
+    fn fetcher(&self, token: CancellationToken) -> Fetcher {
+        let store = self.node.store().clone();
+        let mut net: Option<Fetcher> = (!self.config.no_fetch).then(|| {
+            let timeout = Duration::from_secs(self.config.retrieval_timeout_secs.max(1));
+            Box::new(self.node.fetcher_with_timeout(timeout)) as Fetcher
+        });
+        Box::new(move |cid: &Cid| {
+            if token.is_cancelled() {
+                return Err("the request was cancelled".into());
+            }
+            match &mut net {
+                Some(f) => f(cid),
+                None => match store.get(cid) {
+                    Ok(Some(b)) => Ok(b),
+                    Ok(None) => Err(Box::new(error::NotLocal(*cid)) as FetchError),
+                    Err(e) => Err(Box::new(e) as FetchError),
+                },
+            }
+        })
+    }
+}
+
+/// One request, as the planners read it.
+pub(crate) struct Req {
+    head: bool,
+    /// The URL path, as sent (percent-encoded).
+    path: String,
+    query: Query,
+    if_none_match: Option<String>,
+    range: Option<String>,
+    gateway: Arc<Gateway>,
+}
+
+impl Req {
+    fn denied(&self, cid: &Cid) -> bool {
+        self.gateway.denylist.denies(cid)
+    }
+
+    fn query_suffix(&self) -> String {
+        self.query.suffix()
+    }
+}
+
+/// What a planner decided.
+pub(crate) enum Plan {
+    /// A complete response.
+    Done(Response),
+    /// Status and headers, then a body the producer streams.
+    Stream { head: Response, body: Producer },
+}
+
+/// Writes a response body, reading blocks through the request's fetcher.
+pub(crate) type Producer = Box<dyn FnOnce(&mut BodyWriter, &mut Fetcher) -> Result<(), GatewayError> + Send>;
+
+/// A bound, not yet serving, gateway.
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    router: Router,
+}
+
+impl Server {
+    /// Bind the listener.
+    pub async fn bind(node: Arc<Node>, opts: &GatewayOptions) -> Result<Server, ServeError> {
+        let addr: SocketAddr = opts.addr.trim().parse().map_err(|_| ServeError::BadAddress(opts.addr.clone()))?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+        let gateway = Arc::new(Gateway {
+            node,
+            config: opts.config.clone(),
+            denylist: Denylist::open(opts.denylist.clone()),
+            limit: Arc::new(Semaphore::new(opts.config.max_requests.max(1))),
+        });
+        let router = Router::new().fallback(handle).with_state(gateway);
+        Ok(Server { listener, addr, router })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound address as a multiaddr (`/ip4/127.0.0.1/tcp/8080`).
+    pub fn multiaddr(&self) -> String {
+        let ip = match self.addr {
+            SocketAddr::V4(a) => format!("/ip4/{}", a.ip()),
+            SocketAddr::V6(a) => format!("/ip6/{}", a.ip()),
+        };
+        format!("{ip}/tcp/{}", self.addr.port())
+    }
+
+    /// Serve until `shutdown` fires, then let running requests finish for a moment.
+    pub async fn serve(self, shutdown: CancellationToken) -> io::Result<()> {
+        let signal = shutdown.clone();
+        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal.cancelled_owned());
+        tokio::select! {
+            r = server.into_future() => r,
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } => Ok(()),
+        }
+    }
+}
+
+async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let Ok(permit) = gw.limit.clone().acquire_owned().await else {
+        return GatewayError::unavailable("the gateway is shutting down").into_response();
+    };
+    let mut resp = match serve(gw, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    cors(resp.headers_mut());
+    stream::hold_until_body_ends(resp, permit)
+}
+
+async fn serve(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
+    let head = match *req.method() {
+        Method::GET => false,
+        Method::HEAD => true,
+        Method::OPTIONS => return Ok(StatusCode::NO_CONTENT.into_response()),
+        _ => {
+            let mut resp = GatewayError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "the gateway is read-only: use GET or HEAD".into(),
+            }
+            .into_response();
+            resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+            return Ok(resp);
+        }
+    };
+    let headers = req.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    let host = text(header::HOST).or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let uri = req.uri();
+    let route = request::route(
+        &Parts { host: host.as_deref(), path: uri.path(), query: uri.query(), accept: text(header::ACCEPT).as_deref() },
+        &RouteConfig {
+            subdomain_hosts: &gw.config.subdomain_hosts,
+            redirect_to_subdomain: gw.config.redirect_to_subdomain,
+        },
+    )?;
+    let target = match route {
+        Route::Redirect(to) => return Ok(redirect_response(StatusCode::MOVED_PERMANENTLY, &to)),
+        Route::Content(t) => t,
+    };
+    if gw.denylist.denies(&target.root) {
+        return Err(GatewayError::denied(&target.root));
+    }
+    let r = Req {
+        head,
+        path: uri.path().to_string(),
+        query: Query::parse(uri.query()),
+        if_none_match: text(header::IF_NONE_MATCH),
+        range: text(header::RANGE),
+        gateway: gw.clone(),
+    };
+    let token = CancellationToken::new();
+    let cancel_on_drop = token.clone().drop_guard();
+    let fetch = gw.fetcher(token);
+    let planned = tokio::task::spawn_blocking(move || {
+        let mut fetch = fetch;
+        let plan = plan(&r, &target, &mut fetch);
+        (plan, fetch)
+    })
+    .await
+    .map_err(|e| GatewayError::internal(format!("a worker thread failed: {e}")))?;
+    let (plan, fetch) = (planned.0?, planned.1);
+    let _ = cancel_on_drop.disarm();
+    match plan {
+        Plan::Done(resp) => Ok(resp),
+        Plan::Stream { head, body } => {
+            let mut fetch = fetch;
+            let mut resp = stream::stream_body(
+                move |w: &mut BodyWriter| {
+                    let gone = w.token();
+                    let mut guarded: Fetcher = Box::new(move |cid: &Cid| {
+                        if gone.is_cancelled() {
+                            return Err("the client went away".into());
+                        }
+                        fetch(cid)
+                    });
+                    body(w, &mut guarded)
+                },
+                Some(SEND_TIMEOUT),
+            )
+            .await?;
+            let (parts, _) = head.into_parts();
+            *resp.status_mut() = parts.status;
+            resp.headers_mut().extend(parts.headers);
+            Ok(resp)
+        }
+    }
+}
+
+fn plan(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+    match &t.format {
+        Format::UnixFs => unixfs::plan(req, t, fetch),
+        Format::Raw => trustless::raw(req, t, fetch),
+        Format::Car(params) => trustless::car(req, t, *params, fetch),
+    }
+}
+
+/// Resolve `segments` below `root` one directory at a time: the CID of every step, the
+/// root first and the terminal last (what `X-Ipfs-Roots` lists).
+fn walk_path(
+    root: Cid,
+    segments: &[String],
+    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>,
+) -> Result<Vec<Cid>, ReadError> {
+    let mut roots = vec![root];
+    for name in segments {
+        let cid = *roots.last().expect("starts with the root");
+        let node = reader::load(&cid, fetch)?;
+        let next = reader::find(&cid, &node, name, fetch)?
+            .ok_or_else(|| ReadError::from(ReadErrorKind::NotFound { parent: cid, name: name.clone() }))?;
+        roots.push(next);
+    }
+    Ok(roots)
+}
+
+/// `ETag`, immutable `Cache-Control`, `X-Ipfs-Path` and `X-Ipfs-Roots` of a content response.
+fn common_headers(h: &mut HeaderMap, etag: &str, content_path: &str, roots: &[Cid]) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    let encoded = percent_encoding::utf8_percent_encode(content_path, PATH_HEADER).to_string();
+    if let Ok(v) = HeaderValue::from_str(&encoded) {
+        h.insert("x-ipfs-path", v);
+    }
+    let roots = roots.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",");
+    if let Ok(v) = HeaderValue::from_str(&roots) {
+        h.insert("x-ipfs-roots", v);
+    }
+}
+
+/// What `X-Ipfs-Path` escapes: controls, non-ASCII and characters not allowed in a path.
+const PATH_HEADER: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Whether `If-None-Match` names `etag` (or is `*`). Weak validators compare equal, as RFC
+/// 9110 asks for this header.
+fn etag_matches(req: &Req, etag: &str) -> bool {
+    let Some(inm) = &req.if_none_match else { return false };
+    inm.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+}
+
+fn not_modified(etag: &str, content_path: &str, roots: &[Cid]) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    common_headers(resp.headers_mut(), etag, content_path, roots);
+    resp
+}
+
+fn redirect_response(status: StatusCode, to: &str) -> Response {
+    let mut resp = (status, format!("<a href=\"{to}\">Moved</a>\n")).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    resp
+}
+
+/// Public content: any page may read it (as kubo's gateway allows).
+fn cors(h: &mut HeaderMap) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, Range, User-Agent, X-Requested-With"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Length, Content-Range, Etag, X-Ipfs-Path, X-Ipfs-Roots"),
+    );
+}

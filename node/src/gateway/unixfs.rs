@@ -1,0 +1,370 @@
+//! The path gateway's UnixFS responses: files streamed in order (a single `Range` reads only
+//! the blocks it covers), directories as their `index.html` or an HTML listing, `_redirects`
+//! on subdomain origins.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use cairn_protocol::reader::{self, Entry, FileCursor, Node, ReadError, ReadErrorKind};
+use cairn_protocol::Cid;
+use http_range_header::{parse_range_header, RangeUnsatisfiableError};
+
+use super::request::Target;
+use super::{common_headers, etag_matches, mime, redirects, Fetcher, GatewayError, Plan, Req};
+
+/// Bump when the listing page changes, so caches drop old listings (part of its ETag).
+const LISTING_VERSION: u32 = 1;
+
+/// A resolved content path: the terminal node and every CID along the way.
+struct Resolved {
+    cid: Cid,
+    node: Node,
+    roots: Vec<Cid>,
+}
+
+fn resolve(root: Cid, segments: &[String], fetch: &mut Fetcher) -> Result<Resolved, ReadError> {
+    let roots = super::walk_path(root, segments, fetch)?;
+    let cid = *roots.last().expect("walk_path returns the root at least");
+    let node = reader::load(&cid, fetch)?;
+    Ok(Resolved { cid, node, roots })
+}
+
+/// Plan the UnixFS response for `t`.
+pub fn plan(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+    let content_path = t.content_path();
+    match resolve(t.root, &t.segments, fetch) {
+        Ok(r) => {
+            if req.denied(&r.cid) {
+                return Err(GatewayError::denied(&r.cid));
+            }
+            entity(req, t, r, StatusCode::OK, fetch)
+        }
+        Err(e)
+            if t.subdomain
+                && matches!(e.kind(), ReadErrorKind::NotFound { .. } | ReadErrorKind::NotDirectory { .. }) =>
+        {
+            match redirect(t, fetch)? {
+                Some(plan) => Ok(plan(req, fetch)?),
+                None => Err(GatewayError::from_read(&e, &content_path)),
+            }
+        }
+        Err(e) => Err(GatewayError::from_read(&e, &content_path)),
+    }
+}
+
+/// The response for a resolved node.
+fn entity(req: &Req, t: &Target, r: Resolved, status: StatusCode, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+    let name = t.segments.last().map(String::as_str);
+    match &r.node {
+        Node::File { size, .. } => file(req, t, &r.roots, r.cid, *size, name, status, fetch),
+        Node::Symlink { target } => {
+            let mut resp = Bytes::from(target.clone().into_bytes()).into_response();
+            common_headers(resp.headers_mut(), &format!("\"{}\"", r.cid), &t.content_path(), &r.roots);
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            Ok(Plan::Done(resp))
+        }
+        Node::Directory { .. } | Node::Shard { .. } => {
+            if !t.trailing_slash {
+                let to = format!("{}/{}", req.path, req.query_suffix());
+                return Ok(Plan::Done(super::redirect_response(StatusCode::MOVED_PERMANENTLY, &to)));
+            }
+            if let Some(index) = reader::find(&r.cid, &r.node, "index.html", fetch)
+                .map_err(|e| GatewayError::from_read(&e, &t.content_path()))?
+            {
+                let node = reader::load(&index, fetch).map_err(|e| GatewayError::from_read(&e, &t.content_path()))?;
+                if let Node::File { size, .. } = node {
+                    let mut roots = r.roots.clone();
+                    roots.push(index);
+                    return file(req, t, &roots, index, size, Some("index.html"), status, fetch);
+                }
+            }
+            let entries =
+                reader::list(&r.cid, &r.node, fetch).map_err(|e| GatewayError::from_read(&e, &t.content_path()))?;
+            let etag = format!("\"DirIndex-{LISTING_VERSION}_CID-{}\"", r.cid);
+            if etag_matches(req, &etag) {
+                return Ok(Plan::Done(super::not_modified(&etag, &t.content_path(), &r.roots)));
+            }
+            let html = listing(t, &r.cid, &entries);
+            let mut resp = (status, html).into_response();
+            let h = resp.headers_mut();
+            common_headers(h, &etag, &t.content_path(), &r.roots);
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            Ok(Plan::Done(resp))
+        }
+    }
+}
+
+/// A file: `200` (or `status`), or `206` for a satisfiable single range, `416` otherwise.
+#[allow(clippy::too_many_arguments)]
+fn file(
+    req: &Req,
+    t: &Target,
+    roots: &[Cid],
+    cid: Cid,
+    size: u64,
+    name: Option<&str>,
+    status: StatusCode,
+    fetch: &mut Fetcher,
+) -> Result<Plan, GatewayError> {
+    let path = t.content_path();
+    let etag = format!("\"{cid}\"");
+    if status == StatusCode::OK && etag_matches(req, &etag) {
+        return Ok(Plan::Done(super::not_modified(&etag, &path, roots)));
+    }
+    let filename = req.query.get("filename").filter(|f| !f.is_empty());
+    let content_type = match mime_by_name(filename.or(name)) {
+        Some(ct) => ct,
+        None => mime::sniff(&head_bytes(cid, size, fetch).map_err(|e| GatewayError::from_read(&e, &path))?),
+    };
+    let (mut status, mut start, mut len) = (status, 0, size);
+    let mut content_range = None;
+    if let (Some(range), StatusCode::OK, true) = (req.range.as_deref(), status, size > 0) {
+        match byte_range(range, size) {
+            RangeAnswer::Ignore => {}
+            RangeAnswer::Unsatisfiable => {
+                let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                let h = resp.headers_mut();
+                common_headers(h, &etag, &path, roots);
+                h.insert(header::CONTENT_RANGE, value(&format!("bytes */{size}")));
+                return Ok(Plan::Done(resp));
+            }
+            RangeAnswer::Range(from, to) => {
+                status = StatusCode::PARTIAL_CONTENT;
+                start = from;
+                len = to - from + 1;
+                content_range = Some(format!("bytes {from}-{to}/{size}"));
+            }
+        }
+    }
+    let mut head = status.into_response();
+    let h = head.headers_mut();
+    common_headers(h, &etag, &path, roots);
+    h.insert(header::CONTENT_TYPE, value(&content_type));
+    h.insert(header::CONTENT_LENGTH, value(&len.to_string()));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(cr) = content_range {
+        h.insert(header::CONTENT_RANGE, value(&cr));
+    }
+    if let Some(disposition) = disposition(filename, req.query.get("download") == Some("true")) {
+        h.insert(header::CONTENT_DISPOSITION, value(&disposition));
+    }
+    if req.head || len == 0 {
+        return Ok(Plan::Done(head));
+    }
+    Ok(Plan::Stream {
+        head,
+        body: Box::new(move |w, fetch| {
+            let mut cursor = FileCursor::new(cid, start, Some(len));
+            while let Some(piece) = cursor.next_piece(fetch) {
+                w.send(piece.map_err(|e| GatewayError::from_read(&e, &path))?)?;
+            }
+            Ok(())
+        }),
+    })
+}
+
+fn mime_by_name(name: Option<&str>) -> Option<String> {
+    let ext = name?.rsplit_once('.')?.1;
+    mime_guess::from_ext(ext).first_raw().map(|_| mime::content_type(name, b""))
+}
+
+/// The file's first [`mime::SNIFF_LEN`] bytes.
+fn head_bytes(cid: Cid, size: u64, fetch: &mut Fetcher) -> Result<Vec<u8>, ReadError> {
+    let want = size.min(mime::SNIFF_LEN as u64);
+    let mut cursor = FileCursor::new(cid, 0, Some(want));
+    let mut out = Vec::with_capacity(want as usize);
+    while let Some(piece) = cursor.next_piece(fetch) {
+        out.extend_from_slice(&piece?);
+    }
+    Ok(out)
+}
+
+enum RangeAnswer {
+    /// No usable single range: serve the whole file (a malformed header, or several ranges,
+    /// which this gateway answers in full as HTTP allows).
+    Ignore,
+    Unsatisfiable,
+    /// Inclusive byte offsets.
+    Range(u64, u64),
+}
+
+fn byte_range(header: &str, size: u64) -> RangeAnswer {
+    let Ok(parsed) = parse_range_header(header) else { return RangeAnswer::Ignore };
+    if parsed.ranges.len() != 1 {
+        return RangeAnswer::Ignore;
+    }
+    match parsed.validate(size) {
+        Ok(ranges) => {
+            let r = &ranges[0];
+            if *r.start() >= size {
+                RangeAnswer::Unsatisfiable
+            } else {
+                RangeAnswer::Range(*r.start(), *r.end())
+            }
+        }
+        // `bytes=-N` with N past the size means the whole file.
+        Err(RangeUnsatisfiableError::FileSuffixOutOfBounds) => RangeAnswer::Range(0, size - 1),
+        Err(_) => RangeAnswer::Unsatisfiable,
+    }
+}
+
+/// `Content-Disposition` for `?filename=` (inline) and `?download=true` (attachment).
+fn disposition(filename: Option<&str>, download: bool) -> Option<String> {
+    if filename.is_none() && !download {
+        return None;
+    }
+    let kind = if download { "attachment" } else { "inline" };
+    let Some(name) = filename else { return Some(kind.to_string()) };
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    Some(format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"))
+}
+
+fn value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// A `_redirects` rule for a path that does not exist, as a plan to run.
+type RedirectPlan = Box<dyn FnOnce(&Req, &mut Fetcher) -> Result<Plan, GatewayError>>;
+
+fn redirect(t: &Target, fetch: &mut Fetcher) -> Result<Option<RedirectPlan>, GatewayError> {
+    let file = match reader::resolve(t.root, &["_redirects".to_string()], fetch) {
+        Ok(cid) => cid,
+        Err(e) if matches!(e.kind(), ReadErrorKind::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(GatewayError::from_read(&e, &format!("/ipfs/{}/_redirects", t.root))),
+    };
+    let read_err = |e: ReadError| GatewayError::from_read(&e, &format!("/ipfs/{}/_redirects", t.root));
+    let size = reader::load(&file, fetch).map_err(read_err)?.file_size();
+    if size > redirects::MAX_SIZE {
+        return Err(GatewayError::internal(format!(
+            "_redirects is {size} bytes; the limit is {}",
+            redirects::MAX_SIZE
+        )));
+    }
+    let mut text = Vec::new();
+    let mut cursor = FileCursor::new(file, 0, None);
+    while let Some(piece) = cursor.next_piece(fetch) {
+        text.extend_from_slice(&piece.map_err(read_err)?);
+    }
+    let rules = redirects::parse(&String::from_utf8_lossy(&text)).map_err(|e| GatewayError::internal(e.to_string()))?;
+    let path = format!("/{}", t.segments.join("/"));
+    let Some((status, to)) = redirects::find(&rules, &path) else { return Ok(None) };
+    let target = t.clone();
+    Ok(Some(Box::new(move |req: &Req, fetch: &mut Fetcher| match status {
+        200 | 404 => {
+            let to_path = to.split(['?', '#']).next().unwrap_or("");
+            let segments = reader::split_path(to_path)
+                .map_err(|_| GatewayError::internal(format!("_redirects target {to:?} is not a path")))?;
+            let t = Target { segments, trailing_slash: to_path.ends_with('/'), ..target };
+            let r = resolve(t.root, &t.segments, fetch).map_err(|e| GatewayError::from_read(&e, &t.content_path()))?;
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            entity(req, &Target { trailing_slash: true, ..t }, r, status, fetch)
+        }
+        410 | 451 => Err(GatewayError {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::GONE),
+            message: format!("{path} is unavailable (rule in _redirects)"),
+        }),
+        _ => Ok(Plan::Done(super::redirect_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+            &to,
+        ))),
+    })))
+}
+
+/// An HTML listing of a directory with no `index.html`.
+fn listing(t: &Target, cid: &Cid, entries: &[Entry]) -> String {
+    let title = escape(&t.content_path());
+    let mut rows = String::new();
+    if !t.segments.is_empty() {
+        rows.push_str("<tr><td><a href=\"../\">..</a></td><td></td><td></td></tr>\n");
+    }
+    for e in entries {
+        let href = percent_encoding::utf8_percent_encode(&e.name, PATH_SEGMENT);
+        rows.push_str(&format!(
+            "<tr><td><a href=\"./{href}\">{}</a></td><td><code>{}</code></td><td>{}</td></tr>\n",
+            escape(&e.name),
+            e.cid,
+            human_size(e.tsize)
+        ));
+    }
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\n\
+         <style>body{{font-family:sans-serif;margin:2em}}td{{padding:.2em 1em .2em 0}}code{{color:#555}}</style>\
+         </head>\n<body><h1>Index of {title}</h1>\n<p><code>{cid}</code> · {} entries</p>\n<table>\n{rows}</table>\n</body></html>\n",
+        entries.len()
+    )
+}
+
+/// Characters escaped in a link to a path segment.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'\\');
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert!(matches!(byte_range("bytes=0-9", 100), RangeAnswer::Range(0, 9)));
+        assert!(matches!(byte_range("bytes=90-", 100), RangeAnswer::Range(90, 99)));
+        assert!(matches!(byte_range("bytes=-10", 100), RangeAnswer::Range(90, 99)));
+        assert!(matches!(byte_range("bytes=-1000", 100), RangeAnswer::Range(0, 99)));
+        assert!(matches!(byte_range("bytes=50-5000", 100), RangeAnswer::Range(50, 99)));
+        assert!(matches!(byte_range("bytes=100-", 100), RangeAnswer::Unsatisfiable));
+        assert!(matches!(byte_range("bytes=0-1,5-6", 100), RangeAnswer::Ignore));
+        assert!(matches!(byte_range("pages=1", 100), RangeAnswer::Ignore));
+    }
+
+    #[test]
+    fn listing_escapes_names() {
+        assert_eq!(escape("<a href='x'>&"), "&lt;a href=&#39;x&#39;&gt;&amp;");
+        assert_eq!(human_size(10), "10 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(
+            disposition(Some("ünï \"x\".txt"), true).unwrap(),
+            "attachment; filename=\"_n_ _x_.txt\"; filename*=UTF-8''%C3%BCn%C3%AF%20%22x%22%2Etxt"
+        );
+    }
+}
