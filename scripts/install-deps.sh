@@ -2,7 +2,8 @@
 # Install the system packages cairn's tests and demos use, only when they are missing:
 # Node.js and npm (the Helia peer and the JavaScript CAR libraries used by interop tests),
 # iproute2 and util-linux (loopback-only network namespaces for kubo), python3 and pip (the
-# kubo peer and the interop driver).
+# kubo peer and the interop driver), curl (the gateway tests) and chromium (the gateway's
+# browser test).
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
@@ -11,6 +12,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: missing ${need[*]}; run as root or install them (apt-get install ${need[*]})" >&2

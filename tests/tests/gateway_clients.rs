@@ -1,0 +1,59 @@
+//! Real clients on cairn's gateway, inside a fresh network namespace holding only loopback
+//! (Chromium and Helia would otherwise reach for the network on their own):
+//! - headless Chromium opens a site that node B pinned from node A, loads every image, seeks
+//!   a 20 MB audio file through a Range request, and still loads the site with A stopped
+//!   (`tests/gateway/browser.mjs`);
+//! - `@helia/verified-fetch`, with cairn's gateway as its only source, fetches and verifies a
+//!   file and a directory entry (`tests/gateway/verified_fetch.mjs`).
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use cairn_tests::{cairn_bin, run_with_deadline, workspace_root};
+
+/// Install the npm packages (once) and return their directory.
+fn setup() -> Result<String> {
+    let mut c = Command::new("bash");
+    c.arg(workspace_root().join("scripts").join("gateway-js-setup.sh"));
+    let out = run_with_deadline(c, Duration::from_secs(900))?;
+    if !out.status.success() {
+        bail!("gateway-js-setup.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().lines().last().context("setup printed no path")?.to_string())
+}
+
+/// Run `script` from the setup directory in a loopback-only namespace; its report.
+fn run_in_netns(script: &str) -> Result<String> {
+    let dir = setup()?;
+    let work = tempfile::tempdir()?;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "netns", "node"])
+        .arg(format!("{dir}/{script}"))
+        .arg("--cairn")
+        .arg(cairn_bin())
+        .arg("--work")
+        .arg(work.path())
+        .current_dir(&dir);
+    let out = run_with_deadline(cmd, Duration::from_secs(600))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("{stdout}");
+    if !out.status.success() {
+        bail!("{script} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(stdout)
+}
+
+#[test]
+fn chromium_loads_a_pinned_site_and_seeks_media_through_the_gateway() -> Result<()> {
+    let report = run_in_netns("browser.mjs")?;
+    assert!(report.contains("7 passed, 0 failed"), "{report}");
+    Ok(())
+}
+
+#[test]
+fn helia_verified_fetch_verifies_content_from_the_gateway() -> Result<()> {
+    let report = run_in_netns("verified_fetch.mjs")?;
+    assert!(report.contains("2 passed, 0 failed"), "{report}");
+    Ok(())
+}
