@@ -2,7 +2,7 @@
 # Install the system packages cairn's tests and demos use, only when they are missing:
 # Node.js and npm (the Helia peer and the JavaScript CAR libraries used by interop tests),
 # iproute2 and util-linux (loopback-only network namespaces for kubo), python3 and pip (the
-# kubo peer and the interop driver), curl (the gateway tests) and chromium (the gateway's
+# kubo peer and the interop driver), curl (the gateway tests), wrk (the gateway benchmark) and chromium (the gateway's
 # browser test).
 set -euo pipefail
 need=()
@@ -13,6 +13,7 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

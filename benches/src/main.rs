@@ -1,7 +1,7 @@
 //! The end-to-end benchmark runner: every cairn figure measured beside its anchor (the physical
 //! limit or a peer implementation) in the same run, reported as medians and ratios.
 //!
-//! `cargo run -p cairn-benches --release -- e2e [--quick] [--json out.json] [--only add]`
+//! `cargo run -p cairn-benches --release -- e2e [--quick] [--json out.json] [--only add,gateway]`
 
 mod figures;
 mod measure;
@@ -29,7 +29,7 @@ enum Cmd {
         /// Also write the results as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only these figures (comma separated: add, fetch).
+        /// Only these figures (comma separated: add, fetch, gateway, idle).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Runs per figure (default 3, or 1 with --quick).
@@ -38,6 +38,12 @@ enum Cmd {
         /// Scratch folder (default: a temporary folder under target/).
         #[arg(long)]
         workdir: Option<PathBuf>,
+    },
+    /// (internal) Serve a file from memory over HTTP: the gateway's ceiling.
+    #[command(hide = true)]
+    HttpCeiling {
+        /// The file.
+        file: PathBuf,
     },
     /// (internal) The receiving side of the stream ceiling.
     #[command(hide = true)]
@@ -55,6 +61,7 @@ enum Cmd {
 fn main() -> Result<()> {
     let (quick, json, only, runs, workdir) = match Cli::parse().command {
         Cmd::E2e { quick, json, only, runs, workdir } => (quick, json, only, runs, workdir),
+        Cmd::HttpCeiling { file } => return runtime()?.block_on(figures::gateway::serve_ceiling(&file)),
         Cmd::CeilingServe => return runtime()?.block_on(figures::ceiling::serve()),
         Cmd::CeilingPush { addr, bytes } => return runtime()?.block_on(figures::ceiling::push(addr.parse()?, bytes)),
     };
@@ -72,6 +79,12 @@ fn main() -> Result<()> {
     }
     if want("fetch") {
         rows.extend(figures::fetch::run(&ctx)?);
+    }
+    if want("gateway") {
+        rows.extend(figures::gateway::run(&ctx)?);
+    }
+    if want("idle") {
+        rows.extend(figures::idle::run(&ctx)?);
     }
     report::print_table(&rows);
     if let Some(path) = json {

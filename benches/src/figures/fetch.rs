@@ -2,80 +2,16 @@
 //! same transport measured in the same run.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use super::daemon::Daemon;
 use super::{random_file, Ctx};
 use crate::measure::{self, Sample};
 use crate::report::Row;
-
-/// A `cairn daemon` for a benchmark, stopped (SIGTERM) on drop.
-struct Daemon {
-    child: Child,
-    repo: PathBuf,
-    cairn: PathBuf,
-}
-
-impl Daemon {
-    fn start(cairn: &Path, repo: &Path) -> Result<Daemon> {
-        measure::run(Command::new(cairn).arg("--repo").arg(repo).args(["init", "--profile", "local"]))?;
-        let log = std::fs::File::create(repo.with_extension("log"))?;
-        let child =
-            Command::new(cairn).arg("--repo").arg(repo).arg("daemon").stdout(log.try_clone()?).stderr(log).spawn()?;
-        let d = Daemon { child, repo: repo.to_path_buf(), cairn: cairn.to_path_buf() };
-        let start = Instant::now();
-        while !std::fs::read_to_string(repo.with_extension("log"))?.contains("Daemon is ready") {
-            if start.elapsed() > Duration::from_secs(60) {
-                bail!("daemon on {} did not start", repo.display());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(d)
-    }
-
-    fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(&self.cairn).arg("--repo").arg(&self.repo).args(args).output()?;
-        if !out.status.success() {
-            bail!("cairn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8(out.stdout)?)
-    }
-
-    fn addr(&self) -> Result<String> {
-        let id: serde_json::Value = serde_json::from_str(&self.cli(&["id", "--json"])?)?;
-        let peer = id["ID"].as_str().context("ID")?.to_string();
-        let a = id["Addresses"].as_array().context("Addresses")?;
-        let a = a.iter().filter_map(|a| a.as_str()).find(|a| a.contains("/tcp/")).context("a TCP address")?;
-        Ok(if a.contains("/p2p/") { a.to_string() } else { format!("{a}/p2p/{peer}") })
-    }
-
-    /// CPU seconds used so far and peak RSS in MiB, from /proc.
-    fn usage(&self) -> Result<(f64, f64)> {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks = 100.0; // USER_HZ on Linux
-        let cpu = (fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / ticks;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let hwm = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        Ok((cpu, hwm / 1024.0))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
 
 /// One cairn fetch: (MB/s, fetcher daemon CPU-s, fetcher daemon peak RSS MiB).
 fn cairn_once(ctx: &Ctx, file: &Path, bytes: u64, run: usize) -> Result<(f64, f64, f64)> {

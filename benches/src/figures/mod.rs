@@ -2,7 +2,10 @@
 
 pub mod add;
 pub mod ceiling;
+pub mod daemon;
 pub mod fetch;
+pub mod gateway;
+pub mod idle;
 
 use std::path::PathBuf;
 

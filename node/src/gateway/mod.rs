@@ -122,18 +122,28 @@ impl Gateway {
             let timeout = Duration::from_secs(self.config.retrieval_timeout_secs.max(1));
             Box::new(self.node.fetcher_with_timeout(timeout)) as Fetcher
         });
+        // The last block read, kept for the next call: sniffing a file's type and then
+        // streaming it would otherwise read (and verify) its first block twice.
+        let mut last: Option<(Cid, Bytes)> = None;
         Box::new(move |cid: &Cid| {
             if token.is_cancelled() {
                 return Err("the request was cancelled".into());
             }
-            match &mut net {
+            if let Some((c, b)) = &last {
+                if c == cid {
+                    return Ok(b.clone());
+                }
+            }
+            let block = match &mut net {
                 Some(f) => f(cid),
                 None => match store.get(cid) {
                     Ok(Some(b)) => Ok(b),
                     Ok(None) => Err(Box::new(error::NotLocal(*cid)) as FetchError),
                     Err(e) => Err(Box::new(e) as FetchError),
                 },
-            }
+            }?;
+            last = Some((*cid, block.clone()));
+            Ok(block)
         })
     }
 }

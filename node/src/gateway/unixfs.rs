@@ -3,7 +3,7 @@
 //! on subdomain origins.
 
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use cairn_protocol::reader::{self, Entry, FileCursor, Node, ReadError, ReadErrorKind};
 use cairn_protocol::Cid;
@@ -11,6 +11,9 @@ use http_range_header::{parse_range_header, RangeUnsatisfiableError};
 
 use super::request::Target;
 use super::{common_headers, etag_matches, mime, redirects, Fetcher, GatewayError, Plan, Req};
+
+/// Files (or ranges) up to this size are answered in one piece from the planning thread.
+const IN_PLACE: u64 = 1024 * 1024;
 
 /// Bump when the listing page changes, so caches drop old listings (part of its ETag).
 const LISTING_VERSION: u32 = 1;
@@ -151,6 +154,13 @@ fn file(
     if req.head || len == 0 {
         return Ok(Plan::Done(head));
     }
+    if len <= IN_PLACE {
+        // Small answers are read here, on the planning thread, and sent whole: no second
+        // blocking task, no body channel. Usually one block, so no copy either.
+        let body = read_range(cid, start, len, fetch).map_err(|e| GatewayError::from_read(&e, &path))?;
+        let (parts, _) = head.into_parts();
+        return Ok(Plan::Done(Response::from_parts(parts, axum::body::Body::from(body))));
+    }
     Ok(Plan::Stream {
         head,
         body: Box::new(move |w, fetch| {
@@ -169,14 +179,23 @@ fn mime_by_name(name: Option<&str>) -> Option<String> {
 }
 
 /// The file's first [`mime::SNIFF_LEN`] bytes.
-fn head_bytes(cid: Cid, size: u64, fetch: &mut Fetcher) -> Result<Vec<u8>, ReadError> {
-    let want = size.min(mime::SNIFF_LEN as u64);
-    let mut cursor = FileCursor::new(cid, 0, Some(want));
-    let mut out = Vec::with_capacity(want as usize);
+fn head_bytes(cid: Cid, size: u64, fetch: &mut Fetcher) -> Result<Bytes, ReadError> {
+    read_range(cid, 0, size.min(mime::SNIFF_LEN as u64), fetch)
+}
+
+/// Bytes `[start, start + len)` of a file, in one buffer (without copying when one block
+/// holds them).
+fn read_range(cid: Cid, start: u64, len: u64, fetch: &mut Fetcher) -> Result<Bytes, ReadError> {
+    let mut cursor = FileCursor::new(cid, start, Some(len));
+    let mut pieces = Vec::new();
     while let Some(piece) = cursor.next_piece(fetch) {
-        out.extend_from_slice(&piece?);
+        pieces.push(piece?);
     }
-    Ok(out)
+    Ok(match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.pop().expect("one piece"),
+        _ => Bytes::from(pieces.concat()),
+    })
 }
 
 enum RangeAnswer {
