@@ -23,10 +23,9 @@ pub struct GcReport {
     pub freed_bytes: u64,
 }
 
-/// Run one mark-and-sweep pass.
-pub fn run(store: &Store) -> Result<GcReport, PinError> {
-    // No pin may change until the sweep is done: see `Store::gc_guard`.
-    let _gate = store.gc_guard();
+/// The keys of every block a pin reaches (the mark phase). Callers that act on the result
+/// hold [`Store::gc_guard`] or accept that pins may change meanwhile.
+pub fn live_keys(store: &Store) -> Result<HashSet<Vec<u8>>, PinError> {
     let mut live: HashSet<Vec<u8>> = HashSet::new();
     for pin in pins::list_stored(store)? {
         match pin.kind {
@@ -39,6 +38,14 @@ pub fn run(store: &Store) -> Result<GcReport, PinError> {
             }
         }
     }
+    Ok(live)
+}
+
+/// Run one mark-and-sweep pass.
+pub fn run(store: &Store) -> Result<GcReport, PinError> {
+    // No pin may change until the sweep is done: see `Store::gc_guard`.
+    let _gate = store.gc_guard();
+    let live = live_keys(store)?;
     let mut report = GcReport { marked: live.len() as u64, ..GcReport::default() };
     let mut doomed: Vec<(Vec<u8>, u64)> = Vec::new();
     store.for_each_key(&mut |k, size| {

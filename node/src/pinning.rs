@@ -86,7 +86,16 @@ pub async fn pin_remote(
     .await?
     .map_err(|e| PinRemoteError::Store(e.into()))?;
 
+    // Fetched blocks go to the store's batch writer from a blocking thread: its `write` waits
+    // when the writer is behind, which must not stall a runtime worker.
+    let (blocks_tx, mut blocks_rx) = tokio::sync::mpsc::channel::<Block>(PIN_FETCH_WINDOW);
     let mut writer = store.writer();
+    let writing = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        while let Some(block) = blocks_rx.blocking_recv() {
+            writer.write(block)?;
+        }
+        Ok(writer)
+    });
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut todo = vec![root];
     let mut inflight = FuturesUnordered::new();
@@ -119,10 +128,13 @@ pub async fn pin_remote(
                 }
             }
         }
-        if fetched {
-            writer.write(Block::new_unchecked(cid, data))?;
+        if fetched && blocks_tx.send(Block::new_unchecked(cid, data)).await.is_err() {
+            // The writer stopped: its error is reported below.
+            break;
         }
     }
+    drop(blocks_tx);
+    let mut writer = writing.await.map_err(|e| PinRemoteError::Store(StoreError::Io(std::io::Error::other(e))))??;
     // Fetched blocks durable first, then the pin, then the pending mark goes.
     let s = store.clone();
     blocking(move || -> Result<(), PinRemoteError> {

@@ -64,3 +64,25 @@ fn a_restarted_daemon_keeps_its_identity_pins_and_provider_records() -> Result<(
     assert!(found.is_ok(), "B found A as provider of {cid} after A's restart");
     Ok(())
 }
+
+#[test]
+fn unpinned_content_leaves_the_announcement_schedule() -> Result<()> {
+    let repo = TestRepo::new()?;
+    let _d = Daemon::start(&repo)?;
+    // Two files sharing nothing, each several blocks: both pinned, both announced.
+    let (f1, f2) = (repo.scratch("one.bin"), repo.scratch("two.bin"));
+    fs::write(&f1, cairn_tests::prng(3 << 20))?;
+    fs::write(&f2, cairn_tests::prng(5 << 20).split_off(4 << 20).repeat(2))?;
+    let one = repo.ok(&["add", "-Q", f1.to_str().unwrap()])?.trim().to_string();
+    let two = repo.ok(&["add", "-Q", f2.to_str().unwrap()])?.trim().to_string();
+    let both = cairn_tests::wait_for(std::time::Duration::from_secs(20), || {
+        provide_stat(&repo, "TotalKeys").ok().filter(|n| *n >= 6)
+    })?;
+    repo.ok(&["pin", "rm", &one])?;
+    let after = provide_stat(&repo, "TotalKeys")?;
+    // `one` had a root and three leaves; `two` keeps its blocks (its two leaves are equal).
+    assert_eq!(both - after, 4, "the unpinned file's four blocks left the schedule ({both} -> {after})");
+    repo.ok(&["pin", "rm", &two])?;
+    assert_eq!(provide_stat(&repo, "TotalKeys")?, 0, "nothing pinned, nothing announced");
+    Ok(())
+}

@@ -125,7 +125,7 @@ fn ensure_local_block(store: &Store, cid: &Cid, fetch: &mut Fetcher) -> Result<O
 pub async fn pin_rm(State(ctx): State<Ctx>, args: Args) -> Result<Response, ApiError> {
     let paths: Vec<String> = args.some()?.into_iter().map(String::from).collect();
     let ctx2 = ctx.clone();
-    let removed = blocking(move |_| {
+    let (removed, unannounced) = blocking(move |_| {
         let store = ctx.node.store();
         let mut removed = Vec::new();
         for p in paths {
@@ -133,11 +133,21 @@ pub async fn pin_rm(State(ctx): State<Ctx>, args: Args) -> Result<Response, ApiE
             pins::rm(store, &cid)?;
             removed.push(cid);
         }
-        Ok(removed)
+        // Blocks of the unpinned DAGs that no other pin reaches are no longer announced.
+        let live = crate::gc::live_keys(store)?;
+        let mut unannounced = Vec::new();
+        for root in &removed {
+            let _ = crate::dag::walk(store, root, crate::dag::WalkMode::LinksOnly, true, &mut |c, _| {
+                if !live.contains(&crate::store::key_of(c)) {
+                    unannounced.push(*c);
+                }
+                Ok(())
+            });
+        }
+        Ok((removed, unannounced))
     })
     .await?;
-    // Unpinned content is no longer announced.
-    ctx2.node.provider().forget(removed.clone()).await;
+    ctx2.node.provider().forget(unannounced).await;
     let removed: Vec<String> = removed.iter().map(Cid::to_string).collect();
     Ok(axum::Json(json!({ "Pins": removed })).into_response())
 }

@@ -120,14 +120,27 @@ impl Provider {
 
     /// Remove keys from the schedule (unpinned content is no longer announced).
     pub async fn forget(&self, cids: Vec<Cid>) {
+        if cids.is_empty() {
+            return;
+        }
         let store = self.store.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+        let removed = tokio::task::spawn_blocking(move || {
+            let mut removed = 0u64;
             for c in &cids {
-                let _ = store.meta().remove(Tree::Provide, &c.to_bytes());
+                let key = c.to_bytes();
+                if store.meta().get(Tree::Provide, &key).ok().flatten().is_some()
+                    && store.meta().remove(Tree::Provide, &key).is_ok()
+                {
+                    removed += 1;
+                }
             }
-            store.meta().flush()
+            let _ = store.meta().flush();
+            removed
         })
-        .await;
+        .await
+        .unwrap_or(0);
+        let mut st = self.state.lock().expect("provider state");
+        st.stat.total_keys = st.stat.total_keys.saturating_sub(removed);
     }
 
     /// Queue length, counters and lag.
