@@ -56,6 +56,15 @@ diff -r "$demo/site" "$demo/site-copy" && echo "get on B: site tree matches"
 "$cairn" --repo "$b" pin add "$site" >/dev/null && echo "B pinned the site: it now serves it too"
 "$cairn" --repo "$b" bitswap stat
 
+step "node B's HTTP gateway serves the site to browsers, with node A stopped"
+"$cairn" --repo "$a" shutdown
+gw_b=$(cat "$b/gateway")
+curl -sS "$gw_b/ipfs/$site/" | cmp - "$demo/site/index.html" && echo "GET $gw_b/ipfs/$site/ -> index.html, bytes match"
+curl -sS -o /dev/null -w 'Range request: HTTP %{http_code}, %{size_download} bytes\n' -H 'Range: bytes=1000000-1000015' "$gw_b/ipfs/$cid"
+echo "open in a browser: http://$site.ipfs.localhost:${gw_b##*:}/"
+"$cairn" --repo "$a" daemon > "$demo/a.log" 2>&1 & pids+=($!)
+ready "$demo/a.log"
+
 step "move the site as a CAR file (for offline transfer)"
 "$cairn" --repo "$a" dag export "$site" -o "$demo/site.car"
 ls -l "$demo/site.car"
