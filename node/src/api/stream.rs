@@ -10,6 +10,7 @@
 //! short (the chunked encoding never terminates), which every HTTP client reports as an error.
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -18,8 +19,6 @@ use bytes::{Bytes, BytesMut};
 use cairn_protocol::reader::FetchError;
 use cairn_protocol::Cid;
 use futures::StreamExt;
-use std::time::Duration;
-
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 

@@ -250,7 +250,10 @@ type RedirectPlan = Box<dyn FnOnce(&Req, &mut Fetcher) -> Result<Plan, GatewayEr
 fn redirect(t: &Target, fetch: &mut Fetcher) -> Result<Option<RedirectPlan>, GatewayError> {
     let file = match reader::resolve(t.root, &["_redirects".to_string()], fetch) {
         Ok(cid) => cid,
-        Err(e) if matches!(e.kind(), ReadErrorKind::NotFound { .. }) => return Ok(None),
+        // No such file, or a root that is not a directory: no rules.
+        Err(e) if matches!(e.kind(), ReadErrorKind::NotFound { .. } | ReadErrorKind::NotDirectory { .. }) => {
+            return Ok(None)
+        }
         Err(e) => return Err(GatewayError::from_read(&e, &format!("/ipfs/{}/_redirects", t.root))),
     };
     let read_err = |e: ReadError| GatewayError::from_read(&e, &format!("/ipfs/{}/_redirects", t.root));
