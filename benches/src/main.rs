@@ -29,7 +29,7 @@ enum Cmd {
         /// Also write the results as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only these figures (comma separated: add, fetch, gateway, idle).
+        /// Only these figures (comma separated: add, fetch, gateway, dht, idle).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Runs per figure (default 3, or 1 with --quick).
@@ -59,6 +59,10 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
+    // RUST_LOG=cairn_node=debug shows what the in-process nodes do (the DHT figures).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    }
     let (quick, json, only, runs, workdir) = match Cli::parse().command {
         Cmd::E2e { quick, json, only, runs, workdir } => (quick, json, only, runs, workdir),
         Cmd::HttpCeiling { file } => return runtime()?.block_on(figures::gateway::serve_ceiling(&file)),
@@ -82,6 +86,11 @@ fn main() -> Result<()> {
     }
     if want("gateway") {
         rows.extend(figures::gateway::run(&ctx)?);
+    }
+    if want("dht") {
+        let rt = runtime()?;
+        rows.extend(rt.block_on(figures::dht::ttfb(&ctx))?);
+        rows.extend(rt.block_on(figures::dht::provide(&ctx))?);
     }
     if want("idle") {
         rows.extend(figures::idle::run(&ctx)?);

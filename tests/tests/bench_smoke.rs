@@ -25,9 +25,17 @@ fn every_benchmark_figure_is_produced() -> Result<()> {
     }
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
     let rows = doc["rows"].as_array().context("rows")?;
-    for family in
-        ["add ", "fetch ", "libp2p stream push", "gateway 4 KiB", "gateway 1 MiB", "gateway stream", "idle daemon RSS"]
-    {
+    for family in [
+        "add ",
+        "fetch ",
+        "libp2p stream push",
+        "gateway 4 KiB",
+        "gateway 1 MiB",
+        "gateway stream",
+        "TTFB 1 KiB",
+        "provide ",
+        "idle daemon RSS",
+    ] {
         let found: Vec<&serde_json::Value> =
             rows.iter().filter(|r| r["figure"].as_str().is_some_and(|f| f.starts_with(family))).collect();
         assert!(!found.is_empty(), "no {family:?} figure in {doc}");

@@ -3,6 +3,7 @@
 pub mod add;
 pub mod ceiling;
 pub mod daemon;
+pub mod dht;
 pub mod fetch;
 pub mod gateway;
 pub mod idle;

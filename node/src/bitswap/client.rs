@@ -11,8 +11,10 @@
 //! regardless) is cancelled and moved to another peer. When no peer is known to have a
 //! block, the want-have is sent again (at most once per request timeout) to every peer not
 //! asked yet and to those that stayed silent or failed: messages can be lost (libp2p-stream
-//! resets inbound streams it cannot hand over at once), so silence is not an answer. After [`BitswapConfig::provider_search_delay`] without a request in flight, the
-//! session asks the DHT for providers of its root (later of the stuck block); the swarm dials
+//! resets inbound streams it cannot hand over at once), so silence is not an answer. After [`BitswapConfig::provider_search_delay`] without a request in flight, or as soon as
+//! every peer asked said DONT_HAVE (the first search of a session, for its root, already after
+//! [`FIRST_SEARCH_DELAY`]), the session asks the DHT for providers of its root (later of the
+//! stuck block); the swarm dials
 //! them, and every newly connected peer is sent our wants.
 //!
 //! A received block is looked up by its multihash, which the decoder computed from its bytes.
@@ -71,6 +73,13 @@ const MAX_BROADCAST: usize = 128;
 
 /// Wants sent to a peer when it connects.
 const CONNECT_WANTS: usize = 1024;
+
+/// A session's first provider search (for its root) starts this soon when no connected peer
+/// has said HAVE, instead of [`BitswapConfig::provider_search_delay`]: content a neighbour
+/// does not have is usually with a stranger, and waiting a whole second for every neighbour
+/// to say DONT_HAVE (some never answer) was most of the time to first byte. Later searches,
+/// for blocks a session got stuck on, keep the full delay.
+pub(crate) const FIRST_SEARCH_DELAY: Duration = Duration::from_millis(100);
 
 /// Provider searches running at once.
 const MAX_SEARCHES: usize = 8;
@@ -335,7 +344,7 @@ pub(crate) fn spawn(client: Client) -> JoinHandle<()> {
 impl Client {
     async fn run(mut self) {
         self.refresh_peers();
-        let period = (self.cfg.request_timeout.min(self.cfg.provider_search_delay) / 4)
+        let period = (self.cfg.request_timeout.min(self.cfg.provider_search_delay).min(FIRST_SEARCH_DELAY) / 2)
             .clamp(Duration::from_millis(10), Duration::from_millis(250));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -499,6 +508,7 @@ impl Client {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.last_recv = now;
         }
+        let mut dont_have = false;
         for (cid, presence) in presences {
             let Some(w) = self.wants.get_mut(cid.hash()) else { continue };
             tracing::trace!(%peer, %cid, ?presence, "presence");
@@ -508,6 +518,7 @@ impl Client {
                     w.asks.insert(peer, Ask::Has);
                 }
                 Presence::DontHave => {
+                    dont_have = true;
                     w.asks.insert(peer, Ask::DontHave);
                     if w.request.is_some_and(|r| r.peer == peer) {
                         w.request = None;
@@ -517,6 +528,10 @@ impl Client {
                     }
                 }
             }
+        }
+        if dont_have {
+            // The last DONT_HAVE may have exhausted the connected peers: search right away.
+            self.search_providers(now);
         }
         for block in blocks {
             self.on_block(peer, block).await;

@@ -340,7 +340,10 @@ pub(crate) async fn run_sender(
 }
 
 /// Send one message; if the stream broke (the peer may have closed an idle one), open a new
-/// one and try once more.
+/// one and try once more. A new stream that fails to open with an I/O error is tried once
+/// more after [`REOPEN_DELAY`]: right after a reconnect, the stream layer may still pick the
+/// connection that is closing ("connection is closed") while a fresh one is up, and the
+/// message (often an answer to a want) would otherwise be lost until the peer asks again.
 async fn send_with_retry(
     peer: PeerId,
     stream: &mut Option<(Stream, Version)>,
@@ -353,9 +356,16 @@ async fn send_with_retry(
             *stream = None;
             send_once(peer, stream, msg, ctx).await
         }
+        Err(SendError::Io(_)) if stream.is_none() => {
+            tokio::time::sleep(REOPEN_DELAY).await;
+            send_once(peer, stream, msg, ctx).await
+        }
         other => other,
     }
 }
+
+/// Wait before opening a stream again after opening one failed.
+const REOPEN_DELAY: Duration = Duration::from_millis(100);
 
 async fn send_once(
     peer: PeerId,

@@ -10,7 +10,8 @@ use cairn_protocol::Cid;
 use libp2p::PeerId;
 
 use super::{
-    cancel, want_entry, Ask, Client, Command, Key, Request, MAX_BROADCAST, MAX_SEARCHES, PROVIDERS_PER_SEARCH,
+    cancel, want_entry, Ask, Client, Command, Key, Request, FIRST_SEARCH_DELAY, MAX_BROADCAST, MAX_SEARCHES,
+    PROVIDERS_PER_SEARCH,
 };
 
 impl Client {
@@ -159,17 +160,25 @@ impl Client {
     }
 
     /// Start provider searches for sessions whose wants have no request after the delay.
-    fn search_providers(&mut self, now: Instant) {
+    pub(super) fn search_providers(&mut self, now: Instant) {
         let delay = self.cfg.provider_search_delay;
         let mut due: Vec<(u64, Cid)> = Vec::new();
         for w in self.wants.values() {
-            // Stuck: old enough, nothing in flight, and no connected peer said HAVE.
+            // Stuck: nothing in flight, no connected peer said HAVE, and either old enough or
+            // every peer asked already said DONT_HAVE (no point waiting for them: boxo's
+            // "peers exhausted").
             let holder = w.asks.values().any(|a| *a == Ask::Has);
-            if w.request.is_some() || holder || now.duration_since(w.created) < delay {
+            let exhausted = !w.asks.is_empty() && w.asks.values().all(|a| *a == Ask::DontHave);
+            if w.request.is_some() || holder {
                 continue;
             }
+            let age = now.duration_since(w.created);
             for s in &w.sessions {
                 let Some(state) = self.sessions.get(s) else { continue };
+                let wait = if state.searches == 0 { delay.min(FIRST_SEARCH_DELAY) } else { delay };
+                if age < wait && !exhausted {
+                    continue;
+                }
                 let rested =
                     state.searched_at.is_none_or(|t| now.duration_since(t) >= self.cfg.provider_search_interval);
                 if !state.searching && rested && !due.iter().any(|(id, _)| id == s) {
