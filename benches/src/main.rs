@@ -29,7 +29,7 @@ enum Cmd {
         /// Also write the results as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only these figures (comma separated: add, fetch, gateway, dht, idle).
+        /// Only these figures (comma separated: add, fetch, multi, gateway, dht, idle).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Runs per figure (default 3, or 1 with --quick).
@@ -83,6 +83,9 @@ fn main() -> Result<()> {
     }
     if want("fetch") {
         rows.extend(figures::fetch::run(&ctx)?);
+    }
+    if want("multi") {
+        rows.extend(figures::multi::run(&ctx)?);
     }
     if want("gateway") {
         rows.extend(figures::gateway::run(&ctx)?);

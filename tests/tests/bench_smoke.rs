@@ -29,6 +29,7 @@ fn every_benchmark_figure_is_produced() -> Result<()> {
         "add ",
         "fetch ",
         "libp2p stream push",
+        "fetch 32 MiB from 4 seeders",
         "gateway 4 KiB",
         "gateway 1 MiB",
         "gateway stream",

@@ -7,6 +7,7 @@ pub mod dht;
 pub mod fetch;
 pub mod gateway;
 pub mod idle;
+pub mod multi;
 
 use std::path::PathBuf;
 

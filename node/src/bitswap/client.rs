@@ -1,8 +1,9 @@
 //! The client task (want manager): owns every want of this node, what each peer said about
 //! it, the sessions and the penalty box, and decides whom to ask for what.
 //!
-//! Per want: if a session peer has already served blocks ("proven"), the least-loaded one
-//! gets a want-block straight away and the other proven peers a want-have; otherwise every
+//! Per want: if a session has peers that served one of its blocks or said HAVE for one
+//! ("proven"), the least-loaded one gets a want-block straight away and the other proven peers
+//! a want-have, so a session spreads over every seeder; otherwise every
 //! connected peer gets a want-have (with sendDontHave). A peer answering HAVE becomes a
 //! candidate, and the want-block goes to the candidate with the fewest timeouts and fewest
 //! requests in flight, never more than [`BitswapConfig::max_inflight_per_peer`], so a session
@@ -516,6 +517,16 @@ impl Client {
             match presence {
                 Presence::Have => {
                     w.asks.insert(peer, Ask::Has);
+                    // A peer with one block of a session likely has the rest (a file's
+                    // leaves): it becomes a session peer, so later wants spread over every
+                    // such peer instead of all going to the first one that served a block.
+                    for s in &w.sessions {
+                        if let Some(state) = self.sessions.get_mut(s) {
+                            if !state.proven.contains(&peer) && state.proven.len() < MAX_PROVEN {
+                                state.proven.push(peer);
+                            }
+                        }
+                    }
                 }
                 Presence::DontHave => {
                     dont_have = true;
