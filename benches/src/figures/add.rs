@@ -1,5 +1,6 @@
 //! `add` of a large random file, durable, against the disk ceiling (`dd … conv=fdatasync`)
-//! and the hashing ceiling (`sha256sum`), all on the same file in the same run.
+//! and the hashing ceiling (`sha256sum`), all on the same file in the same run. Helia's and
+//! kubo's importers are measured by the fetch figure's runs of their own benchmarks.
 
 use std::process::Command;
 
@@ -8,6 +9,10 @@ use anyhow::Result;
 use super::{random_file, Ctx};
 use crate::measure::{self, Sample};
 use crate::report::Row;
+
+/// cairn's median add MB/s (and the size label) once measured, for the peers' importer rows
+/// the fetch figure adds (it runs Helia's and kubo's benchmarks, which also time their adds).
+pub static ADD_MBPS: std::sync::OnceLock<(String, (f64, f64, f64))> = std::sync::OnceLock::new();
 
 /// Measure and return the rows.
 pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
@@ -40,6 +45,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let gib = size as f64 / (1u64 << 30) as f64;
     let med = |v: &[Sample], f: &dyn Fn(&Sample) -> f64| measure::stats(&v.iter().map(f).collect::<Vec<_>>());
     let (c_mbps, c_min, c_max) = med(&cairn, &mbps);
+    let _ = ADD_MBPS.set((label.to_string(), (c_mbps, c_min, c_max)));
     let (dd_mbps, _, _) = med(&dd, &mbps);
     let (sha_mbps, _, _) = med(&sha, &mbps);
     let (c_cpu, cpu_min, cpu_max) = med(&cairn, &|s| s.cpu_s / gib);

