@@ -82,6 +82,14 @@ const CONNECT_WANTS: usize = 1024;
 /// for blocks a session got stuck on, keep the full delay.
 pub(crate) const FIRST_SEARCH_DELAY: Duration = Duration::from_millis(100);
 
+/// While a session has fewer than [`SPREAD_PEERS`] peers, the want-blocks of its first this
+/// many wants also go as want-haves to every connected peer: otherwise, once one peer has
+/// served the root, every later want goes to it alone and other seeders are never found.
+pub(crate) const SPREAD_WANTS: u32 = 8;
+
+/// Session peers at which a session stops looking for more (see [`SPREAD_WANTS`]).
+pub(crate) const SPREAD_PEERS: usize = 4;
+
 /// Provider searches running at once.
 const MAX_SEARCHES: usize = 8;
 
@@ -247,8 +255,11 @@ impl Peer {
 struct SessionState {
     root: Cid,
     alive: CancellationToken,
-    /// Peers that delivered blocks to this session.
+    /// Peers that delivered blocks to this session or said HAVE for one.
     proven: Vec<PeerId>,
+    /// Wants of this session whose want-block also went out as want-haves to every
+    /// connected peer, to find more seeders (see [`SPREAD_WANTS`]).
+    spread: u32,
     searching: bool,
     searched_at: Option<Instant>,
     searches: u32,
@@ -420,6 +431,7 @@ impl Client {
             root: cid,
             alive: session.alive.clone(),
             proven: Vec::new(),
+            spread: 0,
             searching: false,
             searched_at: None,
             searches: 0,

@@ -11,7 +11,7 @@ use libp2p::PeerId;
 
 use super::{
     cancel, want_entry, Ask, Client, Command, Key, Request, FIRST_SEARCH_DELAY, MAX_BROADCAST, MAX_SEARCHES,
-    PROVIDERS_PER_SEARCH,
+    PROVIDERS_PER_SEARCH, SPREAD_PEERS, SPREAD_WANTS,
 };
 
 impl Client {
@@ -83,6 +83,7 @@ impl Client {
     fn request_block(&mut self, key: &Key, peer: PeerId, candidates: &[PeerId], now: Instant) {
         let Some(w) = self.wants.get_mut(key) else { return };
         let first = w.asks.is_empty();
+        let sessions = w.sessions.clone();
         tracing::trace!(%peer, cid = %w.cid, "want-block");
         w.request = Some(Request { peer, sent: now });
         w.asks.insert(peer, Ask::Has);
@@ -94,6 +95,28 @@ impl Client {
         if first {
             for other in candidates.iter().filter(|p| **p != peer) {
                 self.ask_have(key, *other, now);
+            }
+        }
+        // Early in a session with few peers, ask every connected peer too: more seeders.
+        let spread = sessions.iter().any(|s| {
+            self.sessions.get_mut(s).is_some_and(|st| {
+                let go = st.spread < SPREAD_WANTS && st.proven.len() < SPREAD_PEERS;
+                st.spread += u32::from(go);
+                go
+            })
+        });
+        if spread {
+            let others: Vec<PeerId> = self
+                .peers
+                .keys()
+                .filter(|p| **p != peer && !candidates.contains(p))
+                .filter(|p| self.wants.get(key).is_some_and(|w| !w.asks.contains_key(*p)))
+                .filter(|p| self.usable(p))
+                .take(MAX_BROADCAST)
+                .copied()
+                .collect();
+            for other in others {
+                self.ask_have(key, other, now);
             }
         }
     }
