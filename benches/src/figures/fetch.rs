@@ -108,6 +108,8 @@ set -eu
 bin=$1 file=$2 dir=$3
 flags="--relay disabled --magic-ipv4-addr 127.0.0.1:0 --magic-ipv6-addr [::1]:0"
 mkdir -p "$dir/out"
+# sendme keeps its store in the working folder (.sendme-send-*): the run's own folder.
+cd "$dir"
 "$bin" send "$file" $flags --ticket-type addresses > "$dir/send.log" 2>&1 &
 sender=$!
 ticket=""
