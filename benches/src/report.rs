@@ -26,6 +26,30 @@ pub struct Row {
     pub runs: usize,
 }
 
+impl Row {
+    /// A row from cairn's (median, min, max) and an optional anchor value; the ratio is
+    /// cairn / anchor.
+    pub fn of(
+        figure: String,
+        unit: &str,
+        v: (f64, f64, f64),
+        anchor_name: &str,
+        anchor: Option<f64>,
+        runs: usize,
+    ) -> Row {
+        Row {
+            figure,
+            unit: unit.into(),
+            cairn: v.0,
+            cairn_range: (v.1, v.2),
+            anchor_name: anchor_name.into(),
+            anchor,
+            ratio: anchor.map(|a| v.0 / a),
+            runs,
+        }
+    }
+}
+
 /// Print the table to stdout.
 pub fn print_table(rows: &[Row]) {
     println!(

@@ -52,15 +52,8 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let (sha_cpu, _, _) = med(&sha, &|s| s.cpu_s / gib);
     let (dd_cpu, _, _) = med(&dd, &|s| s.cpu_s / gib);
     let (c_rss, rss_min, rss_max) = med(&cairn, &|s| s.peak_rss_mib);
-    let row = |figure: String, unit: &str, c: (f64, f64, f64), name: &str, anchor: Option<f64>| Row {
-        figure,
-        unit: unit.into(),
-        cairn: c.0,
-        cairn_range: (c.1, c.2),
-        anchor_name: name.into(),
-        anchor,
-        ratio: anchor.map(|a| c.0 / a),
-        runs: ctx.runs,
+    let row = |figure: String, unit: &str, c: (f64, f64, f64), name: &str, anchor: Option<f64>| {
+        Row::of(figure, unit, c, name, anchor, ctx.runs)
     };
     Ok(vec![
         row(format!("add {label} durable"), "MB/s", (c_mbps, c_min, c_max), "dd conv=fdatasync", Some(dd_mbps)),

@@ -57,19 +57,6 @@ async fn settle(nets: &[Network]) -> Result<()> {
     Ok(())
 }
 
-fn row(figure: &str, unit: &str, v: (f64, f64, f64), anchor_name: &str, anchor: f64, runs: usize) -> Row {
-    Row {
-        figure: figure.into(),
-        unit: unit.into(),
-        cairn: v.0,
-        cairn_range: (v.1, v.2),
-        anchor_name: anchor_name.into(),
-        anchor: Some(anchor),
-        ratio: Some(v.0 / anchor),
-        runs,
-    }
-}
-
 /// Time to first byte through a 20-node DHT, in milliseconds.
 pub async fn ttfb(ctx: &Ctx) -> Result<Vec<Row>> {
     const NODES: u64 = 20;
@@ -153,12 +140,12 @@ pub async fn ttfb(ctx: &Ctx) -> Result<Vec<Row>> {
     for n in nodes {
         n.shutdown().await;
     }
-    Ok(vec![row(
-        "TTFB 1 KiB, 20-node DHT, stranger",
+    Ok(vec![Row::of(
+        "TTFB 1 KiB, 20-node DHT, stranger".into(),
         "ms",
         measure::stats(&ours),
         "DHT provider lookup",
-        measure::stats(&lookup).0,
+        Some(measure::stats(&lookup).0),
         runs,
     )])
 }
@@ -214,12 +201,12 @@ pub async fn provide(ctx: &Ctx) -> Result<Vec<Row>> {
         bail!("per-key providing failed: {e}");
     }
     shutdown.cancel();
-    Ok(vec![row(
-        &format!("provide {keys} keys into {nodes} nodes, until findable"),
+    Ok(vec![Row::of(
+        format!("provide {keys} keys into {nodes} nodes, until findable"),
         "s",
         (sweep_secs, sweep_secs, sweep_secs),
         &format!("kad per-key walks (x{sample} extrapolated)"),
-        per_key * f64::from(keys),
+        Some(per_key * f64::from(keys)),
         1,
     )])
 }

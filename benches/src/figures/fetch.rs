@@ -210,15 +210,8 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let helia = helia(ctx, mib)?;
     let kubo = kubo(ctx, mib)?;
     let sendme = sendme(ctx, &file, bytes)?;
-    let row = |figure: String, unit: &str, v: (f64, f64, f64), anchor_name: &str, anchor: Option<f64>| Row {
-        figure,
-        unit: unit.into(),
-        cairn: v.0,
-        cairn_range: (v.1, v.2),
-        anchor_name: anchor_name.into(),
-        anchor,
-        ratio: anchor.map(|a| v.0 / a),
-        runs: ctx.runs,
+    let row = |figure: String, unit: &str, v: (f64, f64, f64), name: &str, anchor: Option<f64>| {
+        Row::of(figure, unit, v, name, anchor, ctx.runs)
     };
     let mut rows = vec![
         row(format!("fetch {label} cairn->cairn"), "MB/s", (f, fmin, fmax), "libp2p stream ceiling", Some(c)),

@@ -70,19 +70,6 @@ pub async fn serve_ceiling(file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn row(ctx: &Ctx, figure: String, unit: &str, v: (f64, f64, f64), anchor_name: &str, anchor: Option<f64>) -> Row {
-    Row {
-        figure,
-        unit: unit.into(),
-        cairn: v.0,
-        cairn_range: (v.1, v.2),
-        anchor_name: anchor_name.into(),
-        anchor,
-        ratio: anchor.map(|a| v.0 / a),
-        runs: ctx.runs,
-    }
-}
-
 /// Measure and return the rows.
 pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let d = Daemon::start(&ctx.cairn, &ctx.work.join("gateway-repo"))?;
@@ -100,13 +87,13 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             ours.push(wrk(&url, secs)?);
             theirs.push(wrk(&ceiling.url, secs)?);
         }
-        rows.push(row(
-            ctx,
+        rows.push(Row::of(
             format!("gateway {label} cached file"),
             "req/s",
             measure::stats(&ours),
             "axum from memory",
             Some(measure::stats(&theirs).0),
+            ctx.runs,
         ));
     }
 
@@ -124,13 +111,13 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
         measure::run(Command::new(&ctx.cairn).arg("--repo").arg(&d.repo).args(["cat", &cid]))?;
         cat.push(bytes as f64 / 1e6 / t.elapsed().as_secs_f64());
     }
-    rows.push(row(
-        ctx,
+    rows.push(Row::of(
         format!("gateway stream {label}"),
         "MB/s",
         measure::stats(&ours),
         "cairn cat",
         Some(measure::stats(&cat).0),
+        ctx.runs,
     ));
     Ok(rows)
 }

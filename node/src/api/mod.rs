@@ -176,27 +176,43 @@ impl Server {
     /// The bound address as a multiaddr (`/ip4/127.0.0.1/tcp/5001`), what kubo writes to the
     /// repo's `api` file.
     pub fn multiaddr(&self) -> String {
-        let ip = match self.addr {
-            SocketAddr::V4(a) => format!("/ip4/{}", a.ip()),
-            SocketAddr::V6(a) => format!("/ip6/{}", a.ip()),
-        };
-        format!("{ip}/tcp/{}", self.addr.port())
+        tcp_multiaddr(self.addr)
     }
 
     /// Serve until `shutdown` fires, then let running requests finish for up to
     /// [`DRAIN_TIMEOUT`].
     pub async fn serve(self, shutdown: CancellationToken) -> io::Result<()> {
-        let signal = shutdown.clone();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal.cancelled_owned());
-        tokio::select! {
-            r = server.into_future() => r,
-            () = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(DRAIN_TIMEOUT).await;
-            } => {
-                tracing::warn!("API requests still running {DRAIN_TIMEOUT:?} after shutdown; closing them");
-                Ok(())
-            }
+        serve_until(self.listener, self.router, shutdown, "API").await
+    }
+}
+
+/// `addr` as a TCP multiaddr (`/ip4/127.0.0.1/tcp/5001`), as the daemon prints it.
+pub fn tcp_multiaddr(addr: SocketAddr) -> String {
+    let ip = match addr {
+        SocketAddr::V4(a) => format!("/ip4/{}", a.ip()),
+        SocketAddr::V6(a) => format!("/ip6/{}", a.ip()),
+    };
+    format!("{ip}/tcp/{}", addr.port())
+}
+
+/// Serve `router` on `listener` until `shutdown` fires, then let running requests finish for
+/// up to [`DRAIN_TIMEOUT`] (the API and the gateway stop the same way).
+pub async fn serve_until(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    what: &str,
+) -> io::Result<()> {
+    let signal = shutdown.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(signal.cancelled_owned());
+    tokio::select! {
+        r = server.into_future() => r,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            tracing::warn!("{what} requests still running {DRAIN_TIMEOUT:?} after shutdown; closing them");
+            Ok(())
         }
     }
 }

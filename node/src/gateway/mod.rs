@@ -27,7 +27,6 @@ pub mod request;
 mod trustless;
 mod unixfs;
 
-use std::future::IntoFuture;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -59,9 +58,6 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `Cache-Control` of `/ipfs/` responses: content under a CID never changes.
 const IMMUTABLE: &str = "public, max-age=29030400, immutable";
-
-/// How long `serve` waits for running requests after shutdown is asked.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Errors starting the gateway.
 #[derive(Debug, thiserror::Error)]
@@ -210,24 +206,12 @@ impl Server {
 
     /// The bound address as a multiaddr (`/ip4/127.0.0.1/tcp/8080`).
     pub fn multiaddr(&self) -> String {
-        let ip = match self.addr {
-            SocketAddr::V4(a) => format!("/ip4/{}", a.ip()),
-            SocketAddr::V6(a) => format!("/ip6/{}", a.ip()),
-        };
-        format!("{ip}/tcp/{}", self.addr.port())
+        crate::api::tcp_multiaddr(self.addr)
     }
 
     /// Serve until `shutdown` fires, then let running requests finish for a moment.
     pub async fn serve(self, shutdown: CancellationToken) -> io::Result<()> {
-        let signal = shutdown.clone();
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal.cancelled_owned());
-        tokio::select! {
-            r = server.into_future() => r,
-            () = async {
-                shutdown.cancelled().await;
-                tokio::time::sleep(DRAIN_TIMEOUT).await;
-            } => Ok(()),
-        }
+        crate::api::serve_until(self.listener, self.router, shutdown, "gateway").await
     }
 }
 
@@ -364,7 +348,8 @@ fn common_headers(h: &mut HeaderMap, etag: &str, content_path: &str, roots: &[Ci
     }
 }
 
-/// What `X-Ipfs-Path` escapes: controls, non-ASCII and characters not allowed in a path.
+/// What a path escapes (in `X-Ipfs-Path`): controls, non-ASCII and characters not allowed in
+/// a URL path.
 const PATH_HEADER: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
     .add(b'"')
@@ -376,6 +361,9 @@ const PATH_HEADER: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'`')
     .add(b'{')
     .add(b'}');
+
+/// What one path segment escapes (links in listings): [`PATH_HEADER`] and the separators.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &PATH_HEADER.add(b'/').add(b'\\');
 
 /// Whether `If-None-Match` names `etag` (or is `*`). Weak validators compare equal, as RFC
 /// 9110 asks for this header.

@@ -302,7 +302,7 @@ fn listing(t: &Target, cid: &Cid, entries: &[Entry]) -> String {
         rows.push_str("<tr><td><a href=\"../\">..</a></td><td></td><td></td></tr>\n");
     }
     for e in entries {
-        let href = percent_encoding::utf8_percent_encode(&e.name, PATH_SEGMENT);
+        let href = percent_encoding::utf8_percent_encode(&e.name, super::PATH_SEGMENT);
         rows.push_str(&format!(
             "<tr><td><a href=\"./{href}\">{}</a></td><td><code>{}</code></td><td>{}</td></tr>\n",
             escape(&e.name),
@@ -317,21 +317,6 @@ fn listing(t: &Target, cid: &Cid, entries: &[Entry]) -> String {
         entries.len()
     )
 }
-
-/// Characters escaped in a link to a path segment.
-const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'/')
-    .add(b'\\');
 
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
