@@ -237,6 +237,15 @@ fn subdomain_origins_redirects_and_denylist() -> Result<()> {
     assert_eq!((r.status, r.header("location")), (301, Some("/hello.txt")));
     assert_eq!(get(gw, "/gone", &["-H", &host(&site.root)])?.status, 410);
     assert_eq!(get(gw, "/nothing-here", &["-H", &host(&site.root)])?.status, 404);
+    // A broken `_redirects` is the site owner's mistake: 500 naming the line, not a silent 404.
+    let bad = repo.scratch("bad-site");
+    fs::create_dir_all(&bad)?;
+    fs::write(bad.join("index.html"), "x")?;
+    fs::write(bad.join("_redirects"), "/ok /index.html 200\n/a /b 999\n")?;
+    let bad_root = repo.ok(&["add", "-r", "-Q", bad.to_str().unwrap()])?.trim().to_string();
+    let r = get(gw, "/missing", &["-H", &host(&bad_root)])?;
+    assert_eq!(r.status, 500);
+    assert!(String::from_utf8_lossy(&r.body).contains("_redirects line 2"), "{}", String::from_utf8_lossy(&r.body));
     // A CIDv0 label is redirected to its base32 CIDv1 form.
     let v0 = repo.ok(&["add", "-Q", "--cid-version", "0", repo.scratch("site/hello.txt").to_str().unwrap()])?;
     let v0 = v0.trim();

@@ -257,9 +257,6 @@ async fn serve(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError>
         Route::Redirect(to) => return Ok(redirect_response(StatusCode::MOVED_PERMANENTLY, &to)),
         Route::Content(t) => t,
     };
-    if gw.denylist.denies(&target.root) {
-        return Err(GatewayError::denied(&target.root));
-    }
     let r = Req {
         head,
         path: uri.path().to_string(),
@@ -306,7 +303,11 @@ async fn serve(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError>
     }
 }
 
+/// Runs on a blocking thread: the denylist may stat and re-read its file.
 fn plan(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+    if req.denied(&t.root) {
+        return Err(GatewayError::denied(&t.root));
+    }
     match &t.format {
         Format::UnixFs => unixfs::plan(req, t, fetch),
         Format::Raw => trustless::raw(req, t, fetch),
