@@ -1,14 +1,15 @@
 //! Write-behind for fetched blocks: one thread on the blocking pool takes verified blocks from
-//! the client task through a bounded queue, writes them through a store [`BatchWriter`] and
-//! commits once per batch (whatever has queued up while the previous commit ran, up to
+//! the client task through a bounded queue and hands each at once to a store [`BatchWriter`],
+//! committing once per batch (whatever has queued up while the previous commit ran, up to
 //! [`WRITE_BATCH`] blocks or [`WRITE_BATCH_BYTES`]). After each commit it tells the server,
 //! which answers peers that wanted those blocks. It exits, after a last commit, when the
 //! client task drops the queue.
 //!
-//! A `get` returns as soon as its block is verified, before it is durable; the queue bound
-//! ([`WRITE_QUEUE`]) keeps the blocks not yet written to a few dozen. Until a block is
-//! committed it is readable from [`Unwritten`], so a `get` that follows a prefetch finds it
-//! instead of fetching it again.
+//! A `get` returns as soon as its block is verified, before it is durable. Until the store has
+//! the block it is readable from [`Unwritten`], afterwards from the store (which serves blocks
+//! it has queued), so a `get` that follows a prefetch finds it instead of fetching it again.
+//! Memory stays bounded by the two queues ([`WRITE_QUEUE`] here and the store's), not by the
+//! batch: a block's bytes are freed once written, the commit only makes them durable.
 //!
 //! [`BatchWriter`]: crate::store::BatchWriter
 
@@ -25,7 +26,7 @@ use super::server;
 use crate::store::Store;
 
 /// Verified blocks waiting to be written; the client waits when it is full.
-pub(crate) const WRITE_QUEUE: usize = 32;
+pub(crate) const WRITE_QUEUE: usize = 4;
 
 /// Most blocks committed together.
 const WRITE_BATCH: usize = 256;
@@ -33,9 +34,9 @@ const WRITE_BATCH: usize = 256;
 /// Most bytes committed together.
 const WRITE_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
-/// Verified blocks handed out but not yet committed, by multihash. The client adds a block
-/// before queueing it for the writer, the writer removes it after the commit; so it holds at
-/// most the write queue and one batch, and shares their bytes rather than copying them.
+/// Verified blocks queued for the writer and not yet handed to the store, by multihash. The
+/// client adds a block before queueing it, the writer removes it once the store has it; so it
+/// holds at most the write queue, and shares the bytes rather than copying them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Unwritten(Arc<Mutex<HashMap<Multihash<64>, Bytes>>>);
 
@@ -75,37 +76,34 @@ pub(crate) fn spawn(
 
 fn run(store: Store, mut rx: mpsc::Receiver<Block>, unwritten: Unwritten, server: mpsc::Sender<server::Command>) {
     while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        let mut bytes = batch[0].data.len();
-        while batch.len() < WRITE_BATCH && bytes < WRITE_BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(b) => {
-                    bytes += b.data.len();
-                    batch.push(b);
-                }
-                Err(_) => break,
+        // Each block goes to the store at once (readable there from then on, its bytes freed
+        // once on disk); one commit covers whatever queued up meanwhile, within the limits.
+        let mut w = store.writer();
+        let mut cids = Vec::new();
+        let mut bytes = 0;
+        let mut next = Some(first);
+        while let Some(b) = next.take() {
+            bytes += b.data.len();
+            let cid = b.cid;
+            let queued = w.write(b);
+            unwritten.remove(&[cid]);
+            cids.push(cid);
+            if queued.is_err() {
+                break; // the store is shut down; the commit below reports it
+            }
+            if cids.len() < WRITE_BATCH && bytes < WRITE_BATCH_BYTES {
+                next = rx.try_recv().ok();
             }
         }
-        let cids: Vec<Cid> = batch.iter().map(|b| b.cid).collect();
-        let result = commit(&store, batch);
-        // Committed (or failed: a later get then fetches the block again).
-        unwritten.remove(&cids);
-        match result {
+        match w.commit() {
             Ok(()) => {
                 // The server only needs this to answer wants that arrived before the block;
                 // if it has stopped, there is nobody to answer.
                 let _ = server.blocking_send(server::Command::NewBlocks(cids));
             }
+            // A later get fetches the block again.
             Err(e) => tracing::warn!(blocks = cids.len(), "storing fetched blocks failed: {e}"),
         }
     }
     tracing::debug!("bitswap store writer stopped");
-}
-
-fn commit(store: &Store, batch: Vec<Block>) -> Result<(), crate::store::StoreError> {
-    let mut w = store.writer();
-    for b in batch {
-        w.write(b)?;
-    }
-    w.commit()
 }

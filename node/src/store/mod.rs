@@ -13,7 +13,7 @@ pub mod meta;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod sim;
 
-use std::collections::HashMap;
+use std::collections::{hash_map, HashMap};
 use std::io;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
@@ -60,6 +60,9 @@ struct Inner {
     meta: Box<dyn MetaLayer>,
     /// Keys held by open batches, with a count of holders.
     protected: Mutex<HashMap<Vec<u8>, usize>>,
+    /// Blocks handed to the writer thread and not yet written, so they are readable at once
+    /// and their bytes are released as soon as they reach the disk, not at the commit.
+    queued: Mutex<HashMap<Vec<u8>, Bytes>>,
     /// Pin changes hold it shared, a GC run exclusively: a pin written while GC runs would
     /// otherwise be missed by its mark phase once the batch protecting its blocks is dropped.
     pin_gate: RwLock<()>,
@@ -82,7 +85,13 @@ pub struct Store {
 impl Store {
     /// Open a store over the given layers and start its writer thread.
     pub fn new(files: Box<dyn FileLayer>, meta: Box<dyn MetaLayer>) -> Store {
-        let inner = Arc::new(Inner { files, meta, protected: Mutex::new(HashMap::new()), pin_gate: RwLock::new(()) });
+        let inner = Arc::new(Inner {
+            files,
+            meta,
+            protected: Mutex::new(HashMap::new()),
+            queued: Mutex::new(HashMap::new()),
+            pin_gate: RwLock::new(()),
+        });
         let (tx, rx) = bounded(WRITE_QUEUE);
         let writer_inner = inner.clone();
         thread::Builder::new()
@@ -114,6 +123,9 @@ impl Store {
 
     /// Read the bytes under a multihash key without verifying them.
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        if let Some(v) = self.inner.queued.lock().expect("queued blocks lock").get(key) {
+            return Ok(Some(v.clone()));
+        }
         if let Some(v) = self.inner.meta.get(Tree::Blocks, key)? {
             return Ok(Some(Bytes::from(v)));
         }
@@ -134,6 +146,9 @@ impl Store {
     }
 
     fn size_of_key(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+        if let Some(v) = self.inner.queued.lock().expect("queued blocks lock").get(key) {
+            return Ok(Some(v.len() as u64));
+        }
         if let Some(v) = self.inner.meta.get(Tree::Blocks, key)? {
             return Ok(Some(v.len() as u64));
         }
@@ -255,15 +270,21 @@ pub struct BatchWriter {
 }
 
 impl BatchWriter {
-    /// Queue one block; waits when the writer is behind. Errors surface at `commit`.
+    /// Queue one block; waits when the writer is behind. The block is readable from the
+    /// store from now on, durable after [`BatchWriter::commit`]. Errors surface at `commit`.
     pub fn write(&mut self, block: Block) -> Result<(), StoreError> {
         if block.cid.hash().code() == IDENTITY {
             return Ok(());
         }
         let key = key_of(&block.cid);
         self.store.protect(&key);
-        self.keys.push(key);
-        self.store.tx.send((self.id, Request::Put(block))).map_err(|_| StoreError::Shutdown)
+        self.store.inner.queued.lock().expect("queued blocks lock").insert(key.clone(), block.data.clone());
+        self.keys.push(key.clone());
+        if self.store.tx.send((self.id, Request::Put(block))).is_err() {
+            self.store.inner.queued.lock().expect("queued blocks lock").remove(&key);
+            return Err(StoreError::Shutdown);
+        }
+        Ok(())
     }
 
     /// Wait until every queued block is written, then make them durable (one file-system
@@ -291,12 +312,12 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<(u64, Request)>) {
     while let Ok((batch, req)) = rx.recv() {
         match req {
             Request::Put(block) => {
-                if errors.contains_key(&batch) {
-                    continue;
+                if let hash_map::Entry::Vacant(slot) = errors.entry(batch) {
+                    if let Err(e) = put_one(&inner, &block) {
+                        slot.insert(describe_io(&e));
+                    }
                 }
-                if let Err(e) = put_one(&inner, &block) {
-                    errors.insert(batch, describe_io(&e));
-                }
+                inner.queued.lock().expect("queued blocks lock").remove(&key_of(&block.cid));
             }
             Request::Commit(reply) => {
                 let result = match errors.remove(&batch) {
@@ -362,5 +383,50 @@ mod tests {
         // Corrupt the large block on disk: reads must refuse it.
         store.inner.files.write(&key_of(&large.cid), b"evil").unwrap();
         assert!(matches!(store.get(&large.cid), Err(StoreError::Corrupt(_))));
+    }
+
+    /// Disk files whose writes wait until the test lets them through.
+    struct Gated(DiskFiles, Mutex<crossbeam_channel::Receiver<()>>);
+
+    impl FileLayer for Gated {
+        fn write(&self, key: &[u8], data: &[u8]) -> io::Result<()> {
+            self.1.lock().unwrap().recv().map_err(io::Error::other)?;
+            self.0.write(key, data)
+        }
+        fn read(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+            self.0.read(key)
+        }
+        fn size(&self, key: &[u8]) -> io::Result<Option<u64>> {
+            self.0.size(key)
+        }
+        fn remove(&self, key: &[u8]) -> io::Result<()> {
+            self.0.remove(key)
+        }
+        fn sync(&self) -> io::Result<()> {
+            self.0.sync()
+        }
+        fn for_each_key(&self, f: &mut dyn FnMut(Vec<u8>) -> bool) -> io::Result<()> {
+            self.0.for_each_key(f)
+        }
+    }
+
+    #[test]
+    fn queued_blocks_are_readable_before_the_disk_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (open_gate, gate) = bounded(0);
+        let files = Gated(DiskFiles::open(&dir.path().join("blocks")).unwrap(), Mutex::new(gate));
+        let store = Store::new(Box::new(files), Box::new(SledMeta::open(&dir.path().join("meta"), 1 << 20).unwrap()));
+        let large = block(&vec![7u8; SMALL_BLOCK_MAX + 1]);
+        let mut w = store.writer();
+        w.write(large.clone()).unwrap();
+        // The writer thread is stuck in the file write: the block is served from the queue.
+        assert_eq!(store.get(&large.cid).unwrap().unwrap(), large.data);
+        assert_eq!(store.size(&large.cid).unwrap(), Some(large.data.len() as u64));
+        assert!(store.inner.files.read(&key_of(&large.cid)).unwrap().is_none());
+        open_gate.send(()).unwrap();
+        w.commit().unwrap();
+        // Written: the queue let go of the bytes and the disk serves them.
+        assert!(store.inner.queued.lock().unwrap().is_empty());
+        assert_eq!(store.get(&large.cid).unwrap().unwrap(), large.data);
     }
 }

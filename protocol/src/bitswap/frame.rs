@@ -19,14 +19,19 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
 /// Feed bytes as they arrive with [`FrameDecoder::feed`], then call
 /// [`FrameDecoder::next_frame`] until it returns `Ok(None)`. An announced length over
 /// [`MAX_MESSAGE_SIZE`] is reported as soon as the prefix is complete, without waiting for the
-/// body, so the caller can reset the stream; after any error the decoder stays failed. Driven
-/// that way, the buffer never holds more than one frame plus one fed chunk.
+/// body, so the caller can reset the stream; after any error the decoder stays failed.
+///
+/// Each body is collected in an allocation of exactly its announced length. Blocks decoded from
+/// a body borrow that allocation, so a block a reader still holds keeps only its own message
+/// alive, never a larger, shared read buffer.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
-    /// Bytes received and not yet returned; starts at a prefix unless `body_len` is set.
+    /// Bytes received after the current body: the next prefix and whatever follows it.
     buf: BytesMut,
     /// Length of the frame whose prefix has been consumed but whose body is incomplete.
     body_len: Option<usize>,
+    /// The incomplete body of that frame, allocated at its full length.
+    body: BytesMut,
     /// The error that ended this stream, repeated on every later call.
     failed: Option<Failure>,
 }
@@ -53,10 +58,16 @@ impl FrameDecoder {
     }
 
     /// Append bytes read from the stream.
-    pub fn feed(&mut self, bytes: &[u8]) {
-        if self.failed.is_none() {
-            self.buf.extend_from_slice(bytes);
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        if self.failed.is_some() {
+            return;
         }
+        if let Some(len) = self.body_len {
+            let take = (len - self.body.len()).min(bytes.len());
+            self.body.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+        }
+        self.buf.extend_from_slice(bytes);
     }
 
     /// The next complete message body, `Ok(None)` if more bytes are needed.
@@ -67,7 +78,14 @@ impl FrameDecoder {
         let len = match self.body_len {
             Some(len) => len,
             None => match self.read_prefix() {
-                Ok(Some(len)) => len,
+                Ok(Some(len)) => {
+                    let from_buf = len.min(self.buf.len());
+                    self.body = BytesMut::with_capacity(len);
+                    self.body.extend_from_slice(&self.buf[..from_buf]);
+                    self.buf.advance(from_buf);
+                    self.body_len = Some(len);
+                    len
+                }
                 Ok(None) => return Ok(None),
                 Err(failure) => {
                     self.failed = Some(failure);
@@ -76,12 +94,11 @@ impl FrameDecoder {
                 }
             },
         };
-        if self.buf.len() < len {
-            self.body_len = Some(len);
+        if self.body.len() < len {
             return Ok(None);
         }
         self.body_len = None;
-        Ok(Some(self.buf.split_to(len).freeze()))
+        Ok(Some(std::mem::take(&mut self.body).freeze()))
     }
 
     /// Call at the end of the stream: an error if it stopped inside a frame.
@@ -96,12 +113,12 @@ impl FrameDecoder {
             let mut buf = unsigned_varint::encode::usize_buffer();
             unsigned_varint::encode::usize(len, &mut buf).len()
         });
-        Err(BitswapError::Truncated { buffered: prefix + self.buf.len() })
+        Err(BitswapError::Truncated { buffered: prefix + self.body.len() + self.buf.len() })
     }
 
     /// Bytes held: a partial prefix or body, or frames not yet taken.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.body.len() + self.buf.len()
     }
 
     fn read_prefix(&mut self) -> Result<Option<usize>, Failure> {

@@ -328,6 +328,25 @@ fn frame_errors() {
 }
 
 #[test]
+fn each_frame_owns_its_allocation() {
+    // Two frames and half a third arrive in one read: the first body handed out must not share
+    // a buffer with what the decoder still holds, or a queued block would pin it.
+    let (a, b, c) = (vec![1u8; 70_000], vec![2u8; 10], vec![3u8; 5000]);
+    let mut stream = [frame(&a), frame(&b), frame(&c)].concat();
+    stream.truncate(stream.len() - 2500);
+    let mut dec = FrameDecoder::new();
+    dec.feed(&stream[..40_000]);
+    assert!(dec.next_frame().unwrap().is_none());
+    dec.feed(&stream[40_000..]);
+    let first = dec.next_frame().unwrap().unwrap();
+    let second = dec.next_frame().unwrap().unwrap();
+    assert!(dec.next_frame().unwrap().is_none());
+    assert_eq!((&first[..], &second[..]), (&a[..], &b[..]));
+    assert!(first.is_unique() && second.is_unique());
+    assert_eq!(dec.buffered(), 2500);
+}
+
+#[test]
 fn encode_framed_refuses_oversize_bodies() {
     let data = Bytes::from(vec![1; MAX_BLOCK_SIZE]);
     let block = Block::new_unchecked(make_cid(1, cids::RAW, &data), data);
