@@ -15,6 +15,7 @@
 //! - [`block`]: a verified block (CID + bytes).
 //! - [`bitswap`]: Bitswap 1.0.0/1.1.0/1.2.0 messages, framing and batching.
 //! - [`dht`]: the Kademlia DHT message, for the RPCs the batched provider sends itself.
+//! - [`records`]: IPNS and `/pk/` value records: validation, selection, creation.
 
 pub mod bitswap;
 pub mod block;
@@ -28,6 +29,7 @@ pub mod file;
 pub mod hamt;
 pub mod profile;
 pub mod reader;
+pub mod records;
 pub mod unixfs;
 
 pub use block::Block;

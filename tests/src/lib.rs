@@ -94,6 +94,18 @@ impl TestRepo {
     }
 }
 
+/// Install the JavaScript clients in `tests/gateway` (npm packages once, via
+/// `scripts/gateway-js-setup.sh`) and return their directory.
+pub fn js_clients_dir() -> Result<String> {
+    let mut c = Command::new("bash");
+    c.arg(workspace_root().join("scripts").join("gateway-js-setup.sh"));
+    let out = run_with_deadline(c, Duration::from_secs(900))?;
+    if !out.status.success() {
+        bail!("gateway-js-setup.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().lines().last().context("setup printed no path")?.to_string())
+}
+
 /// Run a command, killing it if it outlives `deadline`.
 pub fn run_with_deadline(mut cmd: Command, deadline: Duration) -> Result<Output> {
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("spawning command")?;

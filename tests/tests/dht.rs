@@ -1,16 +1,19 @@
 //! The DHT and Bitswap together, in one process over the memory transport: a file added on one
 //! node is found through the DHT and fetched, byte for byte, by a node that was never connected
-//! to the adder before it asked.
+//! to the adder before it asked; IPNS records are validated, replaced by newer ones and
+//! resolved by other nodes.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use cairn_node::exporter;
 use cairn_node::importer::{self, AddOptions};
-use cairn_node::net::{DhtMode, NetConfig, TransportKind};
+use cairn_node::net::{DhtMode, NetConfig, NetError, TransportKind};
 use cairn_node::node::{Node, NodeOptions};
 use cairn_node::repo::Repo;
 use cairn_protocol::chunker::ChunkerSpec;
+use cairn_protocol::records::{self, RecordError};
+use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 
 /// Nodes in the testnet.
@@ -46,15 +49,13 @@ async fn eventually(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> b
     bail!("{what} not reached within {timeout:?}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_is_found_through_the_dht_and_fetched_by_a_stranger() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let base = 40_000 + u64::from(std::process::id() % 10_000) * 100;
-    let first = memory_node(&dir, base, Vec::new()).await?;
+/// `n` DHT servers on `/memory/{base}…`, bootstrapped through the first, routing tables filled.
+async fn testnet(dir: &tempfile::TempDir, base: u64, n: usize) -> Result<Vec<Node>> {
+    let first = memory_node(dir, base, Vec::new()).await?;
     let hub: Multiaddr = format!("/memory/{base}/p2p/{}", first.net().local_peer_id()).parse()?;
     let mut nodes = vec![first];
-    for i in 1..NODES as u64 {
-        nodes.push(memory_node(&dir, base + i, vec![hub.clone()]).await?);
+    for i in 1..n as u64 {
+        nodes.push(memory_node(dir, base + i, vec![hub.clone()]).await?);
     }
     for n in &nodes {
         eventually("routing table filled", Duration::from_secs(30), async || {
@@ -65,6 +66,14 @@ async fn a_file_is_found_through_the_dht_and_fetched_by_a_stranger() -> Result<(
     for n in &nodes[1..] {
         n.net().bootstrap().await.context("bootstrap walk")?;
     }
+    Ok(nodes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_is_found_through_the_dht_and_fetched_by_a_stranger() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let base = 40_000 + u64::from(std::process::id() % 10_000) * 100;
+    let nodes = testnet(&dir, base, NODES).await?;
 
     // The adder: a multi-level DAG (4 KiB chunks, 8 links per node).
     let (adder, fetcher) = (7, NODES - 1);
@@ -106,6 +115,54 @@ async fn a_file_is_found_through_the_dht_and_fetched_by_a_stranger() -> Result<(
     assert!(nodes[fetcher].net().is_connected(adder_id).await?, "the fetch dialled the provider it found");
     assert!(nodes[fetcher].store().has(&root)?, "fetched blocks are stored");
 
+    for n in nodes {
+        n.shutdown().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipns_records_are_validated_replaced_and_resolved() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let base = 20_000 + u64::from(std::process::id() % 10_000) * 100;
+    let nodes = testnet(&dir, base, 6).await?;
+    let name_key = Keypair::generate_ed25519();
+    let name = name_key.public().to_peer_id();
+    let key = records::ipns_key(&name);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i128;
+    let hour = 3_600_000_000_000i128;
+    let record = |seq, eol, value: &[u8]| records::create_ipns(&name_key, value, seq, eol, 60_000_000_000);
+
+    // Published on one node, resolved on another.
+    let first = record(1, now + hour, b"/ipfs/bafkqaaa")?;
+    nodes[1].net().put_value(key.clone(), first.clone()).await.context("publishing")?;
+    assert_eq!(nodes[4].net().get_value(key.clone()).await?, first);
+
+    // A newer sequence replaces it everywhere it was stored; an older one is refused.
+    let second = record(2, now + hour, b"/ipfs/bafkqaaa/second")?;
+    nodes[2].net().put_value(key.clone(), second.clone()).await.context("republishing")?;
+    assert_eq!(nodes[5].net().get_value(key.clone()).await?, second);
+    assert!(nodes[2].net().put_value(key.clone(), first.clone()).await.is_err(), "older record accepted");
+
+    // Invalid records are refused before they are stored or sent.
+    let expired = record(3, now - hour, b"/ipfs/bafkqaaa")?;
+    let err = nodes[3].net().put_value(key.clone(), expired).await.unwrap_err();
+    assert!(matches!(err, NetError::InvalidRecord(RecordError::Expired(_))), "{err}");
+    let impostor = Keypair::generate_ed25519();
+    let forged = records::create_ipns(&impostor, b"/ipfs/bafkqaaa/evil", 9, now + hour, 0)?;
+    let err = nodes[3].net().put_value(key.clone(), forged).await.unwrap_err();
+    assert!(matches!(err, NetError::InvalidRecord(RecordError::BadSignature)), "{err}");
+    assert_eq!(nodes[0].net().get_value(key.clone()).await?, second, "the forged record went nowhere");
+
+    // A public-key record must hash to its peer ID.
+    let pk_key = [records::PK_PREFIX, &name.to_bytes()].concat();
+    let err = nodes[1].net().put_value(pk_key.clone(), impostor.public().encode_protobuf()).await.unwrap_err();
+    assert!(matches!(err, NetError::InvalidRecord(RecordError::KeyMismatch)), "{err}");
+    nodes[1].net().put_value(pk_key.clone(), name_key.public().encode_protobuf()).await?;
+    assert_eq!(nodes[3].net().get_value(pk_key).await?, name_key.public().encode_protobuf());
+
+    let unknown = records::ipns_key(&Keypair::generate_ed25519().public().to_peer_id());
+    assert!(matches!(nodes[2].net().get_value(unknown).await, Err(NetError::NotFound)));
     for n in nodes {
         n.shutdown().await;
     }

@@ -9,23 +9,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use cairn_tests::{cairn_bin, run_with_deadline, workspace_root};
-
-/// Install the npm packages (once) and return their directory.
-fn setup() -> Result<String> {
-    let mut c = Command::new("bash");
-    c.arg(workspace_root().join("scripts").join("gateway-js-setup.sh"));
-    let out = run_with_deadline(c, Duration::from_secs(900))?;
-    if !out.status.success() {
-        bail!("gateway-js-setup.sh failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8(out.stdout)?.trim().lines().last().context("setup printed no path")?.to_string())
-}
+use anyhow::{bail, Result};
+use cairn_tests::{cairn_bin, js_clients_dir, run_with_deadline};
 
 /// Run `script` from the setup directory in a loopback-only namespace; its report.
 fn run_in_netns(script: &str) -> Result<String> {
-    let dir = setup()?;
+    let dir = js_clients_dir()?;
     let work = tempfile::tempdir()?;
     let mut cmd = Command::new("unshare");
     cmd.args(["-n", "sh", "-c", "ip link set lo up && exec \"$@\"", "netns", "node"])

@@ -55,6 +55,12 @@ pub enum NetError {
     /// A malformed address or peer ID.
     #[error("invalid address {0:?}")]
     BadAddress(String),
+    /// A value record failed validation.
+    #[error("invalid record: {0}")]
+    InvalidRecord(#[from] cairn_protocol::records::RecordError),
+    /// No valid value record was found under the key.
+    #[error("no valid record found")]
+    NotFound,
 }
 
 /// Whether this node answers DHT queries.
@@ -217,6 +223,24 @@ pub enum Command {
         /// The answer.
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    /// Validate a value record (`/ipns/`, `/pk/`), keep it and store it on the peers closest
+    /// to its key.
+    PutValue {
+        /// Record key.
+        key: Vec<u8>,
+        /// Record value.
+        value: Vec<u8>,
+        /// Done when the DHT walk ended; an error when the record is invalid or older than
+        /// the one held, or when no peer took it.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// The best valid value record under a key, from this node and the DHT.
+    GetValue {
+        /// Record key.
+        key: Vec<u8>,
+        /// The record's value.
+        reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+    },
 }
 
 /// Handle to the swarm task. Cheap to clone.
@@ -320,6 +344,16 @@ impl Network {
     /// Peers in the routing table.
     pub async fn routing_table(&self) -> Result<Vec<PeerId>, NetError> {
         self.ask(|reply| Command::RoutingTable { reply }).await
+    }
+
+    /// Validate and publish a value record (`/ipns/<id>` or `/pk/<id>`).
+    pub async fn put_value(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::PutValue { key, value, reply }).await?
+    }
+
+    /// The best valid value record under `key`, searching the DHT.
+    pub async fn get_value(&self, key: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        self.ask(|reply| Command::GetValue { key, reply }).await?
     }
 }
 

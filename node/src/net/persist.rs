@@ -1,4 +1,5 @@
-//! Keeping other peers' provider records across restarts, without the swarm task touching disk.
+//! Keeping other peers' provider records and validated value records across restarts, without
+//! the swarm task touching disk.
 //!
 //! The record store hands each change to a [`Persister`] through a bounded queue (`try_send`:
 //! when the queue is full the change is dropped and counted; the record still lives in memory
@@ -30,6 +31,10 @@ pub enum Change {
     Put(ProviderRecord),
     /// A record was removed.
     Remove(RecordKey, PeerId),
+    /// A validated value record was stored or replaced.
+    PutValue(RecordKey, Vec<u8>),
+    /// A value record was removed.
+    RemoveValue(RecordKey),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +114,14 @@ fn apply(store: Store, rx: Receiver<Change>) {
                 let _ = store.meta().remove(Tree::Providers, &db_key(&key, &peer));
                 dirty = true;
             }
+            Ok(Change::PutValue(key, value)) => {
+                let _ = store.meta().put(Tree::Values, key.as_ref(), &value);
+                dirty = true;
+            }
+            Ok(Change::RemoveValue(key)) => {
+                let _ = store.meta().remove(Tree::Values, key.as_ref());
+                dirty = true;
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 if dirty {
@@ -150,6 +163,24 @@ pub fn load(store: &Store) -> Vec<ProviderRecord> {
     out
 }
 
+/// The persisted value records that are still valid (the rest are deleted).
+pub fn load_values(store: &Store) -> Vec<(RecordKey, Vec<u8>)> {
+    let now = super::records::now_nanos();
+    let mut out = Vec::new();
+    let mut stale = Vec::new();
+    let _ = store.meta().for_each(Tree::Values, &mut |k, v| {
+        match cairn_protocol::records::validate(k, v, now) {
+            Ok(_) => out.push((RecordKey::new(&k), v.to_vec())),
+            Err(_) => stale.push(k.to_vec()),
+        }
+        true
+    });
+    for k in stale {
+        let _ = store.meta().remove(Tree::Values, &k);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,5 +191,32 @@ mod tests {
         let peer = PeerId::random();
         assert_eq!(split_key(&db_key(&key, &peer)), Some((key, peer)));
         assert_eq!(split_key(b"\x00"), None);
+    }
+
+    #[test]
+    fn only_valid_value_records_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::repo::Repo::init(dir.path(), "local").unwrap();
+        let repo = crate::repo::Repo::open(dir.path()).unwrap();
+        let store = repo.store().clone();
+        let name_key = libp2p::identity::Keypair::generate_ed25519();
+        let key = cairn_protocol::records::ipns_key(&name_key.public().to_peer_id());
+        let now = super::super::records::now_nanos();
+        let valid = cairn_protocol::records::create_ipns(&name_key, b"/ipfs/bafkqaaa", 1, now + 3_600_000_000_000, 0);
+        let expired = cairn_protocol::records::create_ipns(&name_key, b"/ipfs/bafkqaaa", 1, now - 1, 0);
+        let other = cairn_protocol::records::ipns_key(&PeerId::random());
+        store.meta().put(Tree::Values, &key, &valid.clone().unwrap()).unwrap();
+        store.meta().put(Tree::Values, &other, &expired.unwrap()).unwrap();
+        let got = load_values(&store);
+        assert_eq!(got, vec![(RecordKey::new(&key), valid.unwrap())]);
+        let mut left = 0;
+        store
+            .meta()
+            .for_each(Tree::Values, &mut |_, _| {
+                left += 1;
+                true
+            })
+            .unwrap();
+        assert_eq!(left, 1, "the invalid record was deleted");
     }
 }

@@ -6,7 +6,9 @@
 
 use std::borrow::Cow;
 use std::collections::{hash_map, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cairn_protocol::records::{self, RecordError, ValidRecord};
 use libp2p::kad::store::{Error, Result};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use libp2p::PeerId;
@@ -24,6 +26,14 @@ pub const MAX_RECORDS: usize = 16 * 1024;
 
 /// The IPNS record size limit, the largest value we accept.
 pub const MAX_VALUE_BYTES: usize = 10 * 1024;
+
+/// Longest a value record is kept without being stored again (go-libp2p-kad-dht's 48 h).
+pub const MAX_RECORD_AGE: Duration = Duration::from_secs(48 * 3600);
+
+/// Unix time now, nanoseconds: the clock value records are validated against.
+pub fn now_nanos() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+}
 
 /// In-memory record store; see the module docs.
 pub struct RecordStore {
@@ -48,11 +58,45 @@ impl RecordStore {
     }
 
     /// Load persisted records, then send every later change to `persist`.
-    pub fn restore(&mut self, records: Vec<ProviderRecord>, persist: Persister) {
+    pub fn restore(&mut self, records: Vec<ProviderRecord>, values: Vec<(RecordKey, Vec<u8>)>, persist: Persister) {
         for r in records {
             let _ = libp2p::kad::store::RecordStore::add_provider(self, r);
         }
+        for (key, value) in values {
+            let _ = self.offer(Record::new(key, value), now_nanos());
+        }
         self.persist = Some(persist);
+    }
+
+    /// Store a value record if it is valid (IPNS signature and EOL, or a public key matching
+    /// its peer ID) and replaces what is held under its key (a higher IPNS sequence, or a
+    /// later EOL). Returns the record as stored, with its expiry set, or `None` when the held
+    /// one is kept.
+    pub fn offer(&mut self, mut record: Record, now: i128) -> std::result::Result<Option<Record>, RecordError> {
+        let valid = records::validate(record.key.as_ref(), &record.value, now)?;
+        if let Some(held) = self.records.get(&record.key) {
+            let keep = records::validate(held.key.as_ref(), &held.value, now)
+                .is_ok_and(|held| !records::replaces(&held, &valid));
+            if keep {
+                return Ok(None);
+            }
+        }
+        let mut ttl = MAX_RECORD_AGE;
+        if let ValidRecord::Ipns(r) = &valid {
+            ttl = ttl.min(Duration::from_nanos(u64::try_from(r.eol_nanos - now).unwrap_or(u64::MAX)));
+        }
+        record.expires = Some(Instant::now() + ttl);
+        libp2p::kad::store::RecordStore::put(self, record.clone())
+            .map_err(|e| RecordError::Malformed(e.to_string()))?;
+        if let Some(p) = &self.persist {
+            p.send(Change::PutValue(record.key.clone(), record.value.clone()));
+        }
+        Ok(Some(record))
+    }
+
+    /// A stored value record, if any and not expired.
+    pub fn value(&self, key: &RecordKey) -> Option<&Record> {
+        self.records.get(key).filter(|r| !r.is_expired(Instant::now()))
     }
 
     /// Number of keys we provide ourselves.
@@ -89,7 +133,11 @@ impl libp2p::kad::store::RecordStore for RecordStore {
     }
 
     fn remove(&mut self, k: &RecordKey) {
-        self.records.remove(k);
+        if self.records.remove(k).is_some() {
+            if let Some(p) = &self.persist {
+                p.send(Change::RemoveValue(k.clone()));
+            }
+        }
     }
 
     fn records(&self) -> Self::RecordsIter<'_> {
@@ -190,5 +238,31 @@ mod tests {
             s.add_provider(rec(&i.to_be_bytes(), local)).unwrap();
         }
         assert_eq!(s.provided_len(), 5000);
+    }
+
+    #[test]
+    fn value_records_are_validated_and_only_newer_ones_replace() {
+        let name_key = libp2p::identity::Keypair::generate_ed25519();
+        let key = RecordKey::new(&records::ipns_key(&name_key.public().to_peer_id()));
+        let now = now_nanos();
+        let hour = 3_600_000_000_000i128;
+        let make = |seq, eol| {
+            Record::new(key.clone(), records::create_ipns(&name_key, b"/ipfs/bafkqaaa", seq, eol, 0).unwrap())
+        };
+        let mut s = RecordStore::new(PeerId::random());
+        assert!(matches!(s.offer(make(5, now - 1), now), Err(RecordError::Expired(_))));
+        assert!(s.value(&key).is_none(), "nothing stored");
+        let stored = s.offer(make(5, now + hour), now).unwrap().unwrap();
+        let expires = stored.expires.unwrap();
+        assert!(expires <= Instant::now() + Duration::from_secs(3600), "expiry bounded by the EOL");
+        assert_eq!(s.offer(make(4, now + 2 * hour), now), Ok(None), "an older sequence is ignored");
+        assert!(s.offer(make(5, now + 2 * hour), now).unwrap().is_some(), "a later EOL replaces");
+        assert!(s.offer(make(6, now + hour), now).unwrap().is_some(), "a newer sequence replaces");
+        let held = s.value(&key).unwrap().value.clone();
+        assert_eq!(held, make(6, now + hour).value);
+        let mut bad = make(7, now + hour);
+        bad.value[10] ^= 0xff;
+        assert!(s.offer(bad, now).is_err());
+        assert_eq!(s.value(&key).unwrap().value, held, "a bad record never replaces a good one");
     }
 }

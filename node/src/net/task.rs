@@ -16,7 +16,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use cairn_protocol::records::{self, ValidRecord};
+
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use super::records::now_nanos;
 use super::{
     peer_of, transport, Command, NetConfig, NetError, NetEvent, Network, PeerInfo, COMMAND_QUEUE, EVENT_QUEUE,
 };
@@ -26,6 +29,12 @@ type AddrsReply = oneshot::Sender<Result<Vec<Multiaddr>, NetError>>;
 
 /// Where a closest-peers walk answers.
 type ClosestReply = oneshot::Sender<Result<Vec<super::PeerAddrs>, NetError>>;
+
+/// A value-record search in flight: the best valid record so far.
+struct ValueSearch {
+    best: Option<(ValidRecord, Vec<u8>)>,
+    reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+}
 
 /// A provider search in flight.
 struct ProviderSearch {
@@ -47,6 +56,8 @@ struct Task {
     listen_addrs: Vec<Multiaddr>,
     provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     bootstraps: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
+    value_puts: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
+    value_gets: HashMap<QueryId, ValueSearch>,
 }
 
 /// Build the swarm, bind its listen addresses, dial the bootstrap peers and spawn the task.
@@ -70,8 +81,9 @@ pub fn spawn_with_store(
     let mut swarm = transport::build(key, cfg)?;
     if let Some(store) = store {
         let records = super::persist::load(&store);
-        tracing::debug!(records = records.len(), "provider records restored");
-        swarm.behaviour_mut().kad.store_mut().restore(records, super::persist::Persister::start(store));
+        let values = super::persist::load_values(&store);
+        tracing::debug!(records = records.len(), values = values.len(), "DHT records restored");
+        swarm.behaviour_mut().kad.store_mut().restore(records, values, super::persist::Persister::start(store));
     }
     for addr in &cfg.listen {
         swarm
@@ -102,6 +114,8 @@ pub fn spawn_with_store(
         listen_addrs: Vec::new(),
         provides: HashMap::new(),
         bootstraps: HashMap::new(),
+        value_puts: HashMap::new(),
+        value_gets: HashMap::new(),
     };
     let handle = tokio::spawn(task.run(shutdown));
     Ok((net, handle))
@@ -191,6 +205,48 @@ impl Task {
                 }
                 let _ = reply.send(peers);
             }
+            Command::PutValue { key, value, reply } => self.put_value(key, value, reply),
+            Command::GetValue { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&key));
+                self.value_gets.insert(id, ValueSearch { best: None, reply });
+            }
+        }
+    }
+
+    fn put_value(&mut self, key: Vec<u8>, value: Vec<u8>, reply: oneshot::Sender<Result<(), NetError>>) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let record = match kad.store_mut().offer(kad::Record::new(key, value), now_nanos()) {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                let why = "a newer record (higher sequence or later EOL) is already held under this key";
+                let _ = reply.send(Err(NetError::Dht(why.into())));
+                return;
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        match kad.put_record(record, kad::Quorum::One) {
+            Ok(id) => {
+                self.value_puts.insert(id, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NetError::Dht(e.to_string())));
+            }
+        }
+    }
+
+    /// A record found by a value search: kept if valid and better than the best so far.
+    fn on_value_found(&mut self, id: QueryId, record: kad::Record) {
+        let Some(search) = self.value_gets.get_mut(&id) else { return };
+        match records::validate(record.key.as_ref(), &record.value, now_nanos()) {
+            Ok(valid) => {
+                if search.best.as_ref().is_none_or(|(best, _)| records::replaces(best, &valid)) {
+                    search.best = Some((valid, record.value));
+                }
+            }
+            Err(e) => tracing::debug!(peer = ?record.publisher, "invalid value record ignored: {e}"),
         }
     }
 
@@ -277,9 +333,13 @@ impl Task {
                 }
             }
             kad::Event::InboundRequest { request: kad::InboundRequest::PutRecord { source, record: Some(r), .. } } => {
-                // Value records (/ipns/, /pk/) are stored only once validated; until IPNS
-                // validation lands, none are accepted.
-                tracing::debug!(%source, key = ?r.key, "value record refused: not validated");
+                // Value records (/ipns/, /pk/) are stored only once validated, and only when
+                // they replace an older one.
+                match self.swarm.behaviour_mut().kad.store_mut().offer(r, now_nanos()) {
+                    Ok(Some(r)) => tracing::debug!(%source, key = ?r.key, "value record stored"),
+                    Ok(None) => tracing::debug!(%source, "value record older than the one held; kept ours"),
+                    Err(e) => tracing::debug!(%source, "value record refused: {e}"),
+                }
             }
             _ => {}
         }
@@ -323,6 +383,15 @@ impl Task {
                     let _ = reply.send(out);
                 }
             }
+            QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
+                self.on_value_found(id, found.record);
+            }
+            QueryResult::PutRecord(res) => {
+                if let Some(reply) = self.value_puts.remove(&id) {
+                    // Kept here either way; the error says no other peer took it.
+                    let _ = reply.send(res.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
+                }
+            }
             QueryResult::Bootstrap(res) if last || res.is_err() => {
                 if let Some(reply) = self.bootstraps.remove(&id) {
                     let _ = reply.send(res.map(|_| ()).map_err(|e| NetError::Dht(e.to_string())));
@@ -336,6 +405,10 @@ impl Task {
             self.closest.remove(&id);
             self.provides.remove(&id);
             self.bootstraps.remove(&id);
+            self.value_puts.remove(&id);
+            if let Some(search) = self.value_gets.remove(&id) {
+                let _ = search.reply.send(search.best.map(|(_, value)| value).ok_or(NetError::NotFound));
+            }
         }
     }
 

@@ -18,6 +18,8 @@ pub enum Tree {
     Provide,
     /// Other peers' provider records (the DHT record store's persistent copy).
     Providers,
+    /// Validated DHT value records (`/ipns/`, `/pk/`), keyed by record key.
+    Values,
 }
 
 impl Tree {
@@ -28,6 +30,7 @@ impl Tree {
             Tree::Meta => "meta",
             Tree::Provide => "provide",
             Tree::Providers => "providers",
+            Tree::Values => "values",
         }
     }
 }
