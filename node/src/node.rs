@@ -15,6 +15,7 @@ use cairn_protocol::dagpb::PbNode;
 use cairn_protocol::reader::FetchError;
 use cairn_protocol::Cid;
 use libp2p::identity::Keypair;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +26,9 @@ use crate::pins::PinKind;
 use crate::provider::{Provider, Strategy};
 use crate::repo::Repo;
 use crate::store::Store;
+
+/// Batches of fetched blocks waiting to enter the provide schedule (`provide.strategy = all`).
+const STORED_QUEUE: usize = 64;
 
 /// Blocks requested ahead of the reader, in file order: enough to keep every peer busy on a
 /// fast link (1 MiB chunks: 16 MiB in flight; 32 was no faster on loopback), small enough to
@@ -90,14 +94,32 @@ impl Node {
         let shutdown = CancellationToken::new();
         let (net, swarm_task) =
             net::task::spawn_with_store(key, &cfg, Some(repo.store().clone()), shutdown.child_token())?;
-        let bitswap = Bitswap::start(net.clone(), repo.store().clone(), opts.bitswap, shutdown.child_token());
+        let mut bitswap_cfg = opts.bitswap;
+        let (stored_tx, mut stored_rx) = mpsc::channel::<Vec<Cid>>(STORED_QUEUE);
+        if repo.config().provide.strategy == Strategy::All {
+            bitswap_cfg.stored = Some(stored_tx);
+        }
+        let bitswap = Bitswap::start(net.clone(), repo.store().clone(), bitswap_cfg, shutdown.child_token());
         let provider = Provider::start(net.clone(), repo.store().clone(), shutdown.child_token());
+        let announcer = provider.clone();
+        let announce_fetched = tokio::spawn(async move {
+            while let Some(cids) = stored_rx.recv().await {
+                announcer.enqueue(cids).await;
+            }
+        });
         let budget = tokio::spawn(crate::cache::run(
             repo.store().clone(),
             repo.config().store.max_size_bytes,
             shutdown.child_token(),
         ));
-        let node = Node { repo: Arc::new(repo), net, bitswap, provider, shutdown, tasks: vec![swarm_task, budget] };
+        let node = Node {
+            repo: Arc::new(repo),
+            net,
+            bitswap,
+            provider,
+            shutdown,
+            tasks: vec![swarm_task, budget, announce_fetched],
+        };
         node.resume_pins();
         Ok(node)
     }

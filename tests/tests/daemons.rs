@@ -86,3 +86,40 @@ fn unpinned_content_leaves_the_announcement_schedule() -> Result<()> {
     assert_eq!(provide_stat(&repo, "TotalKeys")?, 0, "nothing pinned, nothing announced");
     Ok(())
 }
+
+#[test]
+fn fetched_blocks_are_announced_under_strategy_all() -> Result<()> {
+    let a = TestRepo::new()?;
+    let _da = Daemon::start(&a)?;
+    let src = a.scratch("file.bin");
+    fs::write(&src, cairn_tests::prng(3 << 20))?;
+    let cid = a.ok(&["add", "-Q", src.to_str().unwrap()])?.trim().to_string();
+
+    // B announces whatever it fetches, pinned or not.
+    let b = TestRepo::new()?;
+    bootstrap_to(&b, &[swarm_addr(&a)?])?;
+    let config = b.path().join("config.toml");
+    let text = fs::read_to_string(&config)?;
+    assert!(text.contains("strategy = \"pinned\""), "default strategy in {text}");
+    fs::write(&config, text.replace("strategy = \"pinned\"", "strategy = \"all\""))?;
+    let _db = Daemon::start(&b)?;
+    assert_eq!(provide_stat(&b, "TotalKeys")?, 0);
+    let out = b.cmd(&["cat", &cid]).output()?;
+    assert!(out.status.success() && out.stdout == fs::read(&src)?, "B fetched the file");
+    let keys = cairn_tests::wait_for(std::time::Duration::from_secs(20), || {
+        provide_stat(&b, "TotalKeys").ok().filter(|n| *n >= 4)
+    })?;
+    assert_eq!(keys, 4, "a root and three leaves entered B's schedule");
+    assert!(b.ok(&["pin", "ls"])?.trim().is_empty(), "without a pin");
+
+    // C, which knows only B, finds B as a provider of the file.
+    let c = TestRepo::new()?;
+    bootstrap_to(&c, &[swarm_addr(&b)?])?;
+    let _dc = Daemon::start(&c)?;
+    let b_peer = swarm_addr(&b)?.rsplit('/').next().context("peer id")?.to_string();
+    let found = cairn_tests::wait_for(std::time::Duration::from_secs(30), || {
+        c.ok(&["dht", "findprovs", &cid]).ok().filter(|out| out.contains(&b_peer))
+    });
+    assert!(found.is_ok(), "C found B as a provider of fetched content");
+    Ok(())
+}

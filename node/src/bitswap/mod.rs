@@ -83,6 +83,8 @@ pub struct BitswapConfig {
     pub max_store_reads: usize,
     /// Answer bytes queued for one peer before its ledger waits for the stream (4 MiB).
     pub max_queued_bytes_per_peer: usize,
+    /// Where the CIDs of fetched blocks go once durable, for `provide.strategy = all`.
+    pub stored: Option<mpsc::Sender<Vec<Cid>>>,
 }
 
 impl Default for BitswapConfig {
@@ -95,6 +97,7 @@ impl Default for BitswapConfig {
             max_inflight_per_peer: 32,
             max_store_reads: 16,
             max_queued_bytes_per_peer: 4 * 1024 * 1024,
+            stored: None,
         }
     }
 }
@@ -228,7 +231,8 @@ impl Bitswap {
         let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE);
         let (server_tx, server_rx) = mpsc::channel(SERVER_QUEUE);
         let unwritten = writer::Unwritten::default();
-        let (writer_tx, writer_task) = writer::spawn(store.clone(), unwritten.clone(), server_tx.clone());
+        let (writer_tx, writer_task) =
+            writer::spawn(store.clone(), unwritten.clone(), server_tx.clone(), cfg.stored.take());
         let server_task = server::spawn(server::Server::new(
             &net,
             store.clone(),

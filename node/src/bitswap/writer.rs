@@ -68,13 +68,20 @@ pub(crate) fn spawn(
     store: Store,
     unwritten: Unwritten,
     server: mpsc::Sender<server::Command>,
+    stored: Option<mpsc::Sender<Vec<Cid>>>,
 ) -> (mpsc::Sender<Block>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-    let handle = tokio::task::spawn_blocking(move || run(store, rx, unwritten, server));
+    let handle = tokio::task::spawn_blocking(move || run(store, rx, unwritten, server, stored));
     (tx, handle)
 }
 
-fn run(store: Store, mut rx: mpsc::Receiver<Block>, unwritten: Unwritten, server: mpsc::Sender<server::Command>) {
+fn run(
+    store: Store,
+    mut rx: mpsc::Receiver<Block>,
+    unwritten: Unwritten,
+    server: mpsc::Sender<server::Command>,
+    stored: Option<mpsc::Sender<Vec<Cid>>>,
+) {
     while let Some(first) = rx.blocking_recv() {
         // Each block goes to the store at once (readable there from then on, its bytes freed
         // once on disk); one commit covers whatever queued up meanwhile, within the limits.
@@ -97,6 +104,10 @@ fn run(store: Store, mut rx: mpsc::Receiver<Block>, unwritten: Unwritten, server
         }
         match w.commit() {
             Ok(()) => {
+                if let Some(stored) = &stored {
+                    // Announced under `provide.strategy = all`; waits if the schedule is behind.
+                    let _ = stored.blocking_send(cids.clone());
+                }
                 // The server only needs this to answer wants that arrived before the block;
                 // if it has stopped, there is nobody to answer.
                 let _ = server.blocking_send(server::Command::NewBlocks(cids));

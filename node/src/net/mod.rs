@@ -213,6 +213,11 @@ pub enum Command {
         /// Our addresses to put in the records.
         addrs: Vec<Multiaddr>,
     },
+    /// Stop answering GET_PROVIDERS for these multihashes.
+    RemoveLocalProviders {
+        /// Multihash bytes.
+        keys: Vec<Vec<u8>>,
+    },
     /// Walk the DHT towards our own ID to fill the routing table.
     Bootstrap {
         /// Done when the walk ended.
@@ -334,6 +339,11 @@ impl Network {
     /// Answer GET_PROVIDERS for these multihashes from now on.
     pub async fn add_local_providers(&self, keys: Vec<Vec<u8>>, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
         self.tx.send(Command::AddLocalProviders { keys, addrs }).await.map_err(|_| NetError::Shutdown)
+    }
+
+    /// Stop answering GET_PROVIDERS for these multihashes.
+    pub async fn remove_local_providers(&self, keys: Vec<Vec<u8>>) -> Result<(), NetError> {
+        self.tx.send(Command::RemoveLocalProviders { keys }).await.map_err(|_| NetError::Shutdown)
     }
 
     /// Walk the DHT towards our own ID.

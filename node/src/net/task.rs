@@ -170,6 +170,13 @@ impl Task {
                     let _ = store.add_provider(record);
                 }
             }
+            Command::RemoveLocalProviders { keys } => {
+                let local = *self.swarm.local_peer_id();
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                for k in keys {
+                    store.remove_provider(&RecordKey::new(&k), &local);
+                }
+            }
             Command::FindProviders { cid, limit, found } => {
                 let key = RecordKey::new(&cid.hash().to_bytes());
                 let id = self.swarm.behaviour_mut().kad.get_providers(key);

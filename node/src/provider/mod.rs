@@ -78,6 +78,7 @@ pub struct Provider {
     tx: mpsc::Sender<Vec<Cid>>,
     state: Arc<Mutex<State>>,
     store: Store,
+    net: Network,
 }
 
 fn now_secs() -> u64 {
@@ -89,7 +90,7 @@ impl Provider {
     pub fn start(net: Network, store: Store, shutdown: CancellationToken) -> Provider {
         let (tx, rx) = mpsc::channel(QUEUE);
         let state = Arc::new(Mutex::new(State::default()));
-        let provider = Provider { tx, state: state.clone(), store: store.clone() };
+        let provider = Provider { tx, state: state.clone(), store: store.clone(), net: net.clone() };
         tokio::spawn(run(net, store, state, rx, shutdown));
         provider
     }
@@ -118,29 +119,10 @@ impl Provider {
         let _ = self.tx.send(cids).await;
     }
 
-    /// Remove keys from the schedule (unpinned content is no longer announced).
+    /// Remove keys from the schedule and stop answering `GET_PROVIDERS` for them (unpinned
+    /// or evicted content is no longer announced).
     pub async fn forget(&self, cids: Vec<Cid>) {
-        if cids.is_empty() {
-            return;
-        }
-        let store = self.store.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            let mut removed = 0u64;
-            for c in &cids {
-                let key = c.to_bytes();
-                if store.meta().get(Tree::Provide, &key).ok().flatten().is_some()
-                    && store.meta().remove(Tree::Provide, &key).is_ok()
-                {
-                    removed += 1;
-                }
-            }
-            let _ = store.meta().flush();
-            removed
-        })
-        .await
-        .unwrap_or(0);
-        let mut st = self.state.lock().expect("provider state");
-        st.stat.total_keys = st.stat.total_keys.saturating_sub(removed);
+        unschedule(&self.store, &self.net, &self.state, cids).await;
     }
 
     /// Queue length, counters and lag.
@@ -153,9 +135,11 @@ impl Provider {
 }
 
 /// Keys whose last announcement is older than the interval, with the worst lag.
-fn due_keys(store: &Store) -> (Vec<Cid>, u64, u64) {
+/// Scheduled keys due for an announcement, keys due whose blocks are gone (evicted by the
+/// storage budget or collected), the schedule's size and its lag in seconds.
+fn due_keys(store: &Store) -> (Vec<Cid>, Vec<Cid>, u64, u64) {
     let now = now_secs();
-    let mut due = Vec::new();
+    let (mut due, mut gone) = (Vec::new(), Vec::new());
     let (mut total, mut lag) = (0u64, 0u64);
     let _ = store.meta().for_each(Tree::Provide, &mut |k, v| {
         total += 1;
@@ -171,7 +155,41 @@ fn due_keys(store: &Store) -> (Vec<Cid>, u64, u64) {
         }
         true
     });
-    (due, total, lag)
+    due.retain(|c| {
+        let stored = store.has(c).unwrap_or(true);
+        if !stored {
+            gone.push(*c);
+        }
+        stored
+    });
+    (due, gone, total, lag)
+}
+
+/// Remove keys from the schedule and from the swarm's own provider records.
+async fn unschedule(store: &Store, net: &Network, state: &Mutex<State>, cids: Vec<Cid>) {
+    if cids.is_empty() {
+        return;
+    }
+    let s = store.clone();
+    let keys: Vec<Vec<u8>> = cids.iter().map(|c| c.hash().to_bytes()).collect();
+    let removed = tokio::task::spawn_blocking(move || {
+        let mut removed = 0u64;
+        for c in &cids {
+            let key = c.to_bytes();
+            if s.meta().get(Tree::Provide, &key).ok().flatten().is_some()
+                && s.meta().remove(Tree::Provide, &key).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        let _ = s.meta().flush();
+        removed
+    })
+    .await
+    .unwrap_or(0);
+    let _ = net.remove_local_providers(keys).await;
+    let mut st = state.lock().expect("provider state");
+    st.stat.total_keys = st.stat.total_keys.saturating_sub(removed);
 }
 
 async fn run(
@@ -209,14 +227,20 @@ async fn run(
             }
             _ = check.tick() => {
                 let s = store.clone();
-                if let Ok((due, total, lag)) = tokio::task::spawn_blocking(move || due_keys(&s)).await {
-                    let mut st = state.lock().expect("provider state");
-                    st.stat.total_keys = total;
-                    st.stat.lag_secs = lag;
-                    for c in due {
-                        if st.queued.insert(c) {
-                            st.queue.push_back(c);
+                if let Ok((due, gone, total, lag)) = tokio::task::spawn_blocking(move || due_keys(&s)).await {
+                    {
+                        let mut st = state.lock().expect("provider state");
+                        st.stat.total_keys = total;
+                        st.stat.lag_secs = lag;
+                        for c in due {
+                            if st.queued.insert(c) {
+                                st.queue.push_back(c);
+                            }
                         }
+                    }
+                    if !gone.is_empty() {
+                        tracing::debug!(keys = gone.len(), "blocks no longer stored: not announced any more");
+                        unschedule(&store, &net, &state, gone).await;
                     }
                 }
             }
@@ -306,4 +330,31 @@ fn take(state: &Mutex<State>, n: usize) -> Vec<Cid> {
         st.queued.remove(c);
     }
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use cairn_protocol::cids::{cid_for, HashFn, RAW};
+    use cairn_protocol::Block;
+
+    use super::*;
+
+    #[test]
+    fn keys_whose_blocks_are_gone_are_not_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::repo::Repo::init(dir.path(), "local").unwrap();
+        let repo = crate::repo::Repo::open(dir.path()).unwrap();
+        let store = repo.store();
+        let block = |d: &[u8]| {
+            Block::new_unchecked(cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, d), Bytes::copy_from_slice(d))
+        };
+        let (kept, evicted) = (block(b"kept"), block(b"evicted"));
+        store.put_many([kept.clone()]).unwrap();
+        for c in [kept.cid, evicted.cid] {
+            store.meta().put(Tree::Provide, &c.to_bytes(), &0u64.to_be_bytes()).unwrap();
+        }
+        let (due, gone, total, _) = due_keys(store);
+        assert_eq!((due, gone, total), (vec![kept.cid], vec![evicted.cid], 2));
+    }
 }
