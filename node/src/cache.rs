@@ -11,9 +11,6 @@ use crate::gc;
 use crate::maintenance;
 use crate::store::Store;
 
-/// How often the repo size is checked.
-pub const CHECK_INTERVAL: Duration = Duration::from_secs(60);
-
 /// Check now: run a GC pass if the blocks take more than `max_bytes` (0: no budget). Returns
 /// the bytes freed.
 pub fn enforce(store: &Store, max_bytes: u64) -> Result<u64, crate::pins::PinError> {
@@ -33,12 +30,12 @@ pub fn enforce(store: &Store, max_bytes: u64) -> Result<u64, crate::pins::PinErr
     Ok(report.freed_bytes)
 }
 
-/// Check every [`CHECK_INTERVAL`] until `shutdown`.
-pub async fn run(store: Store, max_bytes: u64, shutdown: CancellationToken) {
+/// Check every `period` (`store.gc_period_secs`) until `shutdown`.
+pub async fn run(store: Store, max_bytes: u64, period: Duration, shutdown: CancellationToken) {
     if max_bytes == 0 {
         return;
     }
-    let mut tick = tokio::time::interval(CHECK_INTERVAL);
+    let mut tick = tokio::time::interval(period.max(Duration::from_secs(1)));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -110,6 +110,7 @@ impl Node {
         let budget = tokio::spawn(crate::cache::run(
             repo.store().clone(),
             repo.config().store.max_size_bytes,
+            Duration::from_secs(repo.config().store.gc_period_secs),
             shutdown.child_token(),
         ));
         let node = Node {

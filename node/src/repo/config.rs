@@ -76,11 +76,13 @@ pub struct StoreConfig {
     pub meta_cache_bytes: u64,
     /// Unpinned cached blocks are evicted when the repo passes this many bytes (0: no limit).
     pub max_size_bytes: u64,
+    /// How often the daemon checks `max_size_bytes`, seconds (kubo's `GCPeriod`; default 60).
+    pub gc_period_secs: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { meta_cache_bytes: 16 * 1024 * 1024, max_size_bytes: 0 }
+        StoreConfig { meta_cache_bytes: 16 * 1024 * 1024, max_size_bytes: 0, gc_period_secs: 60 }
     }
 }
 
