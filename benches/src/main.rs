@@ -56,6 +56,17 @@ enum Cmd {
         /// Bytes to push.
         bytes: u64,
     },
+    /// (internal) The serving side of the request-response (NetworkBehaviour) transfer.
+    #[command(hide = true)]
+    BehaviourServe,
+    /// (internal) The fetching side of the request-response (NetworkBehaviour) transfer.
+    #[command(hide = true)]
+    BehaviourFetch {
+        /// The server's address.
+        addr: String,
+        /// Bytes to fetch.
+        bytes: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -68,6 +79,10 @@ fn main() -> Result<()> {
         Cmd::HttpCeiling { file } => return runtime()?.block_on(figures::gateway::serve_ceiling(&file)),
         Cmd::CeilingServe => return runtime()?.block_on(figures::ceiling::serve()),
         Cmd::CeilingPush { addr, bytes } => return runtime()?.block_on(figures::ceiling::push(addr.parse()?, bytes)),
+        Cmd::BehaviourServe => return runtime()?.block_on(figures::behaviour::serve()),
+        Cmd::BehaviourFetch { addr, bytes } => {
+            return runtime()?.block_on(figures::behaviour::fetch(addr.parse()?, bytes))
+        }
     };
     let runs = runs.unwrap_or(if quick { 1 } else { 3 });
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");

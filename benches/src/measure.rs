@@ -19,12 +19,20 @@ pub struct Sample {
 
 /// Run `cmd` to completion (stdout and stderr discarded unless it fails) and measure it.
 pub fn run(cmd: &mut Command) -> Result<Sample> {
+    Ok(run_capturing(cmd.stdout(std::process::Stdio::null()))?.0)
+}
+
+/// [`run`], also returning what the command printed on stdout.
+pub fn run_capturing(cmd: &mut Command) -> Result<(Sample, String)> {
     let start = Instant::now();
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("spawning {cmd:?}"))?;
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().with_context(|| format!("spawning {cmd:?}"))?;
+    let reader = child.stdout.take().map(|mut out| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut out, &mut text);
+            text
+        })
+    });
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value to be overwritten by wait4.
@@ -44,7 +52,10 @@ pub fn run(cmd: &mut Command) -> Result<Sample> {
         bail!("{cmd:?} failed (status {status}): {err}");
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok(Sample { wall_s, cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime), peak_rss_mib: usage.ru_maxrss as f64 / 1024.0 })
+    let stdout = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    let sample =
+        Sample { wall_s, cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime), peak_rss_mib: usage.ru_maxrss as f64 / 1024.0 };
+    Ok((sample, stdout))
 }
 
 /// Median, min and max of a list of numbers.

@@ -165,37 +165,56 @@ fn sendme(ctx: &Ctx, file: &Path, bytes: u64) -> Result<Option<Vec<f64>>> {
     Ok(Some(runs))
 }
 
-/// One ceiling run: (MB/s seen by the receiver, the pushing process's sample).
-pub fn ceiling_once(ctx: &Ctx, bytes: u64) -> Result<(f64, Sample)> {
+/// Start `server` (a subcommand of this binary that prints `ready <addr>`), run `client addr
+/// bytes` against it, and read the `{"bytes","seconds"}` report from whichever side prints it.
+/// (MB/s from the report, the client process's sample.)
+fn two_process_transfer(server: &str, client: &str, bytes: u64) -> Result<(f64, Sample)> {
     let me = std::env::current_exe()?;
-    let mut server = Command::new(&me).arg("ceiling-serve").stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
-    let mut lines = BufReader::new(server.stdout.take().context("server stdout")?).lines();
+    let mut child = Command::new(&me).arg(server).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("server stdout")?).lines();
     let ready = lines.next().context("server said nothing")??;
     let Some(addr) = ready.strip_prefix("ready ") else { bail!("unexpected server line {ready:?}") };
-    let sample = measure::run(Command::new(&me).args(["ceiling-push", addr, &bytes.to_string()]))?;
-    let report = lines.next().context("server gave no result")??;
-    let _ = server.wait();
+    let (sample, stdout) =
+        measure::run_capturing(Command::new(&me).args([client, addr, &bytes.to_string()]).stdout(Stdio::piped()))?;
+    let report = match stdout.lines().last().filter(|l| l.starts_with('{')) {
+        Some(l) => l.to_string(),
+        None => lines.next().context("server gave no result")??,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
     let v: serde_json::Value = serde_json::from_str(&report)?;
     let got = v["bytes"].as_u64().unwrap_or(0);
     if got != bytes {
-        bail!("the ceiling server received {got} of {bytes} bytes");
+        bail!("{server}/{client} moved {got} of {bytes} bytes");
     }
     let secs = v["seconds"].as_f64().unwrap_or(f64::NAN);
-    let _ = ctx;
     Ok((bytes as f64 / 1e6 / secs, sample))
+}
+
+/// One ceiling run: (MB/s seen by the receiver, the pushing process's sample).
+pub fn ceiling_once(bytes: u64) -> Result<(f64, Sample)> {
+    two_process_transfer("ceiling-serve", "ceiling-push", bytes)
+}
+
+/// One request-response (NetworkBehaviour) run: (MB/s seen by the fetcher, its sample).
+fn behaviour_once(bytes: u64) -> Result<(f64, Sample)> {
+    two_process_transfer("behaviour-serve", "behaviour-fetch", bytes)
 }
 
 /// Measure and return the rows.
 pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let bytes: u64 = if ctx.quick { 64 << 20 } else { 1 << 30 };
     let label = if ctx.quick { "64 MiB" } else { "1 GiB" };
-    let mut ceiling = Vec::new();
+    let (mut ceiling, mut behaviour) = (Vec::new(), Vec::new());
     for _ in 0..ctx.runs {
-        ceiling.push(ceiling_once(ctx, bytes)?);
+        ceiling.push(ceiling_once(bytes)?);
+        behaviour.push(behaviour_once(bytes)?);
     }
     let (c, cmin, cmax) = measure::stats(&ceiling.iter().map(|c| c.0).collect::<Vec<_>>());
     let gib = bytes as f64 / (1u64 << 30) as f64;
     let (cpu, cpumin, cpumax) = measure::stats(&ceiling.iter().map(|c| c.1.cpu_s / gib).collect::<Vec<_>>());
+    let rr = measure::stats(&behaviour.iter().map(|c| c.0).collect::<Vec<_>>());
+    let rr_cpu = measure::stats(&behaviour.iter().map(|c| c.1.cpu_s / gib).collect::<Vec<_>>());
 
     let file = ctx.work.join("fetch-input.bin");
     random_file(&file, bytes)?;
@@ -285,6 +304,20 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             ratio: None,
             runs: ctx.runs,
         },
+        row(
+            format!("libp2p request-response {label} (NetworkBehaviour)"),
+            "MB/s",
+            rr,
+            "libp2p stream ceiling",
+            Some(c),
+        ),
+        row(
+            format!("libp2p request-response {label} fetcher CPU"),
+            "CPU-s/GiB",
+            rr_cpu,
+            "ceiling sender",
+            Some(cpu),
+        ),
     ]);
     Ok(rows)
 }

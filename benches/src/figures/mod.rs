@@ -1,6 +1,7 @@
 //! The figures. Each returns table rows; each measures its anchor in the same run.
 
 pub mod add;
+pub mod behaviour;
 pub mod ceiling;
 pub mod daemon;
 pub mod dht;
