@@ -53,8 +53,11 @@ pub fn run_capturing(cmd: &mut Command) -> Result<(Sample, String)> {
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let stdout = reader.and_then(|r| r.join().ok()).unwrap_or_default();
-    let sample =
-        Sample { wall_s, cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime), peak_rss_mib: usage.ru_maxrss as f64 / 1024.0 };
+    let sample = Sample {
+        wall_s,
+        cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+    };
     Ok((sample, stdout))
 }
 

@@ -465,3 +465,64 @@ async fn a_block_only_a_dht_provider_has_is_fetched() -> Result<()> {
     b.stop().await;
     Ok(())
 }
+
+/// Serve `blocks` the way go-libp2p's Bitswap (boxo, in kubo) does: every answer goes out on a
+/// new stream of its own, many at once. Counts the want-blocks it receives.
+fn spawn_stream_per_message_peer(net: &Network, blocks: Arc<HashMap<Cid, Bytes>>, asked: Arc<AtomicU64>) {
+    let mut control = net.stream_control();
+    let mut incoming = control.accept(StreamProtocol::new(PROTOCOL_1_2_0)).expect("accept bitswap");
+    tokio::spawn(async move {
+        while let Some((peer, mut stream)) = incoming.next().await {
+            let (control, blocks, asked) = (control.clone(), blocks.clone(), asked.clone());
+            tokio::spawn(async move {
+                let mut decoder = FrameDecoder::new();
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = stream.read(&mut buf).await {
+                    decoder.feed(&buf[..n]);
+                    while let Ok(Some(body)) = decoder.next_frame() {
+                        let Ok(msg) = Message::decode_bytes(body) else { return };
+                        for w in msg.wants.into_iter().filter(|w| !w.cancel) {
+                            let mut reply = Message::default();
+                            match w.want {
+                                WantType::Have => reply.presences.push((w.cid, Presence::Have)),
+                                WantType::Block => {
+                                    asked.fetch_add(1, Ordering::Relaxed);
+                                    let data = blocks.get(&w.cid).expect("a block we have").clone();
+                                    reply.blocks.push(Block::new_unchecked(w.cid, data));
+                                }
+                            }
+                            let mut control = control.clone();
+                            tokio::spawn(async move {
+                                let proto = StreamProtocol::new(PROTOCOL_1_2_0);
+                                let Ok(mut s) = control.open_stream(peer, proto).await else { return };
+                                let frame = reply.encode_framed(Version::V1_2_0).expect("small reply");
+                                let _ = s.write_all(&frame).await;
+                                let _ = s.close().await;
+                            });
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_on_a_new_stream_each_are_all_taken() -> Result<()> {
+    // With room for one waiting inbound stream, libp2p-stream dropped the rest of such a burst
+    // and every lost answer was asked again after the request timeout.
+    let cfg = BitswapConfig { request_timeout: Duration::from_secs(5), ..test_config() };
+    let a = TestNode::start(false).await?;
+    let b = TestNode::start_with(Some(cfg), DhtMode::Server).await?;
+    let (blocks, _) = file_blocks(600_000);
+    let asked = Arc::new(AtomicU64::new(0));
+    let served = Arc::new(blocks.iter().map(|b| (b.cid, b.data.clone())).collect::<HashMap<_, _>>());
+    spawn_stream_per_message_peer(&a.net, served, asked.clone());
+    b.connect(&a).await?;
+    let n = blocks.len() as u64;
+    fetch_all(b.bitswap().clone(), blocks).await?;
+    assert_eq!(asked.load(Ordering::Relaxed), n, "every block asked once: no answer was lost");
+    a.stop().await;
+    b.stop().await;
+    Ok(())
+}

@@ -311,13 +311,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             "libp2p stream ceiling",
             Some(c),
         ),
-        row(
-            format!("libp2p request-response {label} fetcher CPU"),
-            "CPU-s/GiB",
-            rr_cpu,
-            "ceiling sender",
-            Some(cpu),
-        ),
+        row(format!("libp2p request-response {label} fetcher CPU"), "CPU-s/GiB", rr_cpu, "ceiling sender", Some(cpu)),
     ]);
     Ok(rows)
 }
