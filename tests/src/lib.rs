@@ -313,6 +313,28 @@ pub fn bootstrap_to(repo: &TestRepo, peers: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Replace the first occurrence of `from` in a repo's `config.toml` (before its daemon starts).
+pub fn set_config(repo: &TestRepo, from: &str, to: &str) -> Result<()> {
+    let path = repo.path().join("config.toml");
+    let text = fs::read_to_string(&path)?;
+    if !text.contains(from) {
+        bail!("{from:?} not in {text}");
+    }
+    fs::write(&path, text.replacen(from, to, 1))?;
+    Ok(())
+}
+
+/// A running daemon's peer ID.
+pub fn peer_id(repo: &TestRepo) -> Result<String> {
+    Ok(swarm_addr(repo)?.rsplit('/').next().context("peer id")?.to_string())
+}
+
+/// Whether `asker`'s `dht findprovs cid` lists `provider` within 30 s.
+pub fn finds_provider(asker: &TestRepo, cid: &str, provider: &str) -> bool {
+    wait_for(Duration::from_secs(30), || asker.ok(&["dht", "findprovs", cid]).ok().filter(|o| o.contains(provider)))
+        .is_ok()
+}
+
 /// A running daemon's loopback TCP address with its peer ID (from `cairn id`).
 pub fn swarm_addr(repo: &TestRepo) -> Result<String> {
     let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;

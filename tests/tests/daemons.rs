@@ -2,7 +2,7 @@
 //! (C knows only B, B knows only A); `cairn get` on C returns the file added on A.
 
 use anyhow::{Context, Result};
-use cairn_tests::{bootstrap_to, swarm_addr, Daemon, TestRepo};
+use cairn_tests::{bootstrap_to, finds_provider, peer_id, set_config, swarm_addr, Daemon, TestRepo};
 use std::fs;
 
 #[test]
@@ -57,11 +57,7 @@ fn a_restarted_daemon_keeps_its_identity_pins_and_provider_records() -> Result<(
     let b = TestRepo::new()?;
     bootstrap_to(&b, &[swarm_addr(&a)?])?;
     let _db = Daemon::start(&b)?;
-    let peer = swarm_addr(&a)?.rsplit('/').next().context("peer id")?.to_string();
-    let found = cairn_tests::wait_for(std::time::Duration::from_secs(30), || {
-        b.ok(&["dht", "findprovs", &cid]).ok().filter(|out| out.contains(&peer))
-    });
-    assert!(found.is_ok(), "B found A as provider of {cid} after A's restart");
+    assert!(finds_provider(&b, &cid, &peer_id(&a)?), "B found A as provider of {cid} after A's restart");
     Ok(())
 }
 
@@ -98,10 +94,7 @@ fn fetched_blocks_are_announced_under_strategy_all() -> Result<()> {
     // B announces whatever it fetches, pinned or not.
     let b = TestRepo::new()?;
     bootstrap_to(&b, &[swarm_addr(&a)?])?;
-    let config = b.path().join("config.toml");
-    let text = fs::read_to_string(&config)?;
-    assert!(text.contains("strategy = \"pinned\""), "default strategy in {text}");
-    fs::write(&config, text.replace("strategy = \"pinned\"", "strategy = \"all\""))?;
+    set_config(&b, "strategy = \"pinned\"", "strategy = \"all\"")?;
     let _db = Daemon::start(&b)?;
     assert_eq!(provide_stat(&b, "TotalKeys")?, 0);
     let out = b.cmd(&["cat", &cid]).output()?;
@@ -116,10 +109,6 @@ fn fetched_blocks_are_announced_under_strategy_all() -> Result<()> {
     let c = TestRepo::new()?;
     bootstrap_to(&c, &[swarm_addr(&b)?])?;
     let _dc = Daemon::start(&c)?;
-    let b_peer = swarm_addr(&b)?.rsplit('/').next().context("peer id")?.to_string();
-    let found = cairn_tests::wait_for(std::time::Duration::from_secs(30), || {
-        c.ok(&["dht", "findprovs", &cid]).ok().filter(|out| out.contains(&b_peer))
-    });
-    assert!(found.is_ok(), "C found B as a provider of fetched content");
+    assert!(finds_provider(&c, &cid, &peer_id(&b)?), "C found B as a provider of fetched content");
     Ok(())
 }

@@ -8,16 +8,7 @@ use std::fs;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cairn_tests::{bootstrap_to, swarm_addr, wait_for, Daemon, TestRepo};
-
-/// Replace one line of a repo's config (before its daemon starts).
-fn set_config(repo: &TestRepo, from: &str, to: &str) -> Result<()> {
-    let path = repo.path().join("config.toml");
-    let text = fs::read_to_string(&path)?;
-    anyhow::ensure!(text.contains(from), "{from:?} not in {text}");
-    fs::write(&path, text.replacen(from, to, 1))?;
-    Ok(())
-}
+use cairn_tests::{bootstrap_to, finds_provider, peer_id, set_config, swarm_addr, wait_for, Daemon, TestRepo};
 
 /// A number field of a `--json` command's output.
 fn json_u64(repo: &TestRepo, args: &[&str], field: &str) -> Result<u64> {
@@ -125,7 +116,7 @@ fn provider_records_from_peers_survive_a_restart() -> Result<()> {
     let src = a.scratch("file.bin");
     fs::write(&src, cairn_tests::prng(1 << 20))?;
     let cid = a.ok(&["add", "-Q", src.to_str().unwrap()])?.trim().to_string();
-    let a_peer = swarm_addr(&a)?.rsplit('/').next().context("peer id")?.to_string();
+    let a_peer = peer_id(&a)?;
     wait_for(Duration::from_secs(30), || {
         (json_u64(&a, &["provide", "stat", "--json"], "Provided").ok()? > 0).then_some(())
     })?;
@@ -139,9 +130,6 @@ fn provider_records_from_peers_survive_a_restart() -> Result<()> {
     let c = TestRepo::new()?;
     bootstrap_to(&c, &[swarm_addr(&b)?])?;
     let _dc = Daemon::start(&c)?;
-    let found = wait_for(Duration::from_secs(30), || {
-        c.ok(&["dht", "findprovs", &cid]).ok().filter(|out| out.contains(&a_peer))
-    });
-    assert!(found.is_ok(), "B still knew A as the provider of {cid} after its restart");
+    assert!(finds_provider(&c, &cid, &a_peer), "B still knew A as the provider of {cid} after its restart");
     Ok(())
 }
