@@ -70,11 +70,15 @@ impl RecordStore {
 
     /// Store a value record if it is valid (IPNS signature and EOL, or a public key matching
     /// its peer ID) and replaces what is held under its key (a higher IPNS sequence, or a
-    /// later EOL). Returns the record as stored, with its expiry set, or `None` when the held
-    /// one is kept.
+    /// later EOL). Returns the record as stored, with its expiry set (the held one when the
+    /// same record comes again), or `None` when the held one is kept.
     pub fn offer(&mut self, mut record: Record, now: i128) -> std::result::Result<Option<Record>, RecordError> {
         let valid = records::validate(record.key.as_ref(), &record.value, now)?;
         if let Some(held) = self.records.get(&record.key) {
+            if held.value == record.value {
+                // The same record again (a republish): nothing changes, and it may travel on.
+                return Ok(Some(held.clone()));
+            }
             let keep = records::validate(held.key.as_ref(), &held.value, now)
                 .is_ok_and(|held| !records::replaces(&held, &valid));
             if keep {
@@ -255,6 +259,8 @@ mod tests {
         let stored = s.offer(make(5, now + hour), now).unwrap().unwrap();
         let expires = stored.expires.unwrap();
         assert!(expires <= Instant::now() + Duration::from_secs(3600), "expiry bounded by the EOL");
+        let again = s.offer(stored.clone(), now).unwrap().unwrap();
+        assert_eq!((again.value, again.expires), (stored.value.clone(), stored.expires), "a republish is a no-op");
         assert_eq!(s.offer(make(4, now + 2 * hour), now), Ok(None), "an older sequence is ignored");
         assert!(s.offer(make(5, now + 2 * hour), now).unwrap().is_some(), "a later EOL replaces");
         assert!(s.offer(make(6, now + hour), now).unwrap().is_some(), "a newer sequence replaces");
