@@ -306,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn created_records_validate_for_ed25519_and_rsa_style_keys() {
+    fn created_records_validate_with_inlined_and_carried_keys() {
         for key in [Keypair::generate_ed25519(), Keypair::generate_secp256k1(), Keypair::generate_ecdsa()] {
             let name = key.public().to_peer_id();
             let bytes = record(&key, 7, NOW + HOUR);
@@ -397,5 +397,33 @@ mod tests {
         let key = Keypair::generate_ed25519();
         let entry = IpnsEntry::decode(record(&key, 1, NOW + HOUR + 123).as_slice()).unwrap();
         assert_eq!(entry.validity.unwrap(), b"2027-01-15T09:00:00.000000123Z");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_bytes_never_validate_or_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let name = Keypair::generate_ed25519().public().to_peer_id();
+            proptest::prop_assert!(validate(&ipns_key(&name), &bytes, NOW).is_err());
+            let _ = validate(&[PK_PREFIX, &name.to_bytes()].concat(), &bytes, NOW);
+        }
+
+        #[test]
+        fn an_accepted_mutation_still_says_what_was_signed(
+            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..6),
+        ) {
+            let key = Keypair::generate_ed25519();
+            let name = key.public().to_peer_id();
+            let mut bytes = record(&key, 3, NOW + HOUR);
+            let len = bytes.len();
+            for (at, x) in edits {
+                bytes[at % len] ^= x;
+            }
+            // Only the ignored V1 signature may change without a refusal.
+            if let Ok(r) = validate_ipns(&name, &bytes, NOW) {
+                proptest::prop_assert_eq!((r.value.as_slice(), r.sequence), (&b"/ipfs/bafkqaaa"[..], 3));
+            }
+        }
     }
 }
