@@ -57,15 +57,8 @@ async fn testnet(dir: &tempfile::TempDir, base: u64, n: usize) -> Result<Vec<Nod
     for i in 1..n as u64 {
         nodes.push(memory_node(dir, base + i, vec![hub.clone()]).await?);
     }
-    for n in &nodes {
-        eventually("routing table filled", Duration::from_secs(30), async || {
-            n.net().routing_table().await.map(|t| !t.is_empty()).unwrap_or(false)
-        })
-        .await?;
-    }
-    for n in &nodes[1..] {
-        n.net().bootstrap().await.context("bootstrap walk")?;
-    }
+    let nets: Vec<_> = nodes.iter().map(|n| n.net().clone()).collect();
+    cairn_node::net::settle_testnet(&nets, Duration::from_secs(30)).await?;
     Ok(nodes)
 }
 

@@ -39,18 +39,7 @@ async fn thousands_of_keys_take_a_few_walks_and_are_all_findable() -> Result<()>
         }
         nets.push(n);
     }
-    for n in &nets {
-        tokio::time::timeout(Duration::from_secs(30), async {
-            while n.routing_table().await.map(|t| t.is_empty()).unwrap_or(true) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .context("routing tables filled")?;
-    }
-    for n in &nets[1..] {
-        n.bootstrap().await?;
-    }
+    net::settle_testnet(&nets, Duration::from_secs(30)).await?;
 
     let cids: Vec<_> = (0..KEYS).map(|i| cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, &i.to_be_bytes())).collect();
     let provider = &nets[3];

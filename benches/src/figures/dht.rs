@@ -40,23 +40,6 @@ fn net_config(port: u64, bootstrap: Vec<Multiaddr>) -> NetConfig {
     }
 }
 
-/// Wait until every node has a routing table, then let all but the first walk the DHT.
-async fn settle(nets: &[Network]) -> Result<()> {
-    for n in nets {
-        tokio::time::timeout(Duration::from_secs(60), async {
-            while n.routing_table().await.map(|t| t.is_empty()).unwrap_or(true) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .context("routing tables filled")?;
-    }
-    for n in &nets[1..] {
-        n.bootstrap().await?;
-    }
-    Ok(())
-}
-
 /// Time to first byte through a 20-node DHT, in milliseconds.
 pub async fn ttfb(ctx: &Ctx) -> Result<Vec<Row>> {
     const NODES: u64 = 20;
@@ -74,7 +57,7 @@ pub async fn ttfb(ctx: &Ctx) -> Result<Vec<Row>> {
         }
         nodes.push(node);
     }
-    settle(&nodes.iter().map(|n| n.net().clone()).collect::<Vec<_>>()).await?;
+    net::settle_testnet(&nodes.iter().map(|n| n.net().clone()).collect::<Vec<_>>(), Duration::from_secs(60)).await?;
 
     let runs = ctx.runs.max(3);
     let (mut ours, mut lookup) = (Vec::new(), Vec::new());
@@ -165,7 +148,7 @@ pub async fn provide(ctx: &Ctx) -> Result<Vec<Row>> {
         }
         nets.push(n);
     }
-    settle(&nets).await?;
+    net::settle_testnet(&nets, Duration::from_secs(60)).await?;
     let salt: u64 = rand::random();
     let key = |i: u32| {
         cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, &[salt.to_be_bytes(), u64::from(i).to_be_bytes()].concat())

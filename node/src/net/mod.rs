@@ -367,6 +367,25 @@ impl Network {
     }
 }
 
+/// Wait (each node at most `timeout`) until every node's routing table holds a peer, then let
+/// all but the first walk the DHT: a fresh in-process testnet, ready for lookups.
+#[cfg(any(test, feature = "test-utils"))]
+pub async fn settle_testnet(nets: &[Network], timeout: std::time::Duration) -> Result<(), NetError> {
+    for n in nets {
+        tokio::time::timeout(timeout, async {
+            while n.routing_table().await.map(|t| t.is_empty()).unwrap_or(true) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .map_err(|_| NetError::Dht(format!("routing table of {} still empty after {timeout:?}", n.local_peer_id())))?;
+    }
+    for n in nets.iter().skip(1) {
+        n.bootstrap().await?;
+    }
+    Ok(())
+}
+
 /// Parse config strings into multiaddresses, naming the bad one.
 pub fn parse_addrs(texts: &[String]) -> Result<Vec<Multiaddr>, NetError> {
     texts.iter().map(|t| t.parse().map_err(|_| NetError::BadAddress(t.clone()))).collect()

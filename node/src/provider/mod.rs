@@ -134,7 +134,6 @@ impl Provider {
     }
 }
 
-/// Keys whose last announcement is older than the interval, with the worst lag.
 /// Scheduled keys due for an announcement, keys due whose blocks are gone (evicted by the
 /// storage budget or collected), the schedule's size and its lag in seconds.
 fn due_keys(store: &Store) -> (Vec<Cid>, Vec<Cid>, u64, u64) {
