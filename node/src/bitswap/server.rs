@@ -418,7 +418,9 @@ fn answer(store: &Store, job: &Job) -> Option<Answer> {
     if job.want == WantType::Have && size > SMALL_BLOCK {
         return Some(Answer::Presence(job.cid, Presence::Have));
     }
-    match store.get(&job.cid) {
+    // Not re-hashed here: the receiver verifies every block (and drops a peer that sends wrong
+    // bytes); `cairn repo verify` finds blocks corrupted on disk.
+    match store.get_unverified(&job.cid) {
         Ok(Some(data)) => Some(Answer::Block(Block::new_unchecked(job.cid, data))),
         Ok(None) => missing(),
         Err(e) => {
