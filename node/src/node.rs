@@ -5,8 +5,8 @@
 //! last. Reads that may need the network go through [`Node::fetcher`], which serves blocks from
 //! the store and fetches missing ones over Bitswap, with a read-ahead window in file order.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -173,16 +173,19 @@ impl Node {
 
     fn fetcher_session(&self, session: Session) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
         let store = self.store().clone();
-        let handle = tokio::runtime::Handle::current();
-        let ahead = Arc::new(Mutex::new(ReadAhead::default()));
+        let mut ahead = ReadAhead::new(session, tokio::runtime::Handle::current());
         move |cid: &Cid| {
-            if let Some(b) = store.get(cid)? {
-                ahead.lock().expect("read-ahead lock").learn(cid, &b, &store, &session);
-                return Ok(b);
-            }
-            ahead.lock().expect("read-ahead lock").advance(cid, &store, &session);
-            let b = handle.block_on(session.get(*cid))?;
-            ahead.lock().expect("read-ahead lock").learn(cid, &b, &store, &session);
+            let b = match ahead.take(cid) {
+                Some(b) => b,
+                None => match store.get(cid)? {
+                    Some(b) => b,
+                    None => {
+                        ahead.advance(cid, &store);
+                        ahead.fetch(cid)?
+                    }
+                },
+            };
+            ahead.learn(cid, &b, &store);
             Ok(b)
         }
     }
@@ -255,34 +258,74 @@ impl Node {
     }
 }
 
-/// The blocks a reader will want next, in order, and how far ahead of it we asked.
-#[derive(Default)]
+/// The blocks a reader will want next, in file order, and those of them already being fetched.
+///
+/// Each block of the window is fetched by its own [`Session::get`] and kept, verified, until
+/// the reader takes it: the reader neither hashes it a second time nor reads it back from disk
+/// (block files are written past the page cache). At most [`READ_AHEAD`] blocks are in flight
+/// or waiting; dropping the reader aborts them.
 struct ReadAhead {
+    session: Session,
+    handle: tokio::runtime::Handle,
     upcoming: VecDeque<Cid>,
+    inflight: HashMap<Cid, JoinHandle<Result<Bytes, crate::bitswap::FetchError>>>,
 }
 
 impl ReadAhead {
-    /// A dag-pb node arrived: its children come next, before whatever was queued after it.
-    fn learn(&mut self, cid: &Cid, data: &Bytes, store: &Store, session: &Session) {
-        if cid.codec() != DAG_PB {
-            return;
-        }
-        let Ok(node) = PbNode::decode(data) else { return };
-        for link in node.links.iter().rev() {
-            self.upcoming.push_front(link.hash);
-        }
-        self.advance(cid, store, session);
+    fn new(session: Session, handle: tokio::runtime::Handle) -> Self {
+        ReadAhead { session, handle, upcoming: VecDeque::new(), inflight: HashMap::new() }
     }
 
-    /// The reader asked for `cid`: drop it and what precedes it, and request the next window.
-    fn advance(&mut self, cid: &Cid, store: &Store, session: &Session) {
-        if let Some(i) = self.upcoming.iter().position(|c| c == cid) {
-            self.upcoming.drain(..=i);
+    /// The block, if it was fetched ahead (waiting for it if it is still on its way). A failed
+    /// fetch ahead returns `None`: the caller asks again, with a fresh deadline.
+    fn take(&mut self, cid: &Cid) -> Option<Bytes> {
+        let task = self.inflight.remove(cid)?;
+        self.handle.block_on(task).ok()?.ok()
+    }
+
+    /// Fetch one block the reader needs now.
+    fn fetch(&self, cid: &Cid) -> Result<Bytes, FetchError> {
+        Ok(self.handle.block_on(self.session.get(*cid))?)
+    }
+
+    /// The reader got `cid`: if it is a dag-pb node, its children come next, before whatever
+    /// was queued after it.
+    fn learn(&mut self, cid: &Cid, data: &Bytes, store: &Store) {
+        if cid.codec() == DAG_PB {
+            if let Ok(node) = PbNode::decode(data) {
+                for link in node.links.iter().rev() {
+                    self.upcoming.push_front(link.hash);
+                }
+            }
         }
-        let want: Vec<Cid> =
-            self.upcoming.iter().take(READ_AHEAD).filter(|c| !store.has(c).unwrap_or(false)).copied().collect();
-        if !want.is_empty() {
-            session.want_ahead(&want);
+        self.advance(cid, store);
+    }
+
+    /// The reader is at `cid`: drop it and what precedes it, and start fetching the blocks of
+    /// the next window that are neither stored nor already on their way.
+    fn advance(&mut self, cid: &Cid, store: &Store) {
+        if let Some(i) = self.upcoming.iter().position(|c| c == cid) {
+            for passed in self.upcoming.drain(..=i) {
+                if let Some(task) = self.inflight.remove(&passed) {
+                    task.abort();
+                }
+            }
+        }
+        for next in self.upcoming.iter().take(READ_AHEAD) {
+            if self.inflight.contains_key(next) || store.has(next).unwrap_or(false) {
+                continue;
+            }
+            let session = self.session.clone();
+            let cid = *next;
+            self.inflight.insert(cid, self.handle.spawn(async move { session.get(cid).await }));
+        }
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        for task in self.inflight.values() {
+            task.abort();
         }
     }
 }
