@@ -18,10 +18,9 @@ fn main() {
         Err(e) if output::is_broken_pipe(&e) => {}
         Err(e) => {
             if json {
-                let msg = format!("{e:#}");
-                eprintln!("{}", serde_json::json!({ "error": msg }));
+                eprintln!("{}", serde_json::json!({ "error": output::describe(&e) }));
             } else {
-                eprintln!("Error: {e:#}");
+                eprintln!("Error: {}", output::describe(&e));
             }
             std::process::exit(1);
         }

@@ -13,6 +13,24 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The error and its causes, joined with ": ", leaving out a cause whose text the message
+/// already carries: library errors name their source in their own text, and anyhow's `{:#}`
+/// would print it twice ("disk full ...: disk full ...").
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Prints one result per line: JSON objects with `--json`, else the text form.
 pub struct Printer {
     json: bool,
@@ -56,4 +74,33 @@ pub fn byte_bar(total: Option<u64>, show: Option<bool>, what: &str) -> ProgressB
     bar.set_draw_target(ProgressDrawTarget::stderr());
     bar.set_message(what.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Like a library error that names its source in its own text.
+    #[derive(Debug)]
+    struct Wrapping(io::Error);
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "block store I/O error: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        let e = anyhow::Error::new(Wrapping(io::Error::other("disk full"))).context("adding f.bin");
+        assert_eq!(describe(&e), "adding f.bin: block store I/O error: disk full");
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe(&plain), "outer: inner");
+    }
 }

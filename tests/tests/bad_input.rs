@@ -1,5 +1,5 @@
 //! Bad input gets a clear error and loses nothing: hostile names in a DAG, blocks corrupted on
-//! disk, missing blocks, a repo that is not there or already in use.
+//! disk, missing blocks, a repo that is not there or already in use, a full disk.
 
 use std::fs;
 use std::io::Write;
@@ -155,5 +155,48 @@ fn a_second_process_gets_a_clear_lock_error() -> Result<()> {
     assert!(out.status.success());
     let cid = String::from_utf8(out.stdout)?.trim().to_string();
     assert_eq!(repo.ok(&["cat", &cid])?, "first bytes");
+    Ok(())
+}
+
+/// A full disk: the repo lives on a 16 MiB tmpfs (in a private mount namespace). Adding more
+/// than fits fails with one clear "disk full" error, leaves no temporary file, and what was
+/// pinned before is intact and verifies.
+#[test]
+fn a_full_disk_fails_the_add_clearly_and_loses_nothing() -> Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let (small, big, mnt) =
+        (scratch.path().join("small.bin"), scratch.path().join("big.bin"), scratch.path().join("mnt"));
+    fs::write(&small, cairn_tests::prng(1 << 20))?;
+    fs::write(&big, cairn_tests::prng(24 << 20))?;
+    fs::create_dir(&mnt)?;
+    let script = r#"set -e
+mount -t tmpfs -o size=16m tmpfs "$MNT"
+R="$MNT/repo"
+"$CAIRN" --repo "$R" init --profile local > /dev/null
+S=$("$CAIRN" --repo "$R" add -Q "$SMALL")
+echo "small $S"
+if "$CAIRN" --repo "$R" add -Q "$BIG" 2> "$MNT/../err.txt"; then echo "big added"; fi
+echo "tmp $(ls "$R/blocks/.tmp" | wc -l)"
+"$CAIRN" --repo "$R" pin ls
+"$CAIRN" --repo "$R" cat "$S" | cmp - "$SMALL" && echo "small intact"
+"$CAIRN" --repo "$R" repo verify --json | tail -n 1
+"#;
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "sh", "-c", script])
+        .env("CAIRN", cairn_tests::cairn_bin())
+        .env("MNT", &mnt)
+        .env("SMALL", &small)
+        .env("BIG", &big);
+    let out = cairn_tests::run_with_deadline(cmd, std::time::Duration::from_secs(120))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let small_cid = stdout.lines().find_map(|l| l.strip_prefix("small ")).expect("small added").to_string();
+    assert!(!stdout.contains("big added"), "24 MiB fit in 16 MiB: {stdout}");
+    let err = fs::read_to_string(scratch.path().join("err.txt"))?;
+    assert_eq!(err.matches("disk full").count(), 1, "one clear message: {err}");
+    assert!(stdout.contains("tmp 0"), "temporary files left: {stdout}");
+    assert!(stdout.contains(&format!("{small_cid} recursive")), "the earlier pin: {stdout}");
+    assert!(stdout.contains("small intact"), "{stdout}");
+    assert!(stdout.contains(r#""Ok":true"#), "repo verify: {stdout}");
     Ok(())
 }
