@@ -16,6 +16,7 @@
 //! - [`gateway`]: the HTTP gateway (path, trustless and subdomain) that `cairn daemon` serves.
 //! - [`provider`]: the DHT announcement schedule (persisted, re-announced every 22 h).
 //! - [`pinning`]: pinning remote content (fetch the DAG, then pin; resumes after a restart).
+//! - [`read_ahead`]: fetching the blocks a DAG reader wants next, in file order.
 //! - [`cache`]: the storage budget: unpinned blocks evicted past `store.max_size_bytes`.
 
 pub mod api;
@@ -33,5 +34,6 @@ pub mod node;
 pub mod pinning;
 pub mod pins;
 pub mod provider;
+pub mod read_ahead;
 pub mod repo;
 pub mod store;

@@ -5,13 +5,10 @@
 //! last. Reads that may need the network go through [`Node::fetcher`], which serves blocks from
 //! the store and fetches missing ones over Bitswap, with a read-ahead window in file order.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_protocol::cids::DAG_PB;
-use cairn_protocol::dagpb::PbNode;
 use cairn_protocol::reader::FetchError;
 use cairn_protocol::Cid;
 use libp2p::identity::Keypair;
@@ -24,16 +21,12 @@ use crate::net::{self, NetConfig, NetError, Network, TransportKind};
 use crate::pinning::{self, PinRemoteError};
 use crate::pins::PinKind;
 use crate::provider::{Provider, Strategy};
+use crate::read_ahead::ReadAhead;
 use crate::repo::Repo;
 use crate::store::Store;
 
 /// Batches of fetched blocks waiting to enter the provide schedule (`provide.strategy = all`).
 const STORED_QUEUE: usize = 64;
-
-/// Blocks requested ahead of the reader, in file order: enough to keep every peer busy on a
-/// fast link (1 MiB chunks: 16 MiB in flight; 32 was no faster on loopback), small enough to
-/// keep a fetching daemon under 64 MiB.
-pub const READ_AHEAD: usize = 16;
 
 /// Errors starting or running a node.
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +149,8 @@ impl Node {
     }
 
     /// A blocking block source for the DAG reader: the store first, then the network through
-    /// one Bitswap session, asking for the next [`READ_AHEAD`] blocks in file order as soon as
-    /// their parent is known. Call it from a blocking thread (`spawn_blocking`).
+    /// one Bitswap session, asking for the next [`crate::read_ahead::READ_AHEAD`] blocks in
+    /// file order as soon as their parent is known. Call it from a blocking thread.
     pub fn fetcher(&self) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
         self.fetcher_session(self.bitswap.session())
     }
@@ -174,20 +167,7 @@ impl Node {
     fn fetcher_session(&self, session: Session) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
         let store = self.store().clone();
         let mut ahead = ReadAhead::new(session, tokio::runtime::Handle::current());
-        move |cid: &Cid| {
-            let b = match ahead.take(cid) {
-                Some(b) => b,
-                None => match store.get(cid)? {
-                    Some(b) => b,
-                    None => {
-                        ahead.advance(cid, &store);
-                        ahead.fetch(cid)?
-                    }
-                },
-            };
-            ahead.learn(cid, &b, &store);
-            Ok(b)
-        }
+        move |cid: &Cid| ahead.get(cid, &store)
     }
 
     /// Announce newly added or pinned roots to the DHT as `provide.strategy` says: the roots
@@ -254,78 +234,6 @@ impl Node {
         }
         if let Err(e) = self.repo.store().sync() {
             tracing::warn!("flushing the store at shutdown: {e}");
-        }
-    }
-}
-
-/// The blocks a reader will want next, in file order, and those of them already being fetched.
-///
-/// Each block of the window is fetched by its own [`Session::get`] and kept, verified, until
-/// the reader takes it: the reader neither hashes it a second time nor reads it back from disk
-/// (block files are written past the page cache). At most [`READ_AHEAD`] blocks are in flight
-/// or waiting; dropping the reader aborts them.
-struct ReadAhead {
-    session: Session,
-    handle: tokio::runtime::Handle,
-    upcoming: VecDeque<Cid>,
-    inflight: HashMap<Cid, JoinHandle<Result<Bytes, crate::bitswap::FetchError>>>,
-}
-
-impl ReadAhead {
-    fn new(session: Session, handle: tokio::runtime::Handle) -> Self {
-        ReadAhead { session, handle, upcoming: VecDeque::new(), inflight: HashMap::new() }
-    }
-
-    /// The block, if it was fetched ahead (waiting for it if it is still on its way). A failed
-    /// fetch ahead returns `None`: the caller asks again, with a fresh deadline.
-    fn take(&mut self, cid: &Cid) -> Option<Bytes> {
-        let task = self.inflight.remove(cid)?;
-        self.handle.block_on(task).ok()?.ok()
-    }
-
-    /// Fetch one block the reader needs now.
-    fn fetch(&self, cid: &Cid) -> Result<Bytes, FetchError> {
-        Ok(self.handle.block_on(self.session.get(*cid))?)
-    }
-
-    /// The reader got `cid`: if it is a dag-pb node, its children come next, before whatever
-    /// was queued after it.
-    fn learn(&mut self, cid: &Cid, data: &Bytes, store: &Store) {
-        if cid.codec() == DAG_PB {
-            if let Ok(node) = PbNode::decode(data) {
-                for link in node.links.iter().rev() {
-                    self.upcoming.push_front(link.hash);
-                }
-            }
-        }
-        self.advance(cid, store);
-    }
-
-    /// The reader is at `cid`: drop it and what precedes it, and start fetching the blocks of
-    /// the next window that are neither stored nor already on their way.
-    fn advance(&mut self, cid: &Cid, store: &Store) {
-        if let Some(i) = self.upcoming.iter().position(|c| c == cid) {
-            for passed in self.upcoming.drain(..=i) {
-                if let Some(task) = self.inflight.remove(&passed) {
-                    task.abort();
-                }
-            }
-        }
-        for next in self.upcoming.iter().take(READ_AHEAD) {
-            if self.inflight.contains_key(next) || store.has(next).unwrap_or(false) {
-                continue;
-            }
-            let session = self.session.clone();
-            let cid = *next;
-            self.inflight.insert(cid, self.handle.spawn(async move { session.get(cid).await }));
-        }
-    }
-}
-
-impl Drop for ReadAhead {
-    fn drop(&mut self) {
-        for task in self.inflight.values() {
-            task.abort();
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The Bitswap engine between real nodes in one process, over the memory transport: honest
-//! fetches, a peer that lies about block bytes, a peer that sends an oversized message, and
-//! peers that never answer or never deliver. Misbehaving peers are written here with raw
+//! fetches, a peer that lies about block bytes, a peer that sends an oversized message, streams
+//! cut inside a message, and peers that never answer or never deliver. Misbehaving peers are written here with raw
 //! libp2p streams and the protocol crate's encoder, so they do exactly what each test needs.
 //! Every wait has a deadline.
 
@@ -354,6 +354,36 @@ async fn an_oversized_message_resets_the_stream_and_other_peers_are_still_served
     a.stop().await;
     mallory.stop().await;
     b.stop().await;
+    Ok(())
+}
+
+/// A stream cut inside a message is what a dropped link looks like (yamux reports a closed
+/// connection as a plain end of stream): it is no offence, however often it happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_cut_inside_a_message_are_not_held_against_the_peer() -> Result<()> {
+    let (a, cut) = (TestNode::start(true).await?, TestNode::start(true).await?);
+    let (blocks, _) = file_blocks(100_000);
+    a.put(blocks.clone()).await?;
+    cut.connect(&a).await?;
+    let mut frame = unsigned_varint_prefix(100_000);
+    frame.extend_from_slice(&[0u8; 1000]);
+    for _ in 0..4 {
+        let mut control = cut.net.stream_control();
+        let mut s = control.open_stream(a.id(), StreamProtocol::new(PROTOCOL_1_2_0)).await?;
+        s.write_all(&frame).await?;
+        s.close().await?;
+        // A is done with the stream once it drops its end (a violation is counted before).
+        let mut buf = [0u8; 16];
+        let end = tokio::time::timeout(WAIT, s.read(&mut buf)).await.context("A never let go of a cut stream")?;
+        assert!(matches!(end, Err(_) | Ok(0)), "A must not answer a cut message: {end:?}");
+    }
+    let stats = a.bitswap().stats().await?;
+    assert_eq!(stats.protocol_violations, 0, "a cut stream is not a violation");
+    assert!(!a.bitswap().is_banned(cut.id()).await?);
+    // Four violations would have been a ban; A still serves the peer.
+    fetch_all(cut.bitswap().clone(), blocks.clone()).await?;
+    a.stop().await;
+    cut.stop().await;
     Ok(())
 }
 
