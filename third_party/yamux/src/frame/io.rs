@@ -25,7 +25,7 @@ use std::{
 /// (cairn patch) Equal to the largest receive window a stream is ever granted
 /// ([`crate::MAX_STREAM_RECEIVE_WINDOW`]): a remote may send its whole credit in one frame, as
 /// js-libp2p-yamux does. Upstream caps frames at 1 MiB while letting windows grow past it.
-pub(crate) const MAX_FRAME_BODY_LEN: usize = crate::MAX_STREAM_RECEIVE_WINDOW as usize;
+const MAX_FRAME_BODY_LEN: usize = crate::MAX_STREAM_RECEIVE_WINDOW as usize;
 
 /// (cairn patch) Bytes of a frame body allocated before any of it has arrived; larger bodies
 /// grow as their bytes come in, so a header alone never makes the node allocate 16 MiB.
