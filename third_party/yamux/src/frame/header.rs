@@ -52,11 +52,6 @@ impl<T> Header<T> {
         self.length
     }
 
-    #[cfg(test)]
-    pub fn set_len(&mut self, len: u32) {
-        self.length = Len(len)
-    }
-
     /// Arbitrary type cast, use with caution.
     fn cast<U>(self) -> Header<U> {
         Header {
@@ -408,42 +403,3 @@ impl std::fmt::Display for HeaderDecodeError {
 }
 
 impl std::error::Error for HeaderDecodeError {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use quickcheck::{Arbitrary, Gen, QuickCheck};
-
-    impl Arbitrary for Header<()> {
-        fn arbitrary(g: &mut Gen) -> Self {
-            let tag = *g
-                .choose(&[Tag::Data, Tag::WindowUpdate, Tag::Ping, Tag::GoAway])
-                .unwrap();
-
-            Header {
-                version: Version(0),
-                tag,
-                flags: Flags(Arbitrary::arbitrary(g)),
-                stream_id: StreamId(Arbitrary::arbitrary(g)),
-                length: Len(Arbitrary::arbitrary(g)),
-                _marker: std::marker::PhantomData,
-            }
-        }
-    }
-
-    #[test]
-    fn encode_decode_identity() {
-        fn property(hdr: Header<()>) -> bool {
-            match decode(&encode(&hdr)) {
-                Ok(x) => x == hdr,
-                Err(e) => {
-                    eprintln!("decode error: {e}");
-                    false
-                }
-            }
-        }
-        QuickCheck::new()
-            .tests(10_000)
-            .quickcheck(property as fn(Header<()>) -> bool)
-    }
-}
