@@ -17,10 +17,11 @@ fn main() {
         Ok(()) => {}
         Err(e) if output::is_broken_pipe(&e) => {}
         Err(e) => {
+            // `note`, not `eprintln!`: a closed stderr must not turn an error into a panic.
             if json {
-                eprintln!("{}", serde_json::json!({ "error": output::describe(&e) }));
+                output::note(&serde_json::json!({ "error": output::describe(&e) }).to_string());
             } else {
-                eprintln!("Error: {}", output::describe(&e));
+                output::note(&format!("Error: {}", output::describe(&e)));
             }
             std::process::exit(1);
         }

@@ -31,6 +31,17 @@ pub fn describe(e: &anyhow::Error) -> String {
     text
 }
 
+/// Print `warning: {text}` on stderr. A closed stderr is ignored: a warning never fails or
+/// panics a command (`eprintln!` panics when stderr is gone).
+pub fn warn(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "warning: {text}");
+}
+
+/// Print `text` on stderr, ignoring a closed stderr (progress notes, errors at exit).
+pub fn note(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
 /// Prints one result per line: JSON objects with `--json`, else the text form.
 pub struct Printer {
     json: bool,

@@ -71,6 +71,78 @@ pub struct Added {
     pub size: u64,
 }
 
+/// What an add reports as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// An entry completed (children before parents). Nothing is durable yet: callers print
+    /// it only once the add has returned `Ok`.
+    Added(&'a Added),
+    /// A special file (FIFO, socket, device) inside a directory, left out of the DAG.
+    Skipped {
+        /// The file.
+        path: &'a Path,
+        /// What it is (`a FIFO`, `a socket`, …).
+        kind: &'static str,
+    },
+}
+
+/// How an entry on disk is added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A folder, walked.
+    Dir,
+    /// A symbolic link, stored as a UnixFS symlink.
+    Symlink,
+    /// Bytes read to the end: regular files, and on the command line also pipes, character
+    /// devices and `/dev/fd/N` (`cairn add <(cmd)`).
+    File,
+    /// Left out with a warning: a FIFO, socket or device found inside a directory (reading
+    /// one could block forever or never end).
+    Special(&'static str),
+}
+
+/// Decide how to add `path`. `top_level`: named on the command line, where pipes, devices
+/// and links to them (`/dev/fd/63 -> pipe:[…]`) are read as files, as the user asked for
+/// them; inside a directory they are [`EntryKind::Special`].
+pub fn entry_kind(path: &Path, top_level: bool) -> io::Result<EntryKind> {
+    use std::os::unix::fs::FileTypeExt;
+    let md = fs::symlink_metadata(path)?;
+    let t = md.file_type();
+    let special = |t: fs::FileType| -> Option<&'static str> {
+        if t.is_fifo() {
+            Some("a FIFO")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else if t.is_char_device() {
+            Some("a character device")
+        } else if t.is_block_device() {
+            Some("a block device")
+        } else {
+            None
+        }
+    };
+    if t.is_symlink() {
+        if top_level {
+            // `<(cmd)` gives /dev/fd/N, a link to `pipe:[…]`: the user means its bytes.
+            let followed = fs::metadata(path).ok().map(|m| m.file_type());
+            let pseudo = path.starts_with("/dev/fd") || path.starts_with("/proc");
+            if followed.is_some_and(|f| special(f).is_some()) || (pseudo && followed.is_some_and(|f| f.is_file())) {
+                return Ok(EntryKind::File);
+            }
+        }
+        return Ok(EntryKind::Symlink);
+    }
+    if t.is_dir() {
+        return Ok(EntryKind::Dir);
+    }
+    match special(t) {
+        Some("a socket") => Ok(EntryKind::Special("a socket")),
+        Some(_) if top_level => Ok(EntryKind::File),
+        Some(kind) => Ok(EntryKind::Special(kind)),
+        None => Ok(EntryKind::File),
+    }
+}
+
 /// Errors while adding.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -115,14 +187,14 @@ impl Sink {
     }
 }
 
-/// Add files or directory trees. `on_added` sees every entry as it completes; `progress` gets
-/// the running count of file bytes read. Returns the roots (one per path, or the wrapping
+/// Add files or directory trees. `on_event` sees every entry as it completes and every
+/// special file skipped; `progress` gets the running count of file bytes read. Returns the roots (one per path, or the wrapping
 /// directory with `wrap`), each pinned when `opts.pin`.
 pub fn add_paths(
     store: &Store,
     paths: &[PathBuf],
     opts: &AddOptions,
-    on_added: &mut dyn FnMut(&Added),
+    on_added: &mut dyn FnMut(Event<'_>),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Added>, ImportError> {
     run(store, opts, on_added, |sink, on_added| {
@@ -133,7 +205,11 @@ pub fn add_paths(
                 Some(n) => n.to_str().ok_or_else(|| not_utf8(path))?.to_string(),
                 None => String::new(),
             };
-            roots.push(add_entry(sink, path, &name, opts, on_added, &mut done, progress)?);
+            if let EntryKind::Special(kind) = entry_kind(path, true).map_err(|source| read_error(path, source))? {
+                return Err(ImportError::Name { path: path.clone(), reason: format!("it is {kind}") });
+            }
+            let entry = add_entry(sink, path, &name, true, opts, on_added, &mut done, progress)?;
+            roots.push(entry.expect("top-level entries are never skipped"));
         }
         Ok(roots)
     })
@@ -145,14 +221,14 @@ pub fn add_reader(
     reader: impl Read + Send,
     name: &str,
     opts: &AddOptions,
-    on_added: &mut dyn FnMut(&Added),
+    on_added: &mut dyn FnMut(Event<'_>),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Added>, ImportError> {
     run(store, opts, on_added, |sink, on_added| {
         let root = import_file(reader, &opts.settings, Metadata::default(), sink, progress)
             .map_err(|e| with_path(e, Path::new("<stdin>")))?;
         let added = Added { path: name.to_string(), cid: root.cid, size: root.size };
-        on_added(&added);
+        on_added(Event::Added(&added));
         Ok(vec![(added, root.tsize)])
     })
 }
@@ -161,9 +237,12 @@ pub fn add_reader(
 fn run(
     store: &Store,
     opts: &AddOptions,
-    on_added: &mut dyn FnMut(&Added),
-    build: impl FnOnce(&mut Sink, &mut dyn FnMut(&Added)) -> Result<Vec<(Added, u64)>, ImportError>,
+    on_added: &mut dyn FnMut(Event<'_>),
+    build: impl FnOnce(&mut Sink, &mut dyn FnMut(Event<'_>)) -> Result<Vec<(Added, u64)>, ImportError>,
 ) -> Result<Vec<Added>, ImportError> {
+    if !opts.only_hash {
+        store.check_space()?;
+    }
     let mut sink = Sink { writer: (!opts.only_hash).then(|| store.writer()) };
     let built = build(&mut sink, on_added)?;
     let roots = if opts.wrap {
@@ -181,7 +260,7 @@ fn run(
             return Err(e.into());
         }
         let wrapper = Added { path: String::new(), cid, size };
-        on_added(&wrapper);
+        on_added(Event::Added(&wrapper));
         vec![wrapper]
     } else {
         built.into_iter().map(|(a, _)| a).collect()
@@ -216,27 +295,39 @@ fn metadata_of(md: &fs::Metadata, opts: &AddOptions) -> Metadata {
     }
 }
 
-/// Add one entry (file, directory or symlink); returns it and its cumulative size.
+fn read_error(path: &Path, source: io::Error) -> ImportError {
+    ImportError::Read { path: path.to_path_buf(), source }
+}
+
+/// Add one entry (file, directory or symlink); returns it and its cumulative size, or `None`
+/// for a special file inside a directory, which is skipped (and reported).
+#[allow(clippy::too_many_arguments)]
 fn add_entry(
     sink: &mut Sink,
     path: &Path,
     rel: &str,
+    top_level: bool,
     opts: &AddOptions,
-    on_added: &mut dyn FnMut(&Added),
+    on_added: &mut dyn FnMut(Event<'_>),
     done: &mut u64,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<(Added, u64), ImportError> {
-    let read_err = |source| ImportError::Read { path: path.to_path_buf(), source };
-    let md = fs::symlink_metadata(path).map_err(read_err)?;
+) -> Result<Option<(Added, u64)>, ImportError> {
+    let read_err = |source| read_error(path, source);
+    let kind = entry_kind(path, top_level).map_err(read_err)?;
+    if let EntryKind::Special(kind) = kind {
+        on_added(Event::Skipped { path, kind });
+        return Ok(None);
+    }
+    let md = if kind == EntryKind::File { fs::metadata(path) } else { fs::symlink_metadata(path) }.map_err(read_err)?;
     let meta = metadata_of(&md, opts);
-    let (cid, size, tsize) = if md.file_type().is_symlink() {
+    let (cid, size, tsize) = if kind == EntryKind::Symlink {
         let target = fs::read_link(path).map_err(read_err)?;
         let target = target.to_str().ok_or_else(|| not_utf8(path))?;
         let block = dir::symlink(&opts.settings, target, meta);
         let (cid, n) = (block.cid, block.data.len() as u64);
         sink.put(block)?;
         (cid, target.len() as u64, n)
-    } else if md.is_dir() {
+    } else if kind == EntryKind::Dir {
         let mut names = Vec::new();
         for entry in fs::read_dir(path).map_err(read_err)? {
             let entry = entry.map_err(read_err)?;
@@ -250,8 +341,10 @@ fn add_entry(
         let mut d = DirBuilder::new(&opts.settings).with_metadata(meta);
         for name in names {
             let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            let (child, tsize) = add_entry(sink, &path.join(&name), &child_rel, opts, on_added, done, progress)?;
-            d.add(DirEntry { name, cid: child.cid, tsize })?;
+            let child = add_entry(sink, &path.join(&name), &child_rel, false, opts, on_added, done, progress)?;
+            if let Some((child, tsize)) = child {
+                d.add(DirEntry { name, cid: child.cid, tsize })?;
+            }
         }
         let mut err = None;
         let (cid, tsize) = d.finish(&mut |b| {
@@ -272,8 +365,8 @@ fn add_entry(
         (root.cid, root.size, root.tsize)
     };
     let added = Added { path: rel.to_string(), cid, size };
-    on_added(&added);
-    Ok((added, tsize))
+    on_added(Event::Added(&added));
+    Ok(Some((added, tsize)))
 }
 
 /// Chunk, hash and build one file from `reader`, sending blocks to `sink`.

@@ -182,6 +182,12 @@ fn raw_http_follows_kubo_shapes() -> Result<()> {
     // A web page may not drive the API (any page can POST to 127.0.0.1), nor may a rebound name.
     let (status, _) = http_post(d.api, "/api/v0/version", &[("Origin", "http://evil.example")], b"")?;
     assert_eq!(status, 403);
+    // Sandboxed iframes and file:// pages send `Origin: null`: refused too, shutdown included.
+    let (status, _) = http_post(d.api, "/api/v0/shutdown", &[("Origin", "null")], b"")?;
+    assert_eq!(status, 403);
+    let own = format!("http://{}", d.api);
+    let (status, _) = http_post(d.api, "/api/v0/version", &[("Origin", &own)], b"")?;
+    assert_eq!(status, 200, "the API's own origin is allowed");
     let mut s = std::net::TcpStream::connect(d.api)?;
     std::io::Write::write_all(&mut s, b"POST /api/v0/version HTTP/1.0\r\nHost: evil.example\r\n\r\n")?;
     let mut resp = String::new();

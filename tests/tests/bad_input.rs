@@ -173,6 +173,7 @@ fn a_full_disk_fails_the_add_clearly_and_loses_nothing() -> Result<()> {
 mount -t tmpfs -o size=16m tmpfs "$MNT"
 R="$MNT/repo"
 "$CAIRN" --repo "$R" init --profile local > /dev/null
+sed -i 's/^min_free_bytes = .*/min_free_bytes = 1048576/' "$R/config.toml"
 S=$("$CAIRN" --repo "$R" add -Q "$SMALL")
 echo "small $S"
 if "$CAIRN" --repo "$R" add -Q "$BIG" 2> "$MNT/../err.txt"; then echo "big added"; fi

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use cairn_node::importer::{self, AddOptions, Added};
+use cairn_node::importer::{self, AddOptions, Added, EntryKind, Event};
 use cairn_node::repo::Repo;
 use cairn_protocol::chunker::ChunkerSpec;
 use cairn_protocol::cids::HashFn;
@@ -19,7 +19,7 @@ use super::multipart::{self, Named, Part, Parts};
 use super::Target;
 use crate::args::{AddArgs, ImportArgs};
 use crate::client::{self, Api};
-use crate::output::{byte_bar, Printer};
+use crate::output::{byte_bar, warn, Printer};
 
 /// Build import settings: the profile (flag, else config), then single-setting overrides.
 pub fn settings(repo: &Repo, a: &ImportArgs) -> Result<ImportSettings> {
@@ -96,31 +96,28 @@ fn local(repo: &Repo, a: AddArgs, stdin: bool, bar: ProgressBar, out: &mut Print
         preserve_mode: a.import.preserve_mode,
         preserve_mtime: a.import.preserve_mtime,
     };
-    let mut print_err = None;
-    let quiet = a.quiet;
-    let quieter = a.quieter;
-    let mut report = |added: &Added| {
-        if quieter || print_err.is_some() {
-            return;
+    // Entries are printed only once the add returned: then the blocks and the pin are durable.
+    let mut added: Vec<Added> = Vec::new();
+    let mut report = |event: Event<'_>| match event {
+        Event::Added(a) => added.push(a.clone()),
+        Event::Skipped { path, kind } => {
+            bar.suspend(|| warn(&format!("skipping {}: it is {kind}", path.display())));
         }
-        let r = print_added(out, &added.path, &added.cid.to_string(), &added.size.to_string(), quiet);
-        if let Err(e) = r {
-            print_err = Some(e);
-        }
-        bar.suspend(|| {});
     };
     let progress = |n: u64| bar.set_position(n);
     let roots = if stdin {
-        importer::add_reader(repo.store(), io::stdin(), &a.stdin_name, &opts, &mut report, &progress)?
+        importer::add_reader(repo.store(), io::stdin(), &a.stdin_name, &opts, &mut report, &progress)
     } else {
         let paths: Vec<PathBuf> = a.paths.clone();
-        importer::add_paths(repo.store(), &paths, &opts, &mut report, &progress)?
+        importer::add_paths(repo.store(), &paths, &opts, &mut report, &progress)
     };
     bar.finish_and_clear();
-    if let Some(e) = print_err {
-        return Err(e.into());
-    }
-    if quieter {
+    let roots = roots?;
+    if !a.quieter {
+        for e in &added {
+            print_added(out, &e.path, &e.cid.to_string(), &e.size.to_string(), a.quiet)?;
+        }
+    } else {
         for r in roots {
             let cid = r.cid.to_string();
             out.emit(json!({ "Name": r.path, "Hash": cid, "Size": r.size.to_string() }), || cid.clone())?;
@@ -236,16 +233,17 @@ fn root_name(p: &Path) -> Result<String> {
 /// The entries under the given roots, depth first, each directory's entries sorted by name
 /// and dot-files skipped unless `--hidden`: the offline importer's order.
 struct Walker {
-    stack: Vec<(PathBuf, String)>,
+    /// Entries still to visit: path on disk, path in the upload, named on the command line.
+    stack: Vec<(PathBuf, String, bool)>,
     hidden: bool,
     mode: bool,
     mtime: bool,
 }
 
 impl Walker {
-    fn new(mut roots: Vec<(PathBuf, String)>, a: &AddArgs) -> Walker {
-        roots.reverse();
-        Walker { stack: roots, hidden: a.hidden, mode: a.import.preserve_mode, mtime: a.import.preserve_mtime }
+    fn new(roots: Vec<(PathBuf, String)>, a: &AddArgs) -> Walker {
+        let stack = roots.into_iter().rev().map(|(p, r)| (p, r, true)).collect();
+        Walker { stack, hidden: a.hidden, mode: a.import.preserve_mode, mtime: a.import.preserve_mtime }
     }
 
     fn field(&self, md: &fs::Metadata) -> String {
@@ -263,7 +261,8 @@ impl Walker {
         }
     }
 
-    fn visit(&mut self, path: PathBuf, rel: String) -> io::Result<Part> {
+    /// The part for one entry, or `None` for a special file skipped inside a folder.
+    fn visit(&mut self, path: PathBuf, rel: String, top_level: bool) -> io::Result<Option<Part>> {
         let ctx = |e: io::Error| io::Error::new(e.kind(), format!("reading {}: {e}", path.display()));
         let not_utf8 = |p: &Path| {
             io::Error::new(
@@ -271,15 +270,27 @@ impl Walker {
                 format!("cannot add {}: the name is not valid UTF-8", p.display()),
             )
         };
-        let md = fs::symlink_metadata(&path).map_err(ctx)?;
+        let kind = importer::entry_kind(&path, top_level).map_err(ctx)?;
+        let md = match kind {
+            EntryKind::File => fs::metadata(&path),
+            _ => fs::symlink_metadata(&path),
+        }
+        .map_err(ctx)?;
         let field = self.field(&md);
-        if md.file_type().is_symlink() {
+        if let EntryKind::Special(what) = kind {
+            if top_level {
+                return Err(io::Error::other(format!("cannot add {}: it is {what}", path.display())));
+            }
+            warn(&format!("skipping {}: it is {what}", path.display()));
+            return Ok(None);
+        }
+        if kind == EntryKind::Symlink {
             let target = fs::read_link(&path).map_err(ctx)?;
             let target = target.into_os_string().into_string().map_err(|_| not_utf8(&path))?;
             let body: Box<dyn io::Read> = Box::new(io::Cursor::new(target.into_bytes()));
-            return Ok(Part { path: rel, field, content_type: "application/symlink", body: Some(body) });
+            return Ok(Some(Part { path: rel, field, content_type: "application/symlink", body: Some(body) }));
         }
-        if md.is_dir() {
+        if kind == EntryKind::Dir {
             let mut names = Vec::new();
             for entry in fs::read_dir(&path).map_err(ctx)? {
                 let entry = entry.map_err(ctx)?;
@@ -290,13 +301,13 @@ impl Walker {
             }
             names.sort();
             for name in names.into_iter().rev() {
-                self.stack.push((path.join(&name), format!("{rel}/{name}")));
+                self.stack.push((path.join(&name), format!("{rel}/{name}"), false));
             }
-            return Ok(Part { path: rel, field, content_type: "application/x-directory", body: None });
+            return Ok(Some(Part { path: rel, field, content_type: "application/x-directory", body: None }));
         }
         let file = fs::File::open(&path).map_err(ctx)?;
         let body: Box<dyn io::Read> = Box::new(Named { name: path.display().to_string(), inner: file });
-        Ok(Part { path: rel, field, content_type: "application/octet-stream", body: Some(body) })
+        Ok(Some(Part { path: rel, field, content_type: "application/octet-stream", body: Some(body) }))
     }
 }
 
@@ -304,7 +315,13 @@ impl Iterator for Walker {
     type Item = io::Result<Part>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (path, rel) = self.stack.pop()?;
-        Some(self.visit(path, rel))
+        loop {
+            let (path, rel, top_level) = self.stack.pop()?;
+            match self.visit(path, rel, top_level) {
+                Ok(None) => continue,
+                Ok(Some(part)) => return Some(Ok(part)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }

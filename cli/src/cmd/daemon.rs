@@ -23,6 +23,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client;
 
+/// A line on stdout; a closed stdout (`cairn daemon | head -1`) must not stop the daemon.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// How long the daemon waits for the swarm to report its listen addresses at start.
 const LISTEN_WAIT: Duration = Duration::from_secs(5);
 
@@ -85,21 +92,21 @@ async fn daemon(path: &Path) -> Result<()> {
         stop_node(node).await;
         return Err(e);
     }
-    println!("API server listening on {api_addr}");
+    say!("API server listening on {api_addr}");
     if let Some(g) = &gateway {
-        println!("Gateway server listening on {}", g.multiaddr());
+        say!("Gateway server listening on {}", g.multiaddr());
     }
     for a in listen_addrs(&node).await {
-        println!("Swarm listening on {a}");
+        say!("Swarm listening on {a}");
     }
-    println!("Daemon is ready");
+    say!("Daemon is ready");
     let _ = std::io::stdout().flush();
 
     tokio::spawn(watch_signals(token.clone()));
     let gateway_task = gateway.map(|g| tokio::spawn(g.serve(token.clone())));
     let served = server.serve(token.clone()).await;
     token.cancel();
-    println!("Shutting down");
+    say!("Shutting down");
     let _ = fs::remove_file(&api_path);
     let _ = fs::remove_file(&gateway_path);
     if let Some(t) = gateway_task {
@@ -108,7 +115,7 @@ async fn daemon(path: &Path) -> Result<()> {
         }
     }
     stop_node(node).await;
-    println!("Daemon stopped");
+    say!("Daemon stopped");
     served.context("serving the RPC API")
 }
 
@@ -150,7 +157,7 @@ async fn watch_signals(token: CancellationToken) {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("second signal: exiting without a clean shutdown");
+    crate::output::note("second signal: exiting without a clean shutdown");
     std::process::exit(130);
 }
 

@@ -83,6 +83,9 @@ pub async fn add(
         progress: args.flag("progress", false)?,
     };
     let store = ctx.node.store().clone();
+    if !opts.only_hash {
+        store.check_space()?;
+    }
     let (tx, rx) = mpsc::channel(PART_QUEUE);
     let session = tokio::task::spawn_blocking(move || Session::new(store, opts).run(rx));
     // A send fails only when the session stopped early; its error is the one to report.

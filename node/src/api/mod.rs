@@ -289,9 +289,12 @@ fn check_request(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
             "Host {host:?} is not this API's loopback address; refusing (DNS rebinding protection)"
         )));
     }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let same = host.is_empty() || origin == format!("http://{host}");
-        if !same && origin != "null" {
+    // Any `Origin` but the API's own is refused, `null` included: sandboxed iframes and
+    // `file://` pages send `null`, and they must not reach `shutdown` or `add` either.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("(not text)");
+        let same = !host.is_empty() && origin == format!("http://{host}");
+        if !same {
             return Err(ApiError::Forbidden(format!(
                 "requests from the web origin {origin} are not allowed to use the RPC API"
             )));

@@ -36,6 +36,11 @@ pub struct GatewayConfig {
     pub retrieval_timeout_secs: u64,
     /// Requests served at once, a streamed body counting until it ends (default 256).
     pub max_requests: usize,
+    /// How many requests may wait on the network at once for blocks the node does not hold
+    /// (default 64; never more than three quarters of `max_requests`). The rest of the slots
+    /// stay free for content held locally, so requests for content nobody has cannot starve
+    /// the gateway; identical retrievals share one fetch.
+    pub max_retrievals: usize,
     /// Serve only what is in the local store; never fetch from the network (default off).
     pub no_fetch: bool,
     /// File of refused content, one `/ipfs/{cid}` or CID per line (`#` comments), answered
@@ -51,6 +56,7 @@ impl Default for GatewayConfig {
             redirect_to_subdomain: false,
             retrieval_timeout_secs: 30,
             max_requests: 256,
+            max_retrievals: 64,
             no_fetch: false,
             denylist: "denylist.txt".into(),
         }
@@ -78,11 +84,20 @@ pub struct StoreConfig {
     pub max_size_bytes: u64,
     /// How often the daemon checks `max_size_bytes`, seconds (kubo's `GCPeriod`; default 60).
     pub gc_period_secs: u64,
+    /// Writes are refused, with a clear message, while the repo's file system has less free
+    /// space than this (default 64 MiB), so the metadata database always has room to commit
+    /// and reopen. Reads still work on a full disk.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { meta_cache_bytes: 16 * 1024 * 1024, max_size_bytes: 0, gc_period_secs: 60 }
+        StoreConfig {
+            meta_cache_bytes: 16 * 1024 * 1024,
+            max_size_bytes: 0,
+            gc_period_secs: 60,
+            min_free_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -183,7 +198,7 @@ impl Config {
     /// Parse and validate `config.toml` text.
     pub fn from_toml(text: &str) -> Result<Config, String> {
         let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
-        cairn_protocol::profile::ImportSettings::profile(&c.import.profile).map_err(|e| e.to_string())?;
+        c.validate().map_err(|e| e.to_string())?;
         Ok(c)
     }
 
@@ -191,6 +206,109 @@ impl Config {
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).expect("config serializes");
         format!("# cairn configuration. Every key is optional; a missing key takes its default.\n{body}")
+    }
+}
+
+/// One config value outside what the node can work with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} = {value}: {allowed}")]
+pub struct Invalid {
+    /// The dotted key (`store.meta_cache_bytes`).
+    pub key: &'static str,
+    /// The value found, as written in TOML.
+    pub value: String,
+    /// The allowed range or form.
+    pub allowed: String,
+}
+
+/// Check that `value` lies in `lo..=hi`, naming `key` when it does not.
+fn in_range(key: &'static str, value: u64, lo: u64, hi: u64, unit: &str) -> Result<(), Invalid> {
+    if (lo..=hi).contains(&value) {
+        return Ok(());
+    }
+    Err(Invalid { key, value: value.to_string(), allowed: format!("must be between {lo} and {hi}{unit}") })
+}
+
+/// Check that `text` parses as `T`, naming `key` and the expected form when it does not.
+fn parses<T: std::str::FromStr>(key: &'static str, text: &str, form: &str) -> Result<(), Invalid> {
+    text.trim().parse::<T>().map(|_| ()).map_err(|_| Invalid {
+        key,
+        value: format!("{text:?}"),
+        allowed: format!("must be {form}"),
+    })
+}
+
+/// A multiaddr that names its peer (`…/p2p/<id>`), as bootstrap entries must.
+fn peer_addr(key: &'static str, text: &str) -> Result<(), Invalid> {
+    let bad = || Invalid {
+        key,
+        value: format!("{text:?}"),
+        allowed: "must be a multiaddr ending in /p2p/<peer id>, like /ip4/1.2.3.4/tcp/4001/p2p/12D3Koo…".into(),
+    };
+    let addr: libp2p::Multiaddr = text.parse().map_err(|_| bad())?;
+    match addr.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(_)) => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+/// A day in seconds, the unit of the longest periods.
+const DAY: u64 = 24 * 3600;
+
+impl Config {
+    /// Check every value against the range the node can work with; the first value outside
+    /// it is named with its key and the allowed range. Called by [`Config::from_toml`], so a
+    /// repo with a bad value does not open, and by `config set` before anything is written.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if !NODE_PROFILES.contains(&self.profile.as_str()) && !self.profile.is_empty() {
+            return Err(Invalid {
+                key: "profile",
+                value: format!("{:?}", self.profile),
+                allowed: format!("must be one of {}", NODE_PROFILES.join(", ")),
+            });
+        }
+        let s = &self.store;
+        // sled needs room for a few pages; below 1 MiB it thrashes or panics.
+        in_range("store.meta_cache_bytes", s.meta_cache_bytes, MIB, 64 * GIB, " bytes (1 MiB to 64 GiB)")?;
+        if s.max_size_bytes != 0 {
+            in_range("store.max_size_bytes", s.max_size_bytes, 16 * MIB, u64::MAX, " bytes, or 0 for no limit")?;
+        }
+        in_range("store.gc_period_secs", s.gc_period_secs, 1, 7 * DAY, " seconds")?;
+        in_range("store.min_free_bytes", s.min_free_bytes, 0, 1024 * GIB, " bytes")?;
+        cairn_protocol::profile::ImportSettings::profile(&self.import.profile).map_err(|e| Invalid {
+            key: "import.profile",
+            value: format!("{:?}", self.import.profile),
+            allowed: e.to_string(),
+        })?;
+        let n = &self.network;
+        for a in &n.listen {
+            parses::<libp2p::Multiaddr>("network.listen", a, "a multiaddr, like /ip4/0.0.0.0/tcp/4001")?;
+        }
+        parses::<std::net::SocketAddr>("network.api", &n.api, "IP:PORT, like 127.0.0.1:5001")?;
+        if !n.gateway.trim().is_empty() {
+            parses::<std::net::SocketAddr>("network.gateway", &n.gateway, "IP:PORT, like 127.0.0.1:8080, or empty")?;
+        }
+        for b in &n.bootstrap {
+            peer_addr("network.bootstrap", b)?;
+        }
+        in_range("network.max_connections", u64::from(n.max_connections), 1, 65_536, "")?;
+        let g = &self.gateway;
+        for h in &g.subdomain_hosts {
+            if h.is_empty() || h.contains(['/', ' ', ':']) {
+                return Err(Invalid {
+                    key: "gateway.subdomain_hosts",
+                    value: format!("{h:?}"),
+                    allowed: "must be host names without a port or path, like localhost".into(),
+                });
+            }
+        }
+        in_range("gateway.retrieval_timeout_secs", g.retrieval_timeout_secs, 1, 3600, " seconds")?;
+        in_range("gateway.max_requests", g.max_requests as u64, 1, 65_536, "")?;
+        in_range("gateway.max_retrievals", g.max_retrievals as u64, 1, 65_536, "")?;
+        Ok(())
     }
 }
 
@@ -208,5 +326,30 @@ mod tests {
         assert!(Config::from_toml("[store]\nmeta_cache_byte = 1\n").is_err());
         assert!(Config::from_toml("[import]\nprofile = \"nope\"\n").is_err());
         assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn absurd_values_are_refused_with_the_key_and_range() {
+        let cases = [
+            ("[store]\nmeta_cache_bytes = 100\n", "store.meta_cache_bytes = 100: must be between 1048576"),
+            ("[store]\ngc_period_secs = 0\n", "store.gc_period_secs = 0"),
+            ("[store]\nmax_size_bytes = 5\n", "store.max_size_bytes = 5"),
+            ("[network]\nmax_connections = 0\n", "network.max_connections = 0"),
+            ("[network]\napi = \"nowhere\"\n", "network.api = \"nowhere\": must be IP:PORT"),
+            ("[network]\nlisten = [\"tcp/1\"]\n", "network.listen"),
+            ("[network]\nbootstrap = [\"/ip4/1.2.3.4/tcp/1\"]\n", "network.bootstrap"),
+            ("[gateway]\nretrieval_timeout_secs = 0\n", "gateway.retrieval_timeout_secs = 0"),
+            ("[gateway]\nmax_requests = 0\n", "gateway.max_requests = 0"),
+            ("[gateway]\nmax_retrievals = 0\n", "gateway.max_retrievals = 0"),
+            ("[gateway]\nsubdomain_hosts = [\"a/b\"]\n", "gateway.subdomain_hosts"),
+            ("profile = \"laptop\"\n", "profile = \"laptop\""),
+        ];
+        for (text, want) in cases {
+            let err = Config::from_toml(text).expect_err(text);
+            assert!(err.starts_with(want), "{text}: {err}");
+        }
+        for p in NODE_PROFILES {
+            Config::for_profile(p).unwrap().validate().unwrap();
+        }
     }
 }

@@ -22,7 +22,7 @@ use fs2::FileExt;
 pub use config::Config;
 pub use identity::Identity;
 
-use crate::store::{DiskFiles, SledMeta, Store};
+use crate::store::{space, DiskFiles, SledMeta, Store};
 
 /// The repo format this build writes and reads.
 pub const REPO_VERSION: u32 = 1;
@@ -34,8 +34,18 @@ pub enum RepoError {
     #[error("no cairn repo at {0}: run `cairn init` first (or set CAIRN_PATH)")]
     NotInitialized(PathBuf),
     /// `init` on an existing repo.
-    #[error("a cairn repo already exists at {0}")]
+    #[error("a cairn repo already exists at {0}; `cairn init` never replaces one (its identity and data stay)")]
     AlreadyExists(PathBuf),
+    /// Repo files without a `version` file: a damaged repo, never to be re-initialized.
+    #[error(
+        "{0} holds a cairn repo's files (identity.key, meta/ or blocks/) but no `version` file, so it is \
+         damaged; cairn will not open or replace it. If it is a repo made by this cairn, restore the file \
+         with `echo 1 > {0}/version`"
+    )]
+    Damaged(PathBuf),
+    /// `init` into a folder that holds something else.
+    #[error("{0} exists and is not an empty folder; choose another path for the repo (--repo or CAIRN_PATH)")]
+    NotEmpty(PathBuf),
     /// Another process holds the lock.
     #[error("the repo at {path} is in use by another cairn process{pid}; stop it (or use its daemon) and retry")]
     Locked {
@@ -43,6 +53,8 @@ pub enum RepoError {
         path: PathBuf,
         /// " (pid N)" when known.
         pid: String,
+        /// What holds it, as written in `repo.lock` (a daemon, or a one-off command).
+        holder: Option<Holder>,
     },
     /// A format this build cannot read.
     #[error("repo at {path} has format version {found}, but this cairn reads version {REPO_VERSION}{hint}")]
@@ -65,6 +77,12 @@ pub enum RepoError {
     /// A bad node profile name.
     #[error("unknown node profile {0:?}: use home, server or local")]
     Profile(String),
+    /// No room at all for the metadata database to start (the space reserve was used up).
+    #[error(
+        "the disk holding the repo at {0} is full: the metadata database needs a few MiB to open. Free some \
+         space and retry; nothing in the repo is lost"
+    )]
+    DiskFull(PathBuf),
     /// File system trouble.
     #[error("{context}: {source}")]
     Io {
@@ -78,6 +96,39 @@ pub enum RepoError {
 fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> RepoError {
     let context = context.into();
     move |source| RepoError::Io { context, source }
+}
+
+/// Which kind of process holds a repo's lock, written into `repo.lock` beside the pid so that
+/// others know whether to wait: a command started while a daemon is starting waits for its
+/// API, and a daemon started while a short command runs waits for the command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// `cairn daemon`: holds the repo for its whole run and serves an API.
+    Daemon,
+    /// Any other command: holds the repo until it finishes.
+    Command,
+}
+
+impl Holder {
+    fn word(self) -> &'static str {
+        match self {
+            Holder::Daemon => "daemon",
+            Holder::Command => "command",
+        }
+    }
+}
+
+/// The pid and holder a `repo.lock` names (`"1234 daemon"`; older builds wrote the pid alone).
+pub fn lock_holder(path: &Path) -> Option<(u32, Option<Holder>)> {
+    let text = fs::read_to_string(path.join("repo.lock")).ok()?;
+    let mut words = text.split_whitespace();
+    let pid = words.next()?.parse().ok()?;
+    let holder = match words.next() {
+        Some("daemon") => Some(Holder::Daemon),
+        Some("command") => Some(Holder::Command),
+        _ => None,
+    };
+    Some((pid, holder))
 }
 
 /// An open repo: the lock is held until it is dropped.
@@ -99,42 +150,62 @@ pub fn default_path() -> PathBuf {
 }
 
 impl Repo {
-    /// Create a repo at `path` with the given node profile.
+    /// Create a repo at `path` with the given node profile. Never touches an existing repo or
+    /// any file in it: the repo is built in a sibling folder and renamed into place, so an
+    /// interrupted `init` leaves either nothing or a complete repo. An existing empty folder
+    /// (a mount point, say) is filled in place with files created exclusively.
     pub fn init(path: &Path, profile: &str) -> Result<Identity, RepoError> {
         let config = Config::for_profile(profile).ok_or_else(|| RepoError::Profile(profile.into()))?;
-        if path.join("version").exists() {
-            return Err(RepoError::AlreadyExists(path.to_path_buf()));
+        check_init_target(path)?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(io_ctx(format!("creating {}", parent.display())))?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "repo".into());
+        remove_stale_init_folders(&parent, &name);
+        let staging = parent.join(format!(".{name}.init-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir(&staging).map_err(io_ctx(format!("creating {}", staging.display())))?;
+        if let Err(e) = write_new_repo(&staging, &config) {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(e);
         }
-        fs::create_dir_all(path).map_err(io_ctx(format!("creating {}", path.display())))?;
-        // No version file: any identity or config here is the leftover of an interrupted init
-        // (nothing was ever stored with them), so start over.
-        for leftover in ["identity.key", "config.toml"] {
-            match fs::remove_file(path.join(leftover)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(io_ctx(format!("removing the leftover {leftover}"))(e))
-                }
-                _ => {}
+        // rename(2) replaces a missing target or an empty folder, never a non-empty one.
+        match fs::rename(&staging, path) {
+            Ok(()) => {}
+            Err(_) if is_empty_dir(path) => {
+                // A mount point cannot be replaced: fill it in place, every file created new.
+                let _ = fs::remove_dir_all(&staging);
+                write_new_repo(path, &config)?;
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                check_init_target(path)?;
+                return Err(io_ctx(format!("moving the new repo into {}", path.display()))(e));
             }
         }
-        let identity = Identity::generate();
-        identity.save(&path.join("identity.key")).map_err(io_ctx("writing identity.key"))?;
-        write_synced(&path.join("config.toml"), config.to_toml().as_bytes())?;
-        // The version file goes last: its presence means the repo is complete.
-        write_synced(&path.join("version"), format!("{REPO_VERSION}\n").as_bytes())?;
-        // Make the new directory entries themselves durable.
-        fs::File::open(path).and_then(|d| d.sync_all()).map_err(io_ctx("syncing the repo folder"))?;
-        Ok(identity)
+        fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(io_ctx("syncing the repo's parent folder"))?;
+        Identity::load(&path.join("identity.key")).map_err(io_ctx("reading the new identity.key"))
     }
 
-    /// Open the repo at `path`, taking its lock.
+    /// Open the repo at `path` for a one-off command, taking its lock.
     pub fn open(path: &Path) -> Result<Repo, RepoError> {
+        Repo::open_as(path, Holder::Command)
+    }
+
+    /// Open the repo at `path`, taking its lock as `holder`.
+    pub fn open_as(path: &Path, holder: Holder) -> Result<Repo, RepoError> {
         let version_path = path.join("version");
         let version = match fs::read_to_string(&version_path) {
             Ok(v) => v,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && looks_like_repo(path) => {
+                return Err(RepoError::Damaged(path.to_path_buf()))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RepoError::NotInitialized(path.to_path_buf())),
             Err(e) => return Err(io_ctx("reading the repo version")(e)),
         };
-        let lock = take_lock(path)?;
+        let lock = take_lock(path, holder)?;
         migrate(path, version.trim())?;
         let config_path = path.join("config.toml");
         let text = fs::read_to_string(&config_path).map_err(io_ctx("reading config.toml"))?;
@@ -142,9 +213,10 @@ impl Repo {
             Config::from_toml(&text).map_err(|reason| RepoError::Config { path: config_path.clone(), reason })?;
         let identity = Identity::load(&path.join("identity.key")).map_err(io_ctx("reading identity.key"))?;
         let files = DiskFiles::open(&path.join("blocks")).map_err(io_ctx("opening blocks/"))?;
-        let meta = SledMeta::open(&path.join("meta"), config.store.meta_cache_bytes)
-            .map_err(io_ctx("opening the metadata database meta/"))?;
-        let store = Store::new(Box::new(files), Box::new(meta));
+        let meta = open_meta(path, &config)?;
+        let floor = space::Floor::new(path, config.store.min_free_bytes);
+        let store = Store::with_floor(Box::new(files), Box::new(meta), Some(floor));
+        space::restore_reserve(path, config.store.min_free_bytes);
         Ok(Repo { path: path.to_path_buf(), config, identity, store, _lock: lock })
     }
 
@@ -169,7 +241,28 @@ impl Repo {
     }
 }
 
-fn take_lock(path: &Path) -> Result<fs::File, RepoError> {
+/// Open the metadata database, first recovering what a write that ran out of space left
+/// behind, and releasing the space reserve when the disk is too full for sled to start.
+fn open_meta(path: &Path, config: &Config) -> Result<SledMeta, RepoError> {
+    let dir = path.join("meta");
+    space::recover_meta_leftovers(&dir).map_err(io_ctx("cleaning up meta/"))?;
+    if space::release_reserve_if_full(path) {
+        tracing::warn!("the disk is full: released the repo's space reserve so that it can open");
+    }
+    match SledMeta::open(&dir, config.store.meta_cache_bytes) {
+        Ok(m) => Ok(m),
+        Err(e) => {
+            // A failed start-up snapshot leaves its file behind: remove it now, not next time.
+            let _ = space::recover_meta_leftovers(&dir);
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                return Err(RepoError::DiskFull(path.to_path_buf()));
+            }
+            Err(io_ctx("opening the metadata database meta/")(e))
+        }
+    }
+}
+
+fn take_lock(path: &Path, holder: Holder) -> Result<fs::File, RepoError> {
     let lock_path = path.join("repo.lock");
     let mut f = fs::OpenOptions::new()
         .read(true)
@@ -179,16 +272,14 @@ fn take_lock(path: &Path) -> Result<fs::File, RepoError> {
         .open(&lock_path)
         .map_err(io_ctx("opening repo.lock"))?;
     if f.try_lock_exclusive().is_err() {
-        let pid = fs::read_to_string(&lock_path)
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .map(|p| format!(" (pid {p})"))
-            .unwrap_or_default();
-        return Err(RepoError::Locked { path: path.to_path_buf(), pid });
+        let found = lock_holder(path);
+        let pid = found.map(|(p, _)| format!(" (pid {p})")).unwrap_or_default();
+        return Err(RepoError::Locked { path: path.to_path_buf(), pid, holder: found.and_then(|(_, h)| h) });
     }
-    f.set_len(0).map_err(io_ctx("writing repo.lock"))?;
-    write!(f, "{}", std::process::id()).map_err(io_ctx("writing repo.lock"))?;
+    // The lock is ours; a full disk must not stop a read, so writing the holder may fail.
+    if f.set_len(0).is_ok() {
+        let _ = write!(f, "{} {}", std::process::id(), holder.word());
+    }
     Ok(f)
 }
 
@@ -206,8 +297,60 @@ fn migrate(path: &Path, found: &str) -> Result<(), RepoError> {
     Ok(())
 }
 
+/// Refuse to `init` over anything: a repo, a damaged repo, or a folder holding other files.
+fn check_init_target(path: &Path) -> Result<(), RepoError> {
+    if path.join("version").exists() {
+        return Err(RepoError::AlreadyExists(path.to_path_buf()));
+    }
+    if looks_like_repo(path) {
+        return Err(RepoError::Damaged(path.to_path_buf()));
+    }
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_ctx(format!("reading {}", path.display()))(e)),
+        Ok(m) if m.is_dir() && is_empty_dir(path) => Ok(()),
+        Ok(_) => Err(RepoError::NotEmpty(path.to_path_buf())),
+    }
+}
+
+/// Whether `path` holds a repo's files (without its `version`, it is a damaged repo).
+fn looks_like_repo(path: &Path) -> bool {
+    ["identity.key", "meta", "blocks"].iter().any(|f| path.join(f).exists())
+}
+
+fn is_empty_dir(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// Staging folders of `init`s that were killed (their pid is gone) are removed.
+fn remove_stale_init_folders(parent: &Path, name: &str) {
+    let prefix = format!(".{name}.init-");
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else { continue };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Write identity, config and version (last: its presence means the repo is complete) into
+/// `dir`, creating each file new so that nothing existing is ever overwritten.
+fn write_new_repo(dir: &Path, config: &Config) -> Result<(), RepoError> {
+    Identity::generate().save(&dir.join("identity.key")).map_err(io_ctx("writing identity.key"))?;
+    write_synced(&dir.join("config.toml"), config.to_toml().as_bytes())?;
+    write_synced(&dir.join("version"), format!("{REPO_VERSION}\n").as_bytes())?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_ctx("syncing the repo folder"))
+}
+
+/// Create `path` (it must not exist) holding `data`, synced.
 fn write_synced(path: &Path, data: &[u8]) -> Result<(), RepoError> {
-    let mut f = fs::File::create(path).map_err(io_ctx(format!("writing {}", path.display())))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_ctx(format!("creating {}", path.display())))?;
     f.write_all(data).and_then(|_| f.sync_all()).map_err(io_ctx(format!("writing {}", path.display())))
 }
 
@@ -229,5 +372,38 @@ mod tests {
         fs::write(p.join("version"), "7\n").unwrap();
         let err = Repo::open(&p).err().unwrap();
         assert!(err.to_string().contains("upgrade cairn"), "{err}");
+    }
+
+    #[test]
+    fn init_never_touches_an_existing_or_damaged_repo() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("repo");
+        let id = Repo::init(&p, "local").unwrap().peer_id();
+        let key = fs::read(p.join("identity.key")).unwrap();
+        fs::write(p.join("config.toml"), "# mine\n").unwrap();
+        fs::remove_file(p.join("version")).unwrap();
+        let err = Repo::open(&p).err().unwrap();
+        assert!(matches!(err, RepoError::Damaged(_)), "{err}");
+        assert!(!err.to_string().contains("cairn init"), "{err}");
+        assert!(matches!(Repo::init(&p, "local"), Err(RepoError::Damaged(_))));
+        assert_eq!(fs::read(p.join("identity.key")).unwrap(), key);
+        assert_eq!(fs::read_to_string(p.join("config.toml")).unwrap(), "# mine\n");
+        assert!(!p.join("version").exists());
+        fs::write(p.join("version"), "1\n").unwrap();
+        fs::write(p.join("config.toml"), Config::for_profile("local").unwrap().to_toml()).unwrap();
+        assert_eq!(Repo::open(&p).unwrap().identity().peer_id(), id);
+
+        let other = dir.path().join("other");
+        fs::create_dir(&other).unwrap();
+        fs::write(other.join("notes.txt"), "keep").unwrap();
+        assert!(matches!(Repo::init(&other, "local"), Err(RepoError::NotEmpty(_))));
+        assert_eq!(fs::read_dir(&other).unwrap().count(), 1);
+        // An empty folder is fine, and no staging folder is left beside it.
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        Repo::init(&empty, "local").unwrap();
+        Repo::open(&empty).unwrap();
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(names.iter().all(|n| !n.to_string_lossy().contains(".init-")), "{names:?}");
     }
 }

@@ -12,6 +12,7 @@ pub mod files;
 pub mod meta;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod sim;
+pub mod space;
 
 use std::collections::{hash_map, HashMap};
 use std::io;
@@ -66,6 +67,8 @@ struct Inner {
     /// Pin changes hold it shared, a GC run exclusively: a pin written while GC runs would
     /// otherwise be missed by its mark phase once the batch protecting its blocks is dropped.
     pin_gate: RwLock<()>,
+    /// Free space the writer leaves on the disk (none for stores in tests).
+    floor: Option<space::Floor>,
 }
 
 enum Request {
@@ -85,12 +88,18 @@ pub struct Store {
 impl Store {
     /// Open a store over the given layers and start its writer thread.
     pub fn new(files: Box<dyn FileLayer>, meta: Box<dyn MetaLayer>) -> Store {
+        Store::with_floor(files, meta, None)
+    }
+
+    /// As [`Store::new`], refusing block writes that would leave less free space than `floor`.
+    pub fn with_floor(files: Box<dyn FileLayer>, meta: Box<dyn MetaLayer>, floor: Option<space::Floor>) -> Store {
         let inner = Arc::new(Inner {
             files,
             meta,
             protected: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
             pin_gate: RwLock::new(()),
+            floor,
         });
         let (tx, rx) = bounded(WRITE_QUEUE);
         let writer_inner = inner.clone();
@@ -99,6 +108,15 @@ impl Store {
             .spawn(move || writer_loop(writer_inner, rx))
             .expect("spawn the store writer thread");
         Store { inner, tx, next_batch: Arc::new(Default::default()) }
+    }
+
+    /// Whether a write may start: an error naming the free-space floor when the disk is below
+    /// it (commands check this first, so they fail before reading their input).
+    pub fn check_space(&self) -> Result<(), StoreError> {
+        match &self.inner.floor {
+            Some(f) => f.check_now().map_err(StoreError::Io),
+            None => Ok(()),
+        }
     }
 
     /// The metadata engine, for pins and bookkeeping that live beside the blocks.
@@ -339,6 +357,9 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<(u64, Request)>) {
 
 fn put_one(inner: &Inner, block: &Block) -> io::Result<()> {
     let key = key_of(&block.cid);
+    if let Some(floor) = &inner.floor {
+        floor.check(block.data.len() as u64)?;
+    }
     if block.data.len() <= SMALL_BLOCK_MAX {
         if inner.meta.get(Tree::Blocks, &key)?.is_none() {
             inner.meta.put(Tree::Blocks, &key, &block.data)?;
@@ -352,7 +373,10 @@ fn put_one(inner: &Inner, block: &Block) -> io::Result<()> {
 }
 
 fn describe_io(e: &io::Error) -> String {
-    if e.raw_os_error() == Some(libc::ENOSPC) {
+    if e.kind() == io::ErrorKind::StorageFull && e.raw_os_error().is_none() {
+        // The floor's own message says what to do.
+        e.to_string()
+    } else if e.raw_os_error() == Some(libc::ENOSPC) {
         format!("disk full while writing blocks ({e}); free space or lower the repo size, then retry")
     } else {
         e.to_string()
