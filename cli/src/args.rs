@@ -14,6 +14,10 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Give up after this long (`30s`, `2m`, `1h`): the command fails with what it was
+    /// waiting for, and the daemon stops the request's work.
+    #[arg(long, global = true, value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,

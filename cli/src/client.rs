@@ -19,6 +19,9 @@ use ureq::{Body, SendBody};
 /// How long finding out whether a daemon answers may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// `--timeout`, once set by `main`: every call sends it as kubo's global `timeout` option.
+pub static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
 /// The repo file a daemon writes its API address into.
 pub fn api_file(repo: &Path) -> PathBuf {
     repo.join("api")
@@ -35,11 +38,14 @@ pub enum Found {
 }
 
 /// A client for one daemon's RPC API.
+#[derive(Clone)]
 pub struct Api {
     base: String,
     addr: SocketAddr,
     agent: ureq::Agent,
     token: Option<String>,
+    /// `--timeout`, sent with every call so that the daemon stops the work too.
+    timeout: Option<Duration>,
 }
 
 /// Parse the `api` file: `/ip4/A/tcp/P`, `/ip6/A/tcp/P` or `/dns*/localhost/tcp/P`.
@@ -98,7 +104,7 @@ impl Api {
             .timeout_connect(Some(PROBE_TIMEOUT))
             .build()
             .into();
-        Api { base: format!("http://{addr}/api/v0"), addr, agent, token }
+        Api { base: format!("http://{addr}/api/v0"), addr, agent, token, timeout: TIMEOUT.get().copied() }
     }
 
     /// The daemon's address.
@@ -110,6 +116,9 @@ impl Api {
         let mut req = self.agent.post(format!("{}/{cmd}", self.base));
         for (k, v) in query {
             req = req.query(*k, v);
+        }
+        if let Some(t) = self.timeout {
+            req = req.query("timeout", humantime::format_duration(t).to_string());
         }
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));

@@ -6,12 +6,17 @@ mod args;
 mod client;
 mod cmd;
 mod output;
+mod waiting;
 
 use clap::Parser;
 
 fn main() {
     let cli = args::Cli::parse();
     let json = cli.json;
+    if let Some(limit) = cli.timeout {
+        let _ = client::TIMEOUT.set(limit);
+        waiting::arm_timeout(limit, json);
+    }
     let result = cmd::run(cli);
     match result {
         Ok(()) => {}

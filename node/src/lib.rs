@@ -27,6 +27,7 @@ pub mod dag;
 pub mod exporter;
 pub mod gateway;
 pub mod gc;
+pub mod http_serve;
 pub mod importer;
 pub mod maintenance;
 pub mod net;

@@ -47,8 +47,8 @@ fn cli_commands_go_through_the_daemon() -> Result<()> {
     ensure!(out.iter().any(|l| l.starts_with("API server listening on /ip4/127.0.0.1/tcp/")), "{out:?}");
     ensure!(!d.swarm_addrs().is_empty(), "{out:?}");
     // The daemon holds the repo lock, so these can only work through its API.
-    let pid = fs::read_to_string(repo.path().join("repo.lock"))?;
-    assert_eq!(pid.trim(), d.pid().to_string());
+    let lock = fs::read_to_string(repo.path().join("repo.lock"))?;
+    assert_eq!(lock.trim(), format!("{} daemon", d.pid()), "repo.lock names the pid and its role");
 
     let cid = repo.ok(&["add", "-Q", file.to_str().unwrap()])?.trim().to_string();
     let cat = repo.run(&["cat", &cid])?;

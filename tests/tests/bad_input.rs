@@ -143,7 +143,8 @@ fn a_second_process_gets_a_clear_lock_error() -> Result<()> {
     let pid = holder.id().to_string();
     let lock = repo.path().join("repo.lock");
     cairn_tests::wait_for(std::time::Duration::from_secs(20), || {
-        (std::fs::read_to_string(&lock).ok()?.trim() == pid).then_some(())
+        let text = std::fs::read_to_string(&lock).ok()?;
+        (text.split_whitespace().next() == Some(pid.as_str())).then_some(())
     })?;
     let out = repo.run(&["repo", "stat"])?;
     assert!(!out.status.success(), "a second process must not open a locked repo");

@@ -6,6 +6,8 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use cairn_node::exporter::{self, GetReport};
@@ -16,6 +18,21 @@ use serde_json::{json, Value};
 use super::Target;
 use crate::client::{self, Api};
 use crate::output::{byte_bar, Printer};
+use crate::waiting::Waiter;
+
+/// A reader that counts the bytes read through it (the waiter's progress).
+struct Counted<R> {
+    inner: R,
+    n: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
 
 /// Stream a file (or a byte range) to stdout.
 pub fn cat(t: &Target, path: &str, offset: u64, length: Option<u64>) -> Result<()> {
@@ -28,8 +45,9 @@ pub fn cat(t: &Target, path: &str, offset: u64, length: Option<u64>) -> Result<(
         Target::Daemon(api) => {
             let mut q = vec![("arg", path.to_string()), ("offset", offset.to_string())];
             q.extend(length.map(|l| ("length", l.to_string())));
+            let waiter = Waiter::start(api, path);
             let mut body = client::bytes(api.call("cat", &q)?);
-            copy(&mut body, &mut out, api)?;
+            copy(&mut body, &mut out, api, &waiter.progress())?;
         }
     }
     out.flush()?;
@@ -37,7 +55,7 @@ pub fn cat(t: &Target, path: &str, offset: u64, length: Option<u64>) -> Result<(
 }
 
 /// Copy a streamed answer, telling a broken daemon stream from a closed output pipe.
-fn copy(from: &mut dyn Read, to: &mut dyn Write, api: &Api) -> Result<u64> {
+fn copy(from: &mut dyn Read, to: &mut dyn Write, api: &Api, progress: &AtomicU64) -> Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -51,6 +69,7 @@ fn copy(from: &mut dyn Read, to: &mut dyn Write, api: &Api) -> Result<u64> {
         };
         to.write_all(&buf[..n])?;
         total += n as u64;
+        progress.store(total, Ordering::Relaxed);
     }
 }
 
@@ -67,7 +86,9 @@ pub fn get(t: &Target, path: &str, output: Option<PathBuf>, out: &mut Printer) -
     let report = match t {
         Target::Local(repo) => exporter::get(repo.store(), path, &dest, &|n| bar.set_position(n))?,
         Target::Daemon(api) => {
-            let body = client::bytes(api.call("get", &[("arg", path.to_string())])?);
+            let waiter = Waiter::start(api, path);
+            let body =
+                Counted { inner: client::bytes(api.call("get", &[("arg", path.to_string())])?), n: waiter.progress() };
             untar(body, &dest, &bar).with_context(|| format!("unpacking {path} from the daemon"))?
         }
     };

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use cairn_node::api::{ApiOptions, Server};
 use cairn_node::gateway::{self, GatewayOptions};
 use cairn_node::node::{Node, NodeOptions};
-use cairn_node::repo::Repo;
+use cairn_node::repo::{Holder, Repo, RepoError, Starting};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,9 @@ const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// Run the daemon until it is told to stop.
 pub fn run(path: &Path) -> Result<()> {
+    // First of all, say a daemon is starting: commands started from now on wait for its API
+    // instead of taking the repo (the marker goes when the API answers, or on any exit).
+    let starting = Starting::mark(path);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -50,13 +53,38 @@ pub fn run(path: &Path) -> Result<()> {
         .with_writer(std::io::stderr)
         .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    let result = rt.block_on(daemon(path));
+    let result = rt.block_on(daemon(path, starting));
     rt.shutdown_timeout(EXIT_WAIT);
     result
 }
 
-async fn daemon(path: &Path) -> Result<()> {
-    let repo = Repo::open(path)?;
+/// How long the daemon waits for a one-off command that holds the repo (`cairn daemon &`
+/// right after `cairn add …`) before giving up.
+const COMMAND_WAIT: Duration = Duration::from_secs(120);
+
+/// Open the repo as the daemon. A command holding it is waited for, up to [`COMMAND_WAIT`];
+/// another daemon holding it is an error at once.
+async fn open_repo(path: &Path) -> Result<Repo> {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        match Repo::open_as(path, Holder::Daemon) {
+            Err(RepoError::Locked { holder, pid, .. })
+                if holder != Some(Holder::Daemon) && start.elapsed() < COMMAND_WAIT =>
+            {
+                if !said {
+                    crate::output::note(&format!("waiting for the cairn command{pid} that holds the repo to finish…"));
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+async fn daemon(path: &Path, starting: Option<Starting>) -> Result<()> {
+    let repo = open_repo(path).await?;
     // We hold the lock, so an `api` file here is a killed daemon's leftover.
     let api_path = client::api_file(path);
     let _ = fs::remove_file(&api_path);
@@ -99,6 +127,7 @@ async fn daemon(path: &Path) -> Result<()> {
     for a in listen_addrs(&node).await {
         say!("Swarm listening on {a}");
     }
+    drop(starting);
     say!("Daemon is ready");
     let _ = std::io::stdout().flush();
 

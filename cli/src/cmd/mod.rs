@@ -14,9 +14,10 @@ mod repo;
 
 use std::fs;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use cairn_node::repo::{self as node_repo, Repo, RepoError};
+use cairn_node::repo::{self as node_repo, Holder, Repo, RepoError};
 use serde_json::json;
 
 use crate::args::{Cli, Command};
@@ -61,41 +62,104 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// How long a command waits for a daemon that holds the repo but has not yet written its
+/// `api` file (it is starting: opening the store, binding its ports).
+const DAEMON_START_WAIT: Duration = Duration::from_secs(60);
+
 /// The daemon's API if one answers, else the repo opened directly. A stale `api` file (a
-/// killed daemon) is ignored, and removed, only when this process can take the repo lock;
-/// if something still holds the lock, that is an error rather than a guess.
+/// killed daemon) is ignored, and removed, only when this process can take the repo lock.
+/// A daemon that holds the lock but does not answer yet is starting (or stopping): the command
+/// waits for its API, or for the lock to be released, instead of racing it for the repo.
 pub fn connect(path: &Path) -> Result<Target> {
-    match client::discover(path)? {
-        Found::Running(api) => Ok(Target::Daemon(api)),
-        Found::None => Ok(Target::Local(Box::new(open(path)?))),
-        Found::Stale(addr) => match Repo::open(path) {
-            Ok(repo) => {
+    let stale = match client::discover(path)? {
+        Found::Running(api) => return Ok(Target::Daemon(api)),
+        Found::None => None,
+        Found::Stale(addr) => Some(addr),
+    };
+    if let Some(pid) = node_repo::starting_daemon(path) {
+        return wait_for_daemon(path, &format!(" (pid {pid})"));
+    }
+    match Repo::open(path) {
+        Ok(repo) => {
+            if stale.is_some() {
                 let _ = fs::remove_file(client::api_file(path));
-                Ok(Target::Local(Box::new(repo)))
             }
-            Err(RepoError::Locked { pid, .. }) => bail!(
-                "a cairn process{pid} holds the repo at {}, but the daemon API it announced ({addr}) does not \
-                 answer: wait until it has finished starting or stopping, or stop it and retry",
-                path.display()
-            ),
-            Err(e) => Err(e.into()),
-        },
+            Ok(Target::Local(Box::new(repo)))
+        }
+        Err(RepoError::Locked { pid, .. }) if stale.is_some() => bail!(
+            "a cairn process{pid} holds the repo at {}, but the daemon API it announced ({}) does not \
+             answer: wait until it has finished starting or stopping, or stop it and retry",
+            path.display(),
+            stale.unwrap_or_default()
+        ),
+        // No `api` file yet: a daemon holding the lock is starting. It writes its role just
+        // after taking the lock, so look again a moment later before calling it a command.
+        Err(RepoError::Locked { holder: Some(Holder::Daemon), pid, .. }) => wait_for_daemon(path, &pid),
+        Err(RepoError::Locked { pid, .. }) if daemon_took_it(path) => wait_for_daemon(path, &pid),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// The daemon's API, for commands that need the network.
+/// Whether `repo.lock` names a daemon within a moment (it takes the lock, then writes its role).
+fn daemon_took_it(path: &Path) -> bool {
+    (0..4).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        matches!(node_repo::lock_holder(path), Some((_, Some(Holder::Daemon))))
+    })
+}
+
+/// A daemon holds the repo but its API does not answer yet: wait until it does (then use
+/// it), or until the lock is free (it stopped: open the repo), for [`DAEMON_START_WAIT`].
+fn wait_for_daemon(path: &Path, pid: &str) -> Result<Target> {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        if let Found::Running(api) = client::discover(path)? {
+            return Ok(Target::Daemon(api));
+        }
+        if node_repo::starting_daemon(path).is_none() {
+            match Repo::open(path) {
+                Ok(repo) => return Ok(Target::Local(Box::new(repo))),
+                Err(RepoError::Locked { holder: Some(Holder::Daemon), .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if start.elapsed() > DAEMON_START_WAIT {
+            bail!(
+                "the cairn daemon{pid} holds the repo at {} but its API has not answered for {}s: if it is \
+                 stuck, stop it and retry",
+                path.display(),
+                DAEMON_START_WAIT.as_secs()
+            );
+        }
+        if !said && start.elapsed() > Duration::from_secs(1) {
+            crate::output::note(&format!("waiting for the cairn daemon{pid} to start…"));
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The daemon's API, for commands that need the network. A daemon that is still starting is
+/// waited for.
 fn daemon_api(path: &Path) -> Result<Api> {
     match client::discover(path)? {
         Found::Running(api) => Ok(api),
-        Found::None => bail!("no daemon running: start one with `cairn daemon`"),
         Found::Stale(addr) => {
             bail!("no daemon running (nothing answers at {addr}, the repo's api file is stale): start one with `cairn daemon`")
         }
+        Found::None => {
+            let starting = node_repo::starting_daemon(path);
+            let locked = matches!(node_repo::lock_holder(path), Some((_, Some(Holder::Daemon))));
+            if starting.is_some() || locked {
+                let pid = starting.or(node_repo::lock_holder(path).map(|(p, _)| p)).unwrap_or_default();
+                if let Target::Daemon(api) = wait_for_daemon(path, &format!(" (pid {pid})"))? {
+                    return Ok(api);
+                }
+            }
+            bail!("no daemon running: start one with `cairn daemon`")
+        }
     }
-}
-
-fn open(path: &Path) -> Result<Repo> {
-    Repo::open(path).map_err(anyhow::Error::from)
 }
 
 fn init(path: &Path, profile: &str, out: &mut Printer) -> Result<()> {

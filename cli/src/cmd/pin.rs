@@ -11,6 +11,7 @@ use super::Target;
 use crate::args::{PinCommand, PinType};
 use crate::client::{self, Api};
 use crate::output::Printer;
+use crate::waiting::Waiter;
 
 /// Run a pin subcommand.
 pub fn run(t: &Target, cmd: PinCommand, out: &mut Printer) -> Result<()> {
@@ -27,6 +28,7 @@ pub fn run(t: &Target, cmd: PinCommand, out: &mut Printer) -> Result<()> {
                     Target::Daemon(api) => {
                         let mut q = vec![("arg", p.clone()), ("recursive", recursive.to_string())];
                         q.extend(name.clone().map(|n| ("name", n)));
+                        let _waiter = Waiter::start(api, &p);
                         first_pin(&api.json("pin/add", &q)?)?
                     }
                 };

@@ -30,7 +30,9 @@
 //! Tasks: [`Server::serve`] runs axum on the caller's runtime; each request runs as its own
 //! task and does store and network work on blocking threads ([`stream`]), never on a runtime
 //! worker. At most [`MAX_REQUESTS`] requests run at once, counting a streamed response until
-//! its body is finished; more wait.
+//! its body is finished; more wait. Control calls ([`CONTROL`]) have their own
+//! [`CONTROL_REQUESTS`] slots, so they answer while uploads or fetches hold every other one;
+//! headers and bodies have read deadlines ([`crate::http_serve`]).
 //!
 //! Security: the server binds loopback by default. Bound anywhere else it refuses to start
 //! without `network.api_token`, and a configured token is then required on every request as
@@ -59,7 +61,6 @@ pub mod pin;
 pub mod repo;
 pub mod stream;
 
-use std::future::IntoFuture;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -85,9 +86,27 @@ use crate::repo::config::NetworkConfig;
 /// in-flight buffers stay bounded.
 pub const MAX_REQUESTS: usize = 64;
 
-/// How long `serve` waits for running requests after shutdown is asked before it returns
-/// anyway (a `cat` of a huge file must not hold the daemon up).
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Control calls served at once beside [`MAX_REQUESTS`], from their own pool: `version`,
+/// `id`, `shutdown` and the stats answer even while every content slot is held.
+pub const CONTROL_REQUESTS: usize = 16;
+
+/// The commands that use the control pool: cheap, no content, no network waits.
+const CONTROL: &[&str] = &[
+    "version",
+    "id",
+    "shutdown",
+    "stats/bw",
+    "bitswap/stat",
+    "bitswap/wantlist",
+    "repo/stat",
+    "provide/stat",
+    "swarm/peers",
+    "swarm/addrs",
+    "swarm/addrs/local",
+];
+
+/// Connections open at once; more wait in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// Largest body of `block/put`: one block (2 MiB, what Bitswap carries) plus multipart framing.
 pub const BLOCK_PUT_BODY: usize = 2 * 1024 * 1024 + 64 * 1024;
@@ -139,6 +158,7 @@ pub struct Ctx {
     loopback: bool,
     port: u16,
     limit: Arc<Semaphore>,
+    control: Arc<Semaphore>,
 }
 
 /// A bound, not yet serving, API.
@@ -164,6 +184,7 @@ impl Server {
             loopback,
             port: addr.port(),
             limit: Arc::new(Semaphore::new(MAX_REQUESTS)),
+            control: Arc::new(Semaphore::new(CONTROL_REQUESTS)),
         };
         Ok(Server { listener, addr, router: router(ctx) })
     }
@@ -179,10 +200,10 @@ impl Server {
         tcp_multiaddr(self.addr)
     }
 
-    /// Serve until `shutdown` fires, then let running requests finish for up to
-    /// [`DRAIN_TIMEOUT`].
+    /// Serve until `shutdown` fires, then let running requests finish for a moment
+    /// ([`crate::http_serve::DRAIN_TIMEOUT`]).
     pub async fn serve(self, shutdown: CancellationToken) -> io::Result<()> {
-        serve_until(self.listener, self.router, shutdown, "API").await
+        crate::http_serve::serve_until(self.listener, self.router, MAX_CONNECTIONS, shutdown, "API").await
     }
 }
 
@@ -193,28 +214,6 @@ pub fn tcp_multiaddr(addr: SocketAddr) -> String {
         SocketAddr::V6(a) => format!("/ip6/{}", a.ip()),
     };
     format!("{ip}/tcp/{}", addr.port())
-}
-
-/// Serve `router` on `listener` until `shutdown` fires, then let running requests finish for
-/// up to [`DRAIN_TIMEOUT`] (the API and the gateway stop the same way).
-pub async fn serve_until(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    what: &str,
-) -> io::Result<()> {
-    let signal = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal.cancelled_owned());
-    tokio::select! {
-        r = server.into_future() => r,
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(DRAIN_TIMEOUT).await;
-        } => {
-            tracing::warn!("{what} requests still running {DRAIN_TIMEOUT:?} after shutdown; closing them");
-            Ok(())
-        }
-    }
 }
 
 /// Every command and the layers around them (outermost last).
@@ -255,6 +254,8 @@ fn router(ctx: Ctx) -> Router {
         .route("/api/v0/shutdown", post(netcmd::shutdown))
         .fallback(unknown_command)
         .layer(middleware::from_fn_with_state(ctx.clone(), limit))
+        // Outside the limit: a body's deadlines count from its arrival, not from its slot.
+        .layer(middleware::from_fn(crate::http_serve::body_deadline))
         .layer(middleware::from_fn_with_state(ctx.clone(), guard))
         .with_state(ctx)
 }
@@ -322,12 +323,44 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// At most [`MAX_REQUESTS`] at once; the permit rides along with a streamed body until it ends.
+/// At most [`MAX_REQUESTS`] at once, and [`CONTROL_REQUESTS`] control calls beside them; the
+/// permit rides along with a streamed body until it ends.
+/// A `timeout` option (kubo's global one: `30s`, `2m`) bounds the wait for the answer.
 async fn limit(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
-    let Ok(permit) = ctx.limit.clone().acquire_owned().await else {
+    let timeout = match request_timeout(req.uri().query().unwrap_or("")) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let control = req.uri().path().strip_prefix("/api/v0/").is_some_and(|c| CONTROL.contains(&c));
+    let pool = if control { &ctx.control } else { &ctx.limit };
+    let Ok(permit) = pool.clone().acquire_owned().await else {
         return ApiError::ShuttingDown.into_response();
     };
-    stream::hold_until_body_ends(next.run(req).await, permit)
+    let resp = match timeout {
+        None => next.run(req).await,
+        Some(t) => match tokio::time::timeout(t, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => {
+                return ApiError::failed(format!(
+                    "timed out after {} (the request's timeout)",
+                    humantime::format_duration(t)
+                ))
+                .into_response()
+            }
+        },
+    };
+    stream::hold_until_body_ends(resp, permit)
+}
+
+/// The `timeout` query option, if given.
+fn request_timeout(query: &str) -> Result<Option<Duration>, ApiError> {
+    let args = args::Args::parse(query)?;
+    args.get("timeout")
+        .map(|t| {
+            humantime::parse_duration(t)
+                .map_err(|e| ApiError::bad(format!("timeout {t:?} is not a duration like 30s or 2m: {e}")))
+        })
+        .transpose()
 }
 
 #[cfg(test)]

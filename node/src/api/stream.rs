@@ -166,9 +166,9 @@ where
     Ok(Body::from_stream(body).into_response())
 }
 
-/// Keep `permit` until `resp`'s body has been sent (at once for a complete body), so a
-/// concurrency limit counts streamed responses until they end.
-pub fn hold_until_body_ends(resp: Response, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
+/// Keep `permit` (a semaphore permit, or any guard) until `resp`'s body has been sent (at
+/// once for a complete body), so a concurrency limit counts streamed responses until they end.
+pub fn hold_until_body_ends<P: Send + Sync + 'static>(resp: Response, permit: P) -> Response {
     use axum::body::HttpBody;
     if resp.body().size_hint().exact().is_some() {
         // A complete answer: the work is done, the permit can go.

@@ -61,28 +61,37 @@ impl GatewayError {
         GatewayError::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
+    /// The status for a block that could not be had for `path` (`source` as the fetcher
+    /// returned it).
+    pub fn from_fetch(source: &(dyn std::error::Error + Send + Sync + 'static), path: &str) -> GatewayError {
+        let msg = format!("{path}: {source}");
+        if let Some(f) = source.downcast_ref::<FetchError>() {
+            return match f {
+                FetchError::Timeout(cid) => GatewayError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("{path}: block {cid} could not be retrieved from the network in time"),
+                ),
+                FetchError::TooManyWants(_) => GatewayError::unavailable(msg),
+                FetchError::Shutdown => GatewayError::unavailable("the node is shutting down"),
+                FetchError::Store(_) => GatewayError::internal(msg),
+            };
+        }
+        if let Some(g) = source.downcast_ref::<GatewayError>() {
+            // Raised inside the fetcher (every retrieval slot busy): keep its status.
+            return g.clone();
+        }
+        if source.downcast_ref::<NotLocal>().is_some() {
+            return GatewayError::not_found(msg);
+        }
+        GatewayError::internal(msg)
+    }
+
     /// The status for a DAG read failure of `path`.
     pub fn from_read(e: &ReadError, path: &str) -> GatewayError {
         use ReadErrorKind as K;
         let msg = format!("{path}: {e}");
         match e.kind() {
-            K::Fetch { source, .. } => {
-                if let Some(f) = source.downcast_ref::<FetchError>() {
-                    return match f {
-                        FetchError::Timeout(cid) => GatewayError::new(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            format!("{path}: block {cid} could not be retrieved from the network in time"),
-                        ),
-                        FetchError::TooManyWants(_) => GatewayError::unavailable(msg),
-                        FetchError::Shutdown => GatewayError::unavailable("the node is shutting down"),
-                        FetchError::Store(_) => GatewayError::internal(msg),
-                    };
-                }
-                if source.downcast_ref::<NotLocal>().is_some() {
-                    return GatewayError::not_found(msg);
-                }
-                GatewayError::internal(msg)
-            }
+            K::Fetch { source, .. } => GatewayError::from_fetch(source.as_ref(), path),
             K::NotFound { .. } | K::NotDirectory { .. } => GatewayError::not_found(msg),
             K::BadSegment(_) => GatewayError::bad_request(msg),
             K::UnsupportedCodec { .. } => GatewayError::not_implemented(format!(
@@ -106,6 +115,8 @@ impl From<io::Error> for GatewayError {
     }
 }
 
+impl std::error::Error for GatewayError {}
+
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let title = self.status.canonical_reason().unwrap_or("Error");
@@ -114,6 +125,10 @@ impl IntoResponse for GatewayError {
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT) {
+            // Busy or slow now, not broken: say when to try again.
+            h.insert(header::RETRY_AFTER, HeaderValue::from(super::admission::RETRY_AFTER_SECS));
+        }
         resp
     }
 }

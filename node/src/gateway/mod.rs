@@ -11,14 +11,18 @@
 //!
 //! Content not in the store is fetched through Bitswap, each block within
 //! `gateway.retrieval_timeout_secs` (else 504). At most `gateway.max_requests` requests run
-//! at once, a streamed body counting until it ends; a body holds at most a few MiB in flight,
-//! and a client that reads nothing for [`SEND_TIMEOUT`] is dropped. CIDs on the operator's
-//! denylist answer 410 ([`denylist`]).
+//! at once, a streamed body counting until it ends; requests waiting on the network run in a
+//! separate pool of `gateway.max_retrievals`, and identical missing roots are fetched once
+//! ([`admission`]), so content nobody has cannot starve content the node holds. A body holds
+//! at most a few MiB in flight, and a client that reads nothing for [`SEND_TIMEOUT`] is
+//! dropped; connections get header read deadlines ([`crate::http_serve`]). CIDs on the
+//! operator's denylist answer 410 ([`denylist`]).
 //!
 //! Work that reads blocks runs on blocking threads, in two steps: a plan (resolve the path,
 //! choose status and headers; errors here are proper error responses) and, for bodies, a
 //! producer streaming the bytes (an error there cuts the body short).
 
+pub mod admission;
 pub mod denylist;
 pub mod error;
 pub mod mime;
@@ -41,7 +45,6 @@ use bytes::Bytes;
 use cairn_protocol::reader::{self, FetchError, ReadError, ReadErrorKind};
 use cairn_protocol::Cid;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use error::GatewayError;
@@ -50,6 +53,7 @@ use crate::api::stream::{self, BodyWriter};
 use crate::node::Node;
 use crate::repo::config::GatewayConfig;
 use crate::repo::Repo;
+use admission::{Admission, Slot};
 use denylist::Denylist;
 use request::{Format, Parts, Query, Route, RouteConfig, Target};
 
@@ -107,17 +111,32 @@ struct Gateway {
     node: Arc<Node>,
     config: GatewayConfig,
     denylist: Denylist,
-    limit: Arc<Semaphore>,
+    admission: Admission,
 }
 
 impl Gateway {
+    fn retrieval_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.retrieval_timeout_secs.max(1))
+    }
+
+    /// Fetch a missing root block before the request takes a slot (coalesced with identical
+    /// requests, in the retrieval pool).
+    async fn fetch_root(&self, root: Cid) -> Result<(), GatewayError> {
+        let mut net = self.node.fetcher_with_timeout(self.retrieval_timeout());
+        self.admission
+            .fetch_root(root, move || {
+                net(&root).map(|_| ()).map_err(|e| GatewayError::from_fetch(e.as_ref(), &format!("/ipfs/{root}")))
+            })
+            .await
+    }
+
     /// The store, then (unless `no_fetch`) the network, checking `token` before each block.
-    fn fetcher(&self, token: CancellationToken) -> Fetcher {
+    /// Before its first network fetch the request moves to the retrieval pool (`slot`).
+    fn fetcher(&self, token: CancellationToken, slot: Arc<Slot>) -> Fetcher {
         let store = self.node.store().clone();
-        let mut net: Option<Fetcher> = (!self.config.no_fetch).then(|| {
-            let timeout = Duration::from_secs(self.config.retrieval_timeout_secs.max(1));
-            Box::new(self.node.fetcher_with_timeout(timeout)) as Fetcher
-        });
+        let mut net: Option<Fetcher> = (!self.config.no_fetch)
+            .then(|| Box::new(self.node.fetcher_with_timeout(self.retrieval_timeout())) as Fetcher);
+        let runtime = tokio::runtime::Handle::current();
         // The last block read, kept for the next call: sniffing a file's type and then
         // streaming it would otherwise read (and verify) its first block twice.
         let mut last: Option<(Cid, Bytes)> = None;
@@ -131,7 +150,12 @@ impl Gateway {
                 }
             }
             let block = match &mut net {
-                Some(f) => f(cid),
+                Some(f) => {
+                    if !slot.is_network() && !store.has(cid).unwrap_or(false) {
+                        slot.to_network(&runtime).map_err(|e| Box::new(e) as FetchError)?;
+                    }
+                    f(cid)
+                }
                 None => match store.get(cid) {
                     Ok(Some(b)) => Ok(b),
                     Ok(None) => Err(Box::new(error::NotLocal(*cid)) as FetchError),
@@ -181,6 +205,7 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     router: Router,
+    max_requests: usize,
 }
 
 impl Server {
@@ -193,10 +218,14 @@ impl Server {
             node,
             config: opts.config.clone(),
             denylist: Denylist::open(opts.denylist.clone()),
-            limit: Arc::new(Semaphore::new(opts.config.max_requests.max(1))),
+            admission: Admission::new(
+                opts.config.max_requests,
+                admission::retrieval_slots(opts.config.max_requests, opts.config.max_retrievals),
+                Duration::from_secs(opts.config.retrieval_timeout_secs.max(1)),
+            ),
         });
         let router = Router::new().fallback(handle).with_state(gateway);
-        Ok(Server { listener, addr, router })
+        Ok(Server { listener, addr, router, max_requests: opts.config.max_requests })
     }
 
     /// The address actually bound.
@@ -211,23 +240,26 @@ impl Server {
 
     /// Serve until `shutdown` fires, then let running requests finish for a moment.
     pub async fn serve(self, shutdown: CancellationToken) -> io::Result<()> {
-        crate::api::serve_until(self.listener, self.router, shutdown, "gateway").await
+        let connections = (self.max_requests * 4).max(1024);
+        crate::http_serve::serve_until(self.listener, self.router, connections, shutdown, "gateway").await
     }
 }
 
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    let Ok(permit) = gw.limit.clone().acquire_owned().await else {
-        return GatewayError::unavailable("the gateway is shutting down").into_response();
-    };
-    let mut resp = match serve(gw, req).await {
+    let mut slot = None;
+    let mut resp = match serve(gw, req, &mut slot).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     cors(resp.headers_mut());
-    stream::hold_until_body_ends(resp, permit)
+    match slot {
+        // The slot rides along with a streamed body until it ends.
+        Some(slot) => stream::hold_until_body_ends(resp, slot),
+        None => resp,
+    }
 }
 
-async fn serve(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError> {
+async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> Result<Response, GatewayError> {
     let head = match *req.method() {
         Method::GET => false,
         Method::HEAD => true,
@@ -265,9 +297,14 @@ async fn serve(gw: Arc<Gateway>, req: Request) -> Result<Response, GatewayError>
         range: text(header::RANGE),
         gateway: gw.clone(),
     };
+    if !gw.config.no_fetch && !gw.denylist.denies(&target.root) && !gw.node.store().has(&target.root).unwrap_or(false) {
+        gw.fetch_root(target.root).await?;
+    }
+    let admitted = gw.admission.admit().await?;
+    *slot = Some(admitted.clone());
     let token = CancellationToken::new();
     let cancel_on_drop = token.clone().drop_guard();
-    let fetch = gw.fetcher(token);
+    let fetch = gw.fetcher(token, admitted);
     let planned = tokio::task::spawn_blocking(move || {
         let mut fetch = fetch;
         let plan = plan(&r, &target, &mut fetch);

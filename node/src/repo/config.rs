@@ -274,7 +274,7 @@ impl Config {
         // sled needs room for a few pages; below 1 MiB it thrashes or panics.
         in_range("store.meta_cache_bytes", s.meta_cache_bytes, MIB, 64 * GIB, " bytes (1 MiB to 64 GiB)")?;
         if s.max_size_bytes != 0 {
-            in_range("store.max_size_bytes", s.max_size_bytes, 16 * MIB, u64::MAX, " bytes, or 0 for no limit")?;
+            in_range("store.max_size_bytes", s.max_size_bytes, MIB, u64::MAX, " bytes, or 0 for no limit")?;
         }
         in_range("store.gc_period_secs", s.gc_period_secs, 1, 7 * DAY, " seconds")?;
         in_range("store.min_free_bytes", s.min_free_bytes, 0, 1024 * GIB, " bytes")?;

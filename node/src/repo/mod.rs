@@ -131,6 +131,34 @@ pub fn lock_holder(path: &Path) -> Option<(u32, Option<Holder>)> {
     Some((pid, holder))
 }
 
+/// The file a daemon writes (its pid) the moment it starts and removes once its API answers:
+/// commands that find it wait for the API instead of taking the repo themselves.
+pub const STARTING_FILE: &str = "daemon.starting";
+
+/// Marks a daemon as starting for as long as it is held (removed on drop).
+pub struct Starting(PathBuf);
+
+impl Starting {
+    /// Write the marker for this process; `None` when the repo folder is not there (or full).
+    pub fn mark(repo: &Path) -> Option<Starting> {
+        let path = repo.join(STARTING_FILE);
+        fs::write(&path, std::process::id().to_string()).ok()?;
+        Some(Starting(path))
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// The pid of a daemon that is starting on `repo` and still alive, if any.
+pub fn starting_daemon(repo: &Path) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(repo.join(STARTING_FILE)).ok()?.trim().parse().ok()?;
+    (pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()).then_some(pid)
+}
+
 /// An open repo: the lock is held until it is dropped.
 pub struct Repo {
     path: PathBuf,

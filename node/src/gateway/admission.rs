@@ -1,0 +1,205 @@
+//! Who may run, so that content nobody has cannot starve content the node holds.
+//!
+//! Every request holds exactly one permit while it runs, its body included:
+//! - a **local** permit (of `gateway.max_requests`) while everything it read was in the store;
+//! - a **retrieval** permit (of [`retrieval_slots`]) from its first block that had to come
+//!   from the network on: the request gives its local permit back when it takes one, so
+//!   requests waiting on the network never hold the slots of local content.
+//!
+//! A request whose root block is missing fetches it before it takes any permit, and identical
+//! roots are fetched once: the first request leads (with a retrieval permit), the others wait
+//! for its result without holding anything ([`Admission::fetch_root`]). A request that waits
+//! longer than the retrieval timeout for a retrieval permit is answered 503 with `Retry-After`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_protocol::Cid;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use super::error::GatewayError;
+
+/// Seconds a client is told to wait (`Retry-After`) when every retrieval slot is busy.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// Retrieval slots for a gateway of `max_requests` slots: `max_retrievals`, at most three
+/// quarters of `max_requests` (and at least one), so local content always keeps a quarter.
+pub fn retrieval_slots(max_requests: usize, max_retrievals: usize) -> usize {
+    max_retrievals.min(max_requests * 3 / 4).max(1)
+}
+
+/// The outcome of a root fetch, shared by the requests that waited for it.
+type RootResult = Option<Result<(), GatewayError>>;
+
+/// The gateway's two pools and its root fetches in flight.
+pub struct Admission {
+    local: Arc<Semaphore>,
+    retrievals: Arc<Semaphore>,
+    /// How long a request may wait for a retrieval slot.
+    wait: Duration,
+    roots: Mutex<HashMap<Cid, watch::Receiver<RootResult>>>,
+}
+
+/// The one permit a request holds, swapped from local to retrieval on its first miss.
+pub struct Slot {
+    held: Mutex<Option<OwnedSemaphorePermit>>,
+    network: std::sync::atomic::AtomicBool,
+    retrievals: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Admission {
+    /// Pools of `max_requests` local and `retrievals` network slots.
+    pub fn new(max_requests: usize, retrievals: usize, wait: Duration) -> Admission {
+        Admission {
+            local: Arc::new(Semaphore::new(max_requests.max(1))),
+            retrievals: Arc::new(Semaphore::new(retrievals.max(1))),
+            wait,
+            roots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A local slot for a request about to run.
+    pub async fn admit(&self) -> Result<Arc<Slot>, GatewayError> {
+        let permit = self
+            .local
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| GatewayError::unavailable("the gateway is shutting down"))?;
+        Ok(Arc::new(Slot {
+            held: Mutex::new(Some(permit)),
+            network: false.into(),
+            retrievals: self.retrievals.clone(),
+            wait: self.wait,
+        }))
+    }
+
+    /// Fetch the root block `cid` with `fetch` (on a blocking thread, holding a retrieval
+    /// slot), once for every request that asks for it meanwhile.
+    pub async fn fetch_root<F>(&self, cid: Cid, fetch: F) -> Result<(), GatewayError>
+    where
+        F: FnOnce() -> Result<(), GatewayError> + Send + 'static,
+    {
+        let (lead, mut rx) = {
+            let mut roots = self.roots.lock().expect("root fetches lock");
+            match roots.get(&cid) {
+                Some(rx) => (None, rx.clone()),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    roots.insert(cid, rx.clone());
+                    (Some(tx), rx)
+                }
+            }
+        };
+        let Some(tx) = lead else {
+            // Another request is fetching it: wait for its result, holding nothing.
+            let done = rx.wait_for(|r| r.is_some()).await;
+            return match done {
+                Ok(r) => r.clone().expect("waited for a result"),
+                Err(_) => Err(GatewayError::unavailable("the request fetching this content stopped")),
+            };
+        };
+        let result = self.lead_fetch(fetch).await;
+        self.roots.lock().expect("root fetches lock").remove(&cid);
+        let _ = tx.send(Some(result.clone()));
+        result
+    }
+
+    async fn lead_fetch<F>(&self, fetch: F) -> Result<(), GatewayError>
+    where
+        F: FnOnce() -> Result<(), GatewayError> + Send + 'static,
+    {
+        let permit = match tokio::time::timeout(self.wait, self.retrievals.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(GatewayError::unavailable("the gateway is shutting down")),
+            Err(_) => return Err(busy()),
+        };
+        let result = tokio::task::spawn_blocking(fetch)
+            .await
+            .unwrap_or_else(|e| Err(GatewayError::internal(format!("a worker thread failed: {e}"))));
+        drop(permit);
+        result
+    }
+}
+
+/// Every retrieval slot stayed busy for the whole wait.
+pub fn busy() -> GatewayError {
+    GatewayError::unavailable(
+        "every network retrieval slot of this gateway is busy (gateway.max_retrievals); retry in a few seconds",
+    )
+}
+
+impl Slot {
+    /// Before a block is fetched from the network: trade the local permit for a retrieval
+    /// one (once; later misses keep it). Runs on a blocking thread.
+    pub fn to_network(&self, runtime: &tokio::runtime::Handle) -> Result<(), GatewayError> {
+        use std::sync::atomic::Ordering;
+        if self.network.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let permit = runtime
+            .block_on(tokio::time::timeout(self.wait, self.retrievals.clone().acquire_owned()))
+            .map_err(|_| busy())?
+            .map_err(|_| GatewayError::unavailable("the gateway is shutting down"))?;
+        *self.held.lock().expect("slot lock") = Some(permit);
+        self.network.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether this request has moved to the retrieval pool.
+    pub fn is_network(&self) -> bool {
+        self.network.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_content_keeps_a_quarter() {
+        assert_eq!(retrieval_slots(256, 64), 64);
+        assert_eq!(retrieval_slots(8, 64), 6);
+        assert_eq!(retrieval_slots(1, 64), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_goes_to_the_network_frees_its_local_slot_and_roots_are_fetched_once() {
+        let adm = Arc::new(Admission::new(2, 1, Duration::from_millis(200)));
+        let a = adm.admit().await.unwrap();
+        let _b = adm.admit().await.unwrap();
+        assert_eq!(adm.local.available_permits(), 0);
+        let rt = tokio::runtime::Handle::current();
+        let a2 = a.clone();
+        tokio::task::spawn_blocking(move || a2.to_network(&rt)).await.unwrap().unwrap();
+        assert!(a.is_network());
+        assert_eq!(adm.local.available_permits(), 1, "the local slot went back");
+        // The only retrieval slot is taken: a second network request gets 503 in time.
+        let c = adm.admit().await.unwrap();
+        let rt = tokio::runtime::Handle::current();
+        let err = tokio::task::spawn_blocking(move || c.to_network(&rt)).await.unwrap().unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        drop(a);
+
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cid = cairn_protocol::cids::parse("bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4").unwrap();
+        let mut waiters = Vec::new();
+        for _ in 0..20 {
+            let (adm, calls) = (adm.clone(), calls.clone());
+            waiters.push(tokio::spawn(async move {
+                adm.fetch_root(cid, move || {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(100));
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        for w in waiters {
+            w.await.unwrap().unwrap();
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "one fetch for twenty requests");
+    }
+}
