@@ -18,7 +18,7 @@ const GOAL_MIB: f64 = 128.0;
 
 /// Measure and return the rows (RSS after the workload, and its peak during it).
 pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
-    let (files, large, cats) = if ctx.quick { (1_000, 1, 400) } else { (100_000, 3, 4_000) };
+    let (files, large, cats): (usize, usize, usize) = if ctx.quick { (1_000, 1, 400) } else { (100_000, 3, 4_000) };
     let tree = ctx.work.join("memory-tree");
     if !tree.exists() {
         // 100 folders of 1,000 files each, a few dozen bytes per file.
