@@ -18,6 +18,8 @@
 //! - [`pinning`]: pinning remote content (fetch the DAG, then pin; resumes after a restart).
 //! - [`read_ahead`]: fetching the blocks a DAG reader wants next, in file order.
 //! - [`cache`]: the storage budget: unpinned blocks evicted past `store.max_size_bytes`.
+//! - [`memory`]: handing freed heap memory back to the system while the daemon runs.
+//! - [`http_serve`]: the connection loop of the API and the gateway, with read deadlines.
 
 pub mod api;
 pub mod bitswap;
@@ -30,6 +32,7 @@ pub mod gc;
 pub mod http_serve;
 pub mod importer;
 pub mod maintenance;
+pub mod memory;
 pub mod net;
 pub mod node;
 pub mod pinning;

@@ -106,13 +106,14 @@ impl Node {
             Duration::from_secs(repo.config().store.gc_period_secs),
             shutdown.child_token(),
         ));
+        let trim = tokio::spawn(crate::memory::run(shutdown.child_token()));
         let node = Node {
             repo: Arc::new(repo),
             net,
             bitswap,
             provider,
             shutdown,
-            tasks: vec![swarm_task, budget, announce_fetched],
+            tasks: vec![swarm_task, budget, announce_fetched, trim],
         };
         node.resume_pins();
         Ok(node)

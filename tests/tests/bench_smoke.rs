@@ -36,6 +36,7 @@ fn every_benchmark_figure_is_produced() -> Result<()> {
         "TTFB 1 KiB",
         "provide ",
         "idle daemon RSS",
+        "daemon RSS after",
     ] {
         let found: Vec<&serde_json::Value> =
             rows.iter().filter(|r| r["figure"].as_str().is_some_and(|f| f.starts_with(family))).collect();

@@ -42,6 +42,7 @@ const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// Run the daemon until it is told to stop.
 pub fn run(path: &Path) -> Result<()> {
+    cairn_node::memory::limit_arenas();
     // First of all, say a daemon is starting: commands started from now on wait for its API
     // instead of taking the repo (the marker goes when the API answers, or on any exit).
     let starting = Starting::mark(path);

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 
 use super::args::Args;
 use super::error::ApiError;
-use super::stream::ndjson;
+use super::stream::ndjson_lines;
 use super::Ctx;
 use crate::importer;
 use crate::pins::{self, PinKind};
@@ -98,7 +98,7 @@ pub async fn add(
         // Announce what was stored (the provider keeps re-announcing it).
         ctx.node.announce(roots).await;
     }
-    Ok(ndjson(rows))
+    Ok(ndjson_lines(rows))
 }
 
 /// Import settings: the profile (option, else the repo's), then single-setting options, as
@@ -252,7 +252,9 @@ struct Session {
     closed: HashSet<Vec<String>>,
     /// Top-level entries: name, CID, cumulative size.
     roots: Vec<(String, Cid, u64)>,
-    rows: Vec<Value>,
+    /// The answer, one JSON line per entry, serialized as it is made: a `Value` per row cost
+    /// about 600 bytes, 60 MiB for an add of 100,000 files.
+    rows: Vec<u8>,
 }
 
 impl Session {
@@ -263,7 +265,7 @@ impl Session {
 
     /// Import every part; returns the answer's rows and the roots stored (none with
     /// `only-hash`).
-    fn run(mut self, mut rx: mpsc::Receiver<Part>) -> Result<(Vec<Value>, Vec<Cid>), ApiError> {
+    fn run(mut self, mut rx: mpsc::Receiver<Part>) -> Result<(Vec<u8>, Vec<Cid>), ApiError> {
         while let Some(part) = rx.blocking_recv() {
             match part {
                 Part::Dir { path, meta } => self.dir(&path, meta)?,
@@ -289,7 +291,12 @@ impl Session {
 
     fn report(&mut self, path: &str, cid: &Cid, size: u64) {
         let name = if path.is_empty() { cid.to_string() } else { path.to_string() };
-        self.rows.push(json!({ "Name": name, "Hash": cid.to_string(), "Size": size.to_string() }));
+        self.row(&json!({ "Name": name, "Hash": cid.to_string(), "Size": size.to_string() }));
+    }
+
+    fn row(&mut self, v: &Value) {
+        serde_json::to_writer(&mut self.rows, v).expect("JSON values serialize");
+        self.rows.push(b'\n');
     }
 
     /// Close open directories until the top one is `parent`'s deepest open ancestor, then
@@ -369,7 +376,7 @@ impl Session {
         let rel = segs.join("/");
         if self.opts.progress {
             let name = if rel.is_empty() { root.cid.to_string() } else { rel.clone() };
-            self.rows.push(json!({ "Name": name, "Bytes": root.size }));
+            self.row(&json!({ "Name": name, "Bytes": root.size }));
         }
         self.report(&rel, &root.cid, root.size);
         self.attach(&segs, root.cid, root.tsize)
@@ -386,7 +393,7 @@ impl Session {
     }
 
     /// Wrap if asked, commit the batch, then pin the roots.
-    fn finish(mut self) -> Result<(Vec<Value>, Vec<Cid>), ApiError> {
+    fn finish(mut self) -> Result<(Vec<u8>, Vec<Cid>), ApiError> {
         let mut roots: Vec<Cid> = self.roots.iter().map(|(_, cid, _)| *cid).collect();
         if self.opts.wrap {
             let mut d = DirBuilder::new(&self.opts.settings);
@@ -398,7 +405,7 @@ impl Session {
             for b in blocks {
                 self.put(b)?;
             }
-            self.rows.push(json!({ "Name": "", "Hash": cid.to_string(), "Size": size.to_string() }));
+            self.row(&json!({ "Name": "", "Hash": cid.to_string(), "Size": size.to_string() }));
             roots = vec![cid];
         }
         let Some(writer) = &mut self.writer else {

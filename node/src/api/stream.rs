@@ -189,6 +189,11 @@ pub fn ndjson(values: impl IntoIterator<Item = serde_json::Value>) -> Response {
         serde_json::to_writer(&mut out, &v).expect("JSON values serialize");
         out.push(b'\n');
     }
+    ndjson_lines(out)
+}
+
+/// [`ndjson`] of lines already serialized (one JSON value and `\n` each).
+pub fn ndjson_lines(out: Vec<u8>) -> Response {
     let mut resp = Body::from(out).into_response();
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

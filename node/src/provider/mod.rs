@@ -33,6 +33,14 @@ pub const SWEEP_BATCH: usize = 16 * 1024;
 /// New keys queued before `enqueue` waits.
 const QUEUE: usize = 1024;
 
+/// Keys held in memory for announcement. More stay in the persisted schedule (stamped 0,
+/// "never announced") and are read back once the queue has room, so a node with millions of
+/// keys holds at most this many CIDs in memory.
+pub const MAX_QUEUED: usize = 2 * SWEEP_BATCH;
+
+/// Shortest time between two reads of the schedule made to refill the queue.
+const REFILL_PERIOD: Duration = Duration::from_secs(30);
+
 /// Which keys are announced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,7 +77,28 @@ pub struct ProvideStat {
 struct State {
     queue: VecDeque<Cid>,
     queued: HashSet<Cid>,
+    /// Keys due that the queue had no room for: they wait in the persisted schedule.
+    backlog: u64,
     stat: ProvideStat,
+}
+
+impl State {
+    /// Queue `c` (at the front for new keys) if there is room; else count it as backlog.
+    fn offer(&mut self, c: Cid, front: bool) {
+        if self.queued.contains(&c) {
+            return;
+        }
+        if self.queue.len() >= MAX_QUEUED {
+            self.backlog += 1;
+            return;
+        }
+        self.queued.insert(c);
+        if front {
+            self.queue.push_front(c);
+        } else {
+            self.queue.push_back(c);
+        }
+    }
 }
 
 /// Handle to the provider task.
@@ -129,24 +158,29 @@ impl Provider {
     pub fn stat(&self) -> ProvideStat {
         let s = self.state.lock().expect("provider state");
         let mut stat = s.stat.clone();
-        stat.queued = s.queue.len() as u64;
+        stat.queued = s.queue.len() as u64 + s.backlog;
         stat
     }
 }
 
 /// Scheduled keys due for an announcement, keys due whose blocks are gone (evicted by the
 /// storage budget or collected), the schedule's size and its lag in seconds.
-fn due_keys(store: &Store) -> (Vec<Cid>, Vec<Cid>, u64, u64) {
+/// At most `limit` due keys are returned (the rest stay in the schedule for a later scan);
+/// the count of all due keys is the fifth value.
+fn due_keys(store: &Store, limit: usize) -> (Vec<Cid>, Vec<Cid>, u64, u64, u64) {
     let now = now_secs();
     let (mut due, mut gone) = (Vec::new(), Vec::new());
-    let (mut total, mut lag) = (0u64, 0u64);
+    let (mut total, mut lag, mut due_total) = (0u64, 0u64, 0u64);
     let _ = store.meta().for_each(Tree::Provide, &mut |k, v| {
         total += 1;
         let last = v.try_into().map(u64::from_be_bytes).unwrap_or(0);
         let due_at = last + REPROVIDE_INTERVAL.as_secs();
         if last == 0 || due_at <= now {
-            if let Ok(cid) = Cid::try_from(k) {
-                due.push(cid);
+            due_total += 1;
+            if due.len() < limit {
+                if let Ok(cid) = Cid::try_from(k) {
+                    due.push(cid);
+                }
             }
             if last != 0 {
                 lag = lag.max(now - due_at);
@@ -161,7 +195,7 @@ fn due_keys(store: &Store) -> (Vec<Cid>, Vec<Cid>, u64, u64) {
         }
         stored
     });
-    (due, gone, total, lag)
+    (due, gone, total, lag, due_total)
 }
 
 /// Remove keys from the schedule and from the swarm's own provider records.
@@ -201,7 +235,19 @@ async fn run(
     restore_local(&net, &store).await;
     let mut check = tokio::time::interval(CHECK_INTERVAL);
     let mut running: Option<tokio::task::JoinHandle<Option<sweep::SweepReport>>> = None;
+    let mut last_refill = tokio::time::Instant::now();
     loop {
+        // Keys wait in the schedule for room in the queue: read them back once it is half
+        // empty, instead of at the next periodic check (at most every REFILL_PERIOD, so that
+        // sweeps failing for lack of peers do not turn into a loop of scans).
+        let refill = {
+            let st = state.lock().expect("provider state");
+            st.backlog > 0 && st.queue.len() <= MAX_QUEUED / 2 && last_refill.elapsed() >= REFILL_PERIOD
+        };
+        if refill {
+            last_refill = tokio::time::Instant::now();
+            check.reset_immediately();
+        }
         if running.is_none() {
             let batch = take(&state, SWEEP_BATCH);
             if !batch.is_empty() {
@@ -226,16 +272,25 @@ async fn run(
             }
             _ = check.tick() => {
                 let s = store.clone();
-                if let Ok((due, gone, total, lag)) = tokio::task::spawn_blocking(move || due_keys(&s)).await {
+                let (room, held) = {
+                    let st = state.lock().expect("provider state");
+                    (MAX_QUEUED - st.queue.len().min(MAX_QUEUED), st.queue.len())
+                };
+                // Ask for as many more as the queue has room for, plus those it already holds
+                // (the scan sees them too).
+                let limit = room + held;
+                if let Ok((due, gone, total, lag, due_total)) =
+                    tokio::task::spawn_blocking(move || due_keys(&s, limit)).await
+                {
                     {
                         let mut st = state.lock().expect("provider state");
                         st.stat.total_keys = total;
                         st.stat.lag_secs = lag;
+                        st.backlog = 0;
                         for c in due {
-                            if st.queued.insert(c) {
-                                st.queue.push_back(c);
-                            }
+                            st.offer(c, false);
                         }
+                        st.backlog = due_total.saturating_sub(st.queue.len() as u64);
                     }
                     if !gone.is_empty() {
                         tracing::debug!(keys = gone.len(), "blocks no longer stored: not announced any more");
@@ -246,9 +301,7 @@ async fn run(
             Some(cids) = rx.recv() => {
                 let mut st = state.lock().expect("provider state");
                 for c in cids.into_iter().rev() {
-                    if st.queued.insert(c) {
-                        st.queue.push_front(c);
-                    }
+                    st.offer(c, true);
                 }
             }
             done = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
@@ -328,6 +381,13 @@ fn take(state: &Mutex<State>, n: usize) -> Vec<Cid> {
     for c in &batch {
         st.queued.remove(c);
     }
+    // Give back what a burst of keys grew the queue to (a CID is ~100 bytes; 100,000 queued
+    // keys left 25 MiB of capacity behind).
+    if st.queue.capacity() > 4 * st.queue.len().max(1024) {
+        let want = st.queue.len() * 2;
+        st.queue.shrink_to(want);
+        st.queued.shrink_to(want);
+    }
     batch
 }
 
@@ -353,7 +413,22 @@ mod tests {
         for c in [kept.cid, evicted.cid] {
             store.meta().put(Tree::Provide, &c.to_bytes(), &0u64.to_be_bytes()).unwrap();
         }
-        let (due, gone, total, _) = due_keys(store);
-        assert_eq!((due, gone, total), (vec![kept.cid], vec![evicted.cid], 2));
+        let (due, gone, total, _, due_total) = due_keys(store, 10);
+        assert_eq!((due, gone, total, due_total), (vec![kept.cid], vec![evicted.cid], 2, 2));
+        let (due, _, _, _, due_total) = due_keys(store, 0);
+        assert!(due.is_empty() && due_total == 2, "the limit bounds what is returned, not what is counted");
+    }
+
+    #[test]
+    fn the_queue_holds_at_most_max_queued_keys_and_counts_the_rest() {
+        let mut st = State::default();
+        for i in 0..(MAX_QUEUED + 10) as u64 {
+            st.offer(cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, &i.to_le_bytes()), true);
+        }
+        assert_eq!((st.queue.len(), st.backlog), (MAX_QUEUED, 10));
+        let state = Mutex::new(st);
+        while !take(&state, SWEEP_BATCH).is_empty() {}
+        let st = state.lock().unwrap();
+        assert!(st.queue.capacity() < 4096 && st.queued.capacity() < 4096, "capacity given back");
     }
 }

@@ -278,6 +278,11 @@ impl Store {
                 }
             }
         }
+        // A large batch grew the set; give the memory back once it is done.
+        if set.capacity() > 4 * set.len().max(1024) {
+            let want = set.len() * 2;
+            set.shrink_to(want);
+        }
     }
 }
 
