@@ -93,7 +93,13 @@ fn describe(api: &Api, what: &str, waited: Duration) -> Option<(String, u64)> {
     let wanted = v["Wantlist"].as_array().map_or(0, |w| w.len());
     let peers = v["Peers"].as_array().map_or(0, |p| p.len());
     let received = v["BlocksReceived"].as_u64().unwrap_or(0);
-    let first = v["Wantlist"].get(0).and_then(|c| c["/"].as_str()).map(|c| format!(" ({c}…)")).unwrap_or_default();
+    // Name a wanted block when it is not the one the command was asked for.
+    let first = v["Wantlist"]
+        .get(0)
+        .and_then(|c| c["/"].as_str())
+        .filter(|c| !what.contains(c))
+        .map(|c| format!(" (such as {c})"))
+        .unwrap_or_default();
     let asked = match peers {
         0 => "no peer connected to ask: check the node's peers (`cairn swarm peers`)".to_string(),
         1 => "asked the 1 connected peer and providers from the DHT".to_string(),
