@@ -13,6 +13,10 @@ use clap::Parser;
 fn main() {
     let cli = args::Cli::parse();
     let json = cli.json;
+    if cli.timeout.is_some() && matches!(cli.command, args::Command::Daemon) {
+        output::note("Error: --timeout bounds one command; it does not apply to `cairn daemon`");
+        std::process::exit(2);
+    }
     if let Some(limit) = cli.timeout {
         let _ = client::TIMEOUT.set(limit);
         waiting::arm_timeout(limit, json);

@@ -97,15 +97,16 @@ pub async fn serve_until(
 /// Middleware: give the request body the idle and rate deadlines (see the module docs).
 pub async fn body_deadline(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let body =
-        Body::from_stream(Deadline { inner: body.into_data_stream(), start: Instant::now(), bytes: 0, idle: None });
+    let body = Body::from_stream(Deadline { inner: body.into_data_stream(), start: None, bytes: 0, idle: None });
     next.run(Request::from_parts(parts, body)).await
 }
 
 /// A body stream that fails once it breaks a deadline.
 struct Deadline<S> {
     inner: S,
-    start: Instant,
+    /// When the handler first read the body: a request that waited for a slot is not blamed
+    /// for the wait (its bytes sat in the kernel's buffer meanwhile).
+    start: Option<Instant>,
     bytes: u64,
     idle: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -118,11 +119,12 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        let start = *this.start.get_or_insert_with(Instant::now);
         match this.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 this.bytes += chunk.len() as u64;
                 this.idle = None;
-                let elapsed = this.start.elapsed();
+                let elapsed = start.elapsed();
                 if elapsed > BODY_IDLE && this.bytes < BODY_MIN_RATE * elapsed.as_secs() {
                     return Poll::Ready(Some(Err(too_slow(format!(
                         "the request body arrived at {} bytes/s, slower than the {BODY_MIN_RATE} bytes/s this server \

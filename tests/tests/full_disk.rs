@@ -20,6 +20,12 @@ sed -i 's/^min_free_bytes = .*/min_free_bytes = 4194304/' "$R/config.toml"
 A=$(c add -Q "$A_FILE"); echo "a $A"
 B=$(c add -Q "$B_FILE"); echo "b $B"
 echo "reserve $(stat -c %s "$R/space.reserve")"
+avail() { df -B1 --output=avail "$MNT" | tail -1 | tr -d ' '; }
+# 0. A file larger than the room above the floor: refused, and the floor is kept.
+head -c $(( $(avail) - 2 * 1048576 )) "$BIG_SRC" > "$MNT/../toobig.bin"
+c add -Q "$MNT/../toobig.bin" > "$MNT/../add0.out" 2> "$MNT/../add0.err"; echo "add0 $?"
+echo "floorkept $(avail)"
+c repo gc > /dev/null; echo "gc0 $?"
 fill() { dd if=/dev/zero of="$MNT/fill.$1" bs=64k 2> /dev/null; echo "free$1 $(df -B1 --output=avail "$MNT" | tail -1 | tr -d ' ')"; }
 
 # 1. At rest: fill every byte. Reads work; a write is refused and prints nothing.
@@ -78,18 +84,28 @@ fn a_full_disk_keeps_the_repo_readable_and_loses_nothing() -> Result<()> {
         Ok(p)
     };
     let (a, b, c) = (file("a.bin", 5 << 20, 1)?, file("b.bin", 3 << 20, 2)?, file("c.bin", 2 << 20, 3)?);
+    let big_src = file("big.bin", 64 << 20, 4)?;
     let mut cmd = std::process::Command::new("unshare");
     cmd.args(["-m", "bash", "-c", SCRIPT])
         .env("CAIRN", cairn_tests::cairn_bin())
         .env("MNT", &mnt)
         .env("A_FILE", &a)
         .env("B_FILE", &b)
-        .env("C_FILE", &c);
+        .env("C_FILE", &c)
+        .env("BIG_SRC", &big_src);
     let out = cairn_tests::run_with_deadline(cmd, Duration::from_secs(180))?;
     let out = String::from_utf8_lossy(&out.stdout).to_string();
     let read = |name: &str| fs::read_to_string(scratch.path().join(name)).unwrap_or_default();
     let (a_cid, b_cid) = (value(&out, "a").to_string(), value(&out, "b").to_string());
     assert_eq!(value(&out, "reserve"), "8388608", "the space reserve is kept");
+
+    // An add that does not fit above the floor stops at the floor, not at 0 bytes free.
+    assert_ne!(value(&out, "add0"), "0", "{out}");
+    assert_eq!(read("add0.out"), "", "a refused add printed a result");
+    assert_eq!(read("add0.err").matches("disk full").count(), 1, "{}", read("add0.err"));
+    let kept: u64 = value(&out, "floorkept").parse()?;
+    assert!(kept >= 3 << 20, "the add ate into the 4 MiB floor: {kept} bytes left\n{out}");
+    assert_eq!(value(&out, "gc0"), "0", "{out}");
 
     // At rest, 0 bytes free: reads succeed, writes fail clearly and print no CID.
     assert_eq!(value(&out, "free1"), "0", "{out}");

@@ -215,6 +215,15 @@ fn slow_api_clients_cannot_starve_control_calls_and_are_cut_off() -> Result<()> 
         )
     });
     std::thread::sleep(Duration::from_secs(3));
+    // A real upload queued behind them: it waits for a slot, is not blamed for the wait, and
+    // succeeds once the trickles are cut off.
+    let file = repo.scratch("queued.bin");
+    fs::write(&file, prng(1 << 20))?;
+    let queued = {
+        let mut cmd = repo.cmd(&["add", "-Q", file.to_str().unwrap()]);
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        std::thread::spawn(move || run_with_deadline(cmd, Duration::from_secs(90)))
+    };
     for _ in 0..5 {
         let start = Instant::now();
         let (status, body) = http_post(addr, "/api/v0/version", &[], b"")?;
@@ -231,6 +240,13 @@ fn slow_api_clients_cannot_starve_control_calls_and_are_cut_off() -> Result<()> 
     }
     let (status, _) = http_post(addr, "/api/v0/version", &[], b"")?;
     assert_eq!(status, 200);
+    let out = queued.join().expect("queued add")?;
+    ensure!(out.status.success(), "the queued upload failed: {}", String::from_utf8_lossy(&out.stderr));
+    let cid = String::from_utf8(out.stdout)?.trim().to_string();
+    assert_eq!(repo.run(&["cat", &cid])?.stdout, prng(1 << 20));
+    // The uploads that were cut off pinned nothing (not even the bytes they had sent).
+    let pins = repo.ok(&["pin", "ls", "--type", "recursive"])?;
+    assert_eq!(pins.trim(), format!("{cid} recursive"), "a cut-off upload was pinned");
     Ok(())
 }
 

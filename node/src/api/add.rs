@@ -41,6 +41,9 @@ use crate::importer;
 use crate::pins::{self, PinKind};
 use crate::store::{BatchWriter, Store, StoreError};
 
+/// What reading the body reports when the session is gone (it failed, and says why itself).
+const STOPPED_EARLY: &str = "the add stopped early";
+
 /// Parts (and file chunks) queued for the session thread.
 const PART_QUEUE: usize = 8;
 
@@ -49,11 +52,25 @@ const MAX_SYMLINK: usize = 4096;
 
 /// One step of the body, as the session thread sees it.
 enum Part {
-    Dir { path: String, meta: Metadata },
-    File { path: String, meta: Metadata },
+    Dir {
+        path: String,
+        meta: Metadata,
+    },
+    File {
+        path: String,
+        meta: Metadata,
+    },
     Data(Bytes),
     EndFile,
-    Symlink { path: String, target: String, meta: Metadata },
+    Symlink {
+        path: String,
+        target: String,
+        meta: Metadata,
+    },
+    /// The whole body was read: only now may the session commit and pin. A body cut short
+    /// (a deadline, a client that hung up) closes the channel without it, and nothing is
+    /// pinned.
+    End,
 }
 
 /// The session's settings.
@@ -83,17 +100,23 @@ pub async fn add(
         progress: args.flag("progress", false)?,
     };
     let store = ctx.node.store().clone();
-    if !opts.only_hash {
-        store.check_space()?;
-    }
     let (tx, rx) = mpsc::channel(PART_QUEUE);
     let session = tokio::task::spawn_blocking(move || Session::new(store, opts).run(rx));
     // A send fails only when the session stopped early; its error is the one to report.
-    let fed = feed(&mut body, &tx).await;
+    let mut fed = feed(&mut body, &tx).await;
+    if fed.is_ok() && tx.send(Part::End).await.is_err() {
+        fed = Err(ApiError::failed(STOPPED_EARLY));
+    }
     drop(tx);
     let done = session.await.map_err(|e| ApiError::failed(format!("internal error: the add session failed: {e}")))?;
-    let (rows, roots) = done?;
-    fed?;
+    let (rows, roots) = match (done, fed) {
+        (Ok(done), Ok(())) => done,
+        // The session stopped first (disk full, a bad entry): its error is the one to report.
+        (Err(e), Err(f)) if f.message() == STOPPED_EARLY => return Err(e),
+        // The body failed first (cut off, malformed): say why.
+        (_, Err(f)) => return Err(f),
+        (Err(e), Ok(())) => return Err(e),
+    };
     if !roots.is_empty() {
         // Announce what was stored (the provider keeps re-announcing it).
         ctx.node.announce(roots).await;
@@ -139,7 +162,7 @@ fn settings(ctx: &Ctx, args: &Args) -> Result<ImportSettings, ApiError> {
 
 /// Read every part of the body and pass it on.
 async fn feed(body: &mut Multipart, tx: &mpsc::Sender<Part>) -> Result<(), ApiError> {
-    let closed = || ApiError::failed("the add stopped early");
+    let closed = || ApiError::failed(STOPPED_EARLY);
     while let Some(mut field) = body.next_field().await.map_err(multipart_error)? {
         let (kind, path, meta) = describe(&field)?;
         match kind {
@@ -266,13 +289,22 @@ impl Session {
     /// Import every part; returns the answer's rows and the roots stored (none with
     /// `only-hash`).
     fn run(mut self, mut rx: mpsc::Receiver<Part>) -> Result<(Vec<u8>, Vec<Cid>), ApiError> {
-        while let Some(part) = rx.blocking_recv() {
-            match part {
-                Part::Dir { path, meta } => self.dir(&path, meta)?,
-                Part::File { path, meta } => self.file(&path, meta, &mut rx)?,
-                Part::Symlink { path, target, meta } => self.symlink(&path, &target, meta)?,
-                Part::Data(_) | Part::EndFile => {
+        if !self.opts.only_hash {
+            self.store.check_space()?;
+        }
+        loop {
+            match rx.blocking_recv() {
+                Some(Part::Dir { path, meta }) => self.dir(&path, meta)?,
+                Some(Part::File { path, meta }) => self.file(&path, meta, &mut rx)?,
+                Some(Part::Symlink { path, target, meta }) => self.symlink(&path, &target, meta)?,
+                Some(Part::End) => break,
+                Some(Part::Data(_) | Part::EndFile) => {
                     return Err(ApiError::failed("internal error: file data outside a file"))
+                }
+                None => {
+                    return Err(ApiError::failed(
+                        "the request body ended before the upload was complete; nothing was pinned",
+                    ))
                 }
             }
         }

@@ -77,34 +77,38 @@ impl Admission {
     }
 
     /// Fetch the root block `cid` with `fetch` (on a blocking thread, holding a retrieval
-    /// slot), once for every request that asks for it meanwhile.
+    /// slot), once for every request that asks for it meanwhile. A leader that goes away (its
+    /// client hung up) hands the fetch on: its entry is removed and its followers see a closed
+    /// channel and lead in turn, so no CID is ever stuck behind a request that is gone.
     pub async fn fetch_root<F>(&self, cid: Cid, fetch: F) -> Result<(), GatewayError>
     where
         F: FnOnce() -> Result<(), GatewayError> + Send + 'static,
     {
-        let (lead, mut rx) = {
-            let mut roots = self.roots.lock().expect("root fetches lock");
-            match roots.get(&cid) {
-                Some(rx) => (None, rx.clone()),
-                None => {
-                    let (tx, rx) = watch::channel(None);
-                    roots.insert(cid, rx.clone());
-                    (Some(tx), rx)
+        let mut fetch = Some(fetch);
+        loop {
+            let (lead, mut rx) = {
+                let mut roots = self.roots.lock().expect("root fetches lock");
+                match roots.get(&cid) {
+                    Some(rx) if rx.has_changed().is_ok() => (None, rx.clone()),
+                    _ => {
+                        let (tx, rx) = watch::channel(None);
+                        roots.insert(cid, rx.clone());
+                        (Some(Leader { tx, roots: &self.roots, cid }), rx)
+                    }
                 }
-            }
-        };
-        let Some(tx) = lead else {
-            // Another request is fetching it: wait for its result, holding nothing.
-            let done = rx.wait_for(|r| r.is_some()).await;
-            return match done {
-                Ok(r) => r.clone().expect("waited for a result"),
-                Err(_) => Err(GatewayError::unavailable("the request fetching this content stopped")),
             };
-        };
-        let result = self.lead_fetch(fetch).await;
-        self.roots.lock().expect("root fetches lock").remove(&cid);
-        let _ = tx.send(Some(result.clone()));
-        result
+            let Some(leader) = lead else {
+                // Another request is fetching it: wait for its result, holding nothing.
+                match rx.wait_for(|r| r.is_some()).await {
+                    Ok(r) => return r.clone().expect("waited for a result"),
+                    // The leader went away without a result: try again, maybe as the leader.
+                    Err(_) => continue,
+                }
+            };
+            let result = self.lead_fetch(fetch.take().expect("one leader per call")).await;
+            leader.finish(result.clone());
+            return result;
+        }
     }
 
     async fn lead_fetch<F>(&self, fetch: F) -> Result<(), GatewayError>
@@ -116,11 +120,34 @@ impl Admission {
             Ok(Err(_)) => return Err(GatewayError::unavailable("the gateway is shutting down")),
             Err(_) => return Err(busy()),
         };
-        let result = tokio::task::spawn_blocking(fetch)
-            .await
-            .unwrap_or_else(|e| Err(GatewayError::internal(format!("a worker thread failed: {e}"))));
-        drop(permit);
-        result
+        // The permit goes with the work: if this request is dropped, the fetch still counts
+        // against the pool until it ends.
+        tokio::task::spawn_blocking(move || {
+            let _held = permit;
+            fetch()
+        })
+        .await
+        .unwrap_or_else(|e| Err(GatewayError::internal(format!("a worker thread failed: {e}"))))
+    }
+}
+
+/// The leading request of a root fetch. Dropped without [`Leader::finish`] (the request was
+/// cancelled), it removes its entry, and its followers see the channel close.
+struct Leader<'a> {
+    tx: watch::Sender<RootResult>,
+    roots: &'a Mutex<HashMap<Cid, watch::Receiver<RootResult>>>,
+    cid: Cid,
+}
+
+impl Leader<'_> {
+    fn finish(self, result: Result<(), GatewayError>) {
+        let _ = self.tx.send(Some(result));
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.roots.lock().expect("root fetches lock").remove(&self.cid);
     }
 }
 
@@ -139,10 +166,18 @@ impl Slot {
         if self.network.load(Ordering::Acquire) {
             return Ok(());
         }
-        let permit = runtime
-            .block_on(tokio::time::timeout(self.wait, self.retrievals.clone().acquire_owned()))
-            .map_err(|_| busy())?
-            .map_err(|_| GatewayError::unavailable("the gateway is shutting down"))?;
+        let permit = match self.retrievals.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // No retrieval slot free: give the local one back before waiting, so requests
+                // that wait on the network never hold the slots of local content.
+                self.held.lock().expect("slot lock").take();
+                runtime
+                    .block_on(tokio::time::timeout(self.wait, self.retrievals.clone().acquire_owned()))
+                    .map_err(|_| busy())?
+                    .map_err(|_| GatewayError::unavailable("the gateway is shutting down"))?
+            }
+        };
         *self.held.lock().expect("slot lock") = Some(permit);
         self.network.store(true, Ordering::Release);
         Ok(())
@@ -179,9 +214,31 @@ mod tests {
         // The only retrieval slot is taken: a second network request gets 503 in time.
         let c = adm.admit().await.unwrap();
         let rt = tokio::runtime::Handle::current();
-        let err = tokio::task::spawn_blocking(move || c.to_network(&rt)).await.unwrap().unwrap_err();
+        let c2 = c.clone();
+        let err = tokio::task::spawn_blocking(move || c2.to_network(&rt)).await.unwrap().unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
-        drop(a);
+        assert_eq!(adm.local.available_permits(), 1, "only the local request holds a local slot");
+        drop((a, c));
+
+        // A leader that is cancelled hands the fetch on instead of leaving the CID stuck.
+        let cid0 = cairn_protocol::cids::parse("bafkqaaa").unwrap();
+        let slow = {
+            let adm = adm.clone();
+            tokio::spawn(async move {
+                adm.fetch_root(cid0, || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        slow.abort();
+        let _ = slow.await;
+        tokio::time::timeout(Duration::from_secs(2), adm.fetch_root(cid0, || Ok(())))
+            .await
+            .expect("not stuck behind the cancelled leader")
+            .unwrap();
 
         let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let cid = cairn_protocol::cids::parse("bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4").unwrap();
@@ -191,7 +248,7 @@ mod tests {
             waiters.push(tokio::spawn(async move {
                 adm.fetch_root(cid, move || {
                     calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(100));
+                    std::thread::sleep(Duration::from_millis(300));
                     Ok(())
                 })
                 .await

@@ -297,8 +297,15 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
         range: text(header::RANGE),
         gateway: gw.clone(),
     };
-    if !gw.config.no_fetch && !gw.denylist.denies(&target.root) && !gw.node.store().has(&target.root).unwrap_or(false) {
-        gw.fetch_root(target.root).await?;
+    // On a blocking thread: the denylist may stat and re-read its file, the store reads sled.
+    let (check, root) = (gw.clone(), target.root);
+    let missing = tokio::task::spawn_blocking(move || {
+        !check.config.no_fetch && !check.denylist.denies(&root) && !check.node.store().has(&root).unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
+    if missing {
+        gw.fetch_root(root).await?;
     }
     let admitted = gw.admission.admit().await?;
     *slot = Some(admitted.clone());

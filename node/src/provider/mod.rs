@@ -79,13 +79,16 @@ struct State {
     queued: HashSet<Cid>,
     /// Keys due that the queue had no room for: they wait in the persisted schedule.
     backlog: u64,
+    /// Keys of the sweep running now: not stamped yet, so a read of the schedule still finds
+    /// them due; they must not be queued again.
+    in_flight: HashSet<Cid>,
     stat: ProvideStat,
 }
 
 impl State {
     /// Queue `c` (at the front for new keys) if there is room; else count it as backlog.
     fn offer(&mut self, c: Cid, front: bool) {
-        if self.queued.contains(&c) {
+        if self.queued.contains(&c) || self.in_flight.contains(&c) {
             return;
         }
         if self.queue.len() >= MAX_QUEUED {
@@ -272,13 +275,12 @@ async fn run(
             }
             _ = check.tick() => {
                 let s = store.clone();
-                let (room, held) = {
+                // The scan also sees the keys queued and in flight (they are due, not stamped
+                // yet): ask for those plus as many more as the queue has room for.
+                let limit = {
                     let st = state.lock().expect("provider state");
-                    (MAX_QUEUED - st.queue.len().min(MAX_QUEUED), st.queue.len())
+                    MAX_QUEUED.max(st.queue.len()) + st.in_flight.len()
                 };
-                // Ask for as many more as the queue has room for, plus those it already holds
-                // (the scan sees them too).
-                let limit = room + held;
                 if let Ok((due, gone, total, lag, due_total)) =
                     tokio::task::spawn_blocking(move || due_keys(&s, limit)).await
                 {
@@ -290,7 +292,8 @@ async fn run(
                         for c in due {
                             st.offer(c, false);
                         }
-                        st.backlog = due_total.saturating_sub(st.queue.len() as u64);
+                        let held = (st.queue.len() + st.in_flight.len()) as u64;
+                        st.backlog = due_total.saturating_sub(held);
                     }
                     if !gone.is_empty() {
                         tracing::debug!(keys = gone.len(), "blocks no longer stored: not announced any more");
@@ -308,6 +311,10 @@ async fn run(
                 running = None;
                 let report = done.ok().flatten();
                 record(&store, &state, report).await;
+                // Stamped (or failed, and due again at the next check): no longer in flight.
+                let mut st = state.lock().expect("provider state");
+                st.in_flight.clear();
+                st.in_flight.shrink_to(SWEEP_BATCH);
             }
         }
     }
@@ -380,6 +387,7 @@ fn take(state: &Mutex<State>, n: usize) -> Vec<Cid> {
     let batch: Vec<Cid> = st.queue.drain(..k).collect();
     for c in &batch {
         st.queued.remove(c);
+        st.in_flight.insert(*c);
     }
     // Give back what a burst of keys grew the queue to (a CID is ~100 bytes; 100,000 queued
     // keys left 25 MiB of capacity behind).
@@ -427,6 +435,13 @@ mod tests {
         }
         assert_eq!((st.queue.len(), st.backlog), (MAX_QUEUED, 10));
         let state = Mutex::new(st);
+        let batch = take(&state, SWEEP_BATCH);
+        // The sweep's keys are still due in the schedule, but are never queued twice.
+        let mut st = state.lock().unwrap();
+        st.offer(batch[0], true);
+        assert_eq!(st.queue.len(), MAX_QUEUED - SWEEP_BATCH);
+        st.in_flight.clear();
+        drop(st);
         while !take(&state, SWEEP_BATCH).is_empty() {}
         let st = state.lock().unwrap();
         assert!(st.queue.capacity() < 4096 && st.queued.capacity() < 4096, "capacity given back");

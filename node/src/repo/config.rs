@@ -261,7 +261,7 @@ const DAY: u64 = 24 * 3600;
 impl Config {
     /// Check every value against the range the node can work with; the first value outside
     /// it is named with its key and the allowed range. Called by [`Config::from_toml`], so a
-    /// repo with a bad value does not open, and by `config set` before anything is written.
+    /// repo with a bad value does not open.
     pub fn validate(&self) -> Result<(), Invalid> {
         if !NODE_PROFILES.contains(&self.profile.as_str()) && !self.profile.is_empty() {
             return Err(Invalid {

@@ -194,24 +194,40 @@ impl Repo {
         remove_stale_init_folders(&parent, &name);
         let staging = parent.join(format!(".{name}.init-{}", std::process::id()));
         let _ = fs::remove_dir_all(&staging);
-        fs::create_dir(&staging).map_err(io_ctx(format!("creating {}", staging.display())))?;
-        if let Err(e) = write_new_repo(&staging, &config) {
-            let _ = fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-        // rename(2) replaces a missing target or an empty folder, never a non-empty one.
-        match fs::rename(&staging, path) {
-            Ok(()) => {}
+        let in_place = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let staged = if in_place {
+            // A link to an empty folder: renaming would replace the link itself.
+            Err(RepoError::NotEmpty(path.to_path_buf()))
+        } else {
+            fs::create_dir(&staging)
+                .map_err(io_ctx(format!("creating {}", staging.display())))
+                .and_then(|()| write_new_repo(&staging, &config))
+        };
+        match staged {
+            // No staging folder beside it (the parent is not writable, or the path is a link):
+            // an existing empty folder is filled in place, every file created new.
             Err(_) if is_empty_dir(path) => {
-                // A mount point cannot be replaced: fill it in place, every file created new.
                 let _ = fs::remove_dir_all(&staging);
                 write_new_repo(path, &config)?;
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&staging);
-                check_init_target(path)?;
-                return Err(io_ctx(format!("moving the new repo into {}", path.display()))(e));
+                return Err(e);
             }
+            // rename(2) replaces a missing target or an empty folder, never a non-empty one.
+            Ok(()) => match fs::rename(&staging, path) {
+                Ok(()) => {}
+                Err(_) if is_empty_dir(path) => {
+                    // A mount point cannot be replaced: fill it in place.
+                    let _ = fs::remove_dir_all(&staging);
+                    write_new_repo(path, &config)?;
+                }
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&staging);
+                    check_init_target(path)?;
+                    return Err(io_ctx(format!("moving the new repo into {}", path.display()))(e));
+                }
+            },
         }
         fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(io_ctx("syncing the repo's parent folder"))?;
         Identity::load(&path.join("identity.key")).map_err(io_ctx("reading the new identity.key"))
@@ -333,7 +349,8 @@ fn check_init_target(path: &Path) -> Result<(), RepoError> {
     if looks_like_repo(path) {
         return Err(RepoError::Damaged(path.to_path_buf()));
     }
-    match fs::symlink_metadata(path) {
+    // Followed: a link to an empty folder is as good as the folder.
+    match fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_ctx(format!("reading {}", path.display()))(e)),
         Ok(m) if m.is_dir() && is_empty_dir(path) => Ok(()),
@@ -433,5 +450,14 @@ mod tests {
         Repo::open(&empty).unwrap();
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
         assert!(names.iter().all(|n| !n.to_string_lossy().contains(".init-")), "{names:?}");
+        // A link to an empty folder is filled through the link, which stays a link.
+        let target = dir.path().join("target");
+        fs::create_dir(&target).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        Repo::init(&link, "local").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(target.join("version").exists());
+        Repo::open(&link).unwrap();
     }
 }
