@@ -187,9 +187,9 @@ impl Sink {
     }
 }
 
-/// Add files or directory trees. `on_event` sees every entry as it completes and every
-/// special file skipped; `progress` gets the running count of file bytes read. Returns the roots (one per path, or the wrapping
-/// directory with `wrap`), each pinned when `opts.pin`.
+/// Add files or directory trees. `on_added` sees every entry as it completes and every
+/// special file skipped; `progress` gets the running count of file bytes read. Returns the
+/// roots (one per path, or the wrapping directory with `wrap`), each pinned when `opts.pin`.
 pub fn add_paths(
     store: &Store,
     paths: &[PathBuf],

@@ -254,7 +254,7 @@ fn router(ctx: Ctx) -> Router {
         .route("/api/v0/shutdown", post(netcmd::shutdown))
         .fallback(unknown_command)
         .layer(middleware::from_fn_with_state(ctx.clone(), limit))
-        // Outside the limit: a body's deadlines count from its arrival, not from its slot.
+        // Deadlines on the request body, counted from when the command first reads it.
         .layer(middleware::from_fn(crate::http_serve::body_deadline))
         .layer(middleware::from_fn_with_state(ctx.clone(), guard))
         .with_state(ctx)
