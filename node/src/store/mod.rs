@@ -69,6 +69,9 @@ struct Inner {
     pin_gate: RwLock<()>,
     /// Free space the writer leaves on the disk (none for stores in tests).
     floor: Option<space::Floor>,
+    /// Batches whose writes failed, so that their writers stop at the next block instead of
+    /// reading and hashing the rest of their input first (the error itself comes at commit).
+    failed: Mutex<HashMap<u64, String>>,
 }
 
 enum Request {
@@ -100,6 +103,7 @@ impl Store {
             queued: Mutex::new(HashMap::new()),
             pin_gate: RwLock::new(()),
             floor,
+            failed: Mutex::new(Default::default()),
         });
         let (tx, rx) = bounded(WRITE_QUEUE);
         let writer_inner = inner.clone();
@@ -301,10 +305,15 @@ pub struct BatchWriter {
 
 impl BatchWriter {
     /// Queue one block; waits when the writer is behind. The block is readable from the
-    /// store from now on, durable after [`BatchWriter::commit`]. Errors surface at `commit`.
+    /// store from now on, durable after [`BatchWriter::commit`]. Write errors surface at
+    /// `commit`; once one happened, `write` fails at once with the same error, so the caller
+    /// stops feeding a batch that cannot succeed (instead of reading all of its input first).
     pub fn write(&mut self, block: Block) -> Result<(), StoreError> {
         if block.cid.hash().code() == IDENTITY {
             return Ok(());
+        }
+        if let Some(msg) = self.store.inner.failed.lock().expect("failed batches lock").get(&self.id) {
+            return Err(StoreError::Io(io::Error::other(msg.clone())));
         }
         let key = key_of(&block.cid);
         self.store.protect(&key);
@@ -333,6 +342,7 @@ impl BatchWriter {
 impl Drop for BatchWriter {
     fn drop(&mut self) {
         self.store.unprotect(&self.keys);
+        self.store.inner.failed.lock().expect("failed batches lock").remove(&self.id);
     }
 }
 
@@ -344,12 +354,15 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<(u64, Request)>) {
             Request::Put(block) => {
                 if let hash_map::Entry::Vacant(slot) = errors.entry(batch) {
                     if let Err(e) = put_one(&inner, &block) {
-                        slot.insert(describe_io(&e));
+                        let msg = describe_io(&e);
+                        inner.failed.lock().expect("failed batches lock").insert(batch, msg.clone());
+                        slot.insert(msg);
                     }
                 }
                 inner.queued.lock().expect("queued blocks lock").remove(&key_of(&block.cid));
             }
             Request::Commit(reply) => {
+                inner.failed.lock().expect("failed batches lock").remove(&batch);
                 let result = match errors.remove(&batch) {
                     Some(e) => Err(e),
                     None => inner.files.sync().and_then(|_| inner.meta.flush()).map_err(|e| describe_io(&e)),
@@ -444,6 +457,51 @@ mod tests {
         fn for_each_key(&self, f: &mut dyn FnMut(Vec<u8>) -> bool) -> io::Result<()> {
             self.0.for_each_key(f)
         }
+    }
+
+    /// Disk files whose writes always fail as a full disk does.
+    struct Full(DiskFiles);
+
+    impl FileLayer for Full {
+        fn write(&self, _key: &[u8], _data: &[u8]) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        fn read(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
+            self.0.read(key)
+        }
+        fn size(&self, key: &[u8]) -> io::Result<Option<u64>> {
+            self.0.size(key)
+        }
+        fn remove(&self, key: &[u8]) -> io::Result<()> {
+            self.0.remove(key)
+        }
+        fn sync(&self) -> io::Result<()> {
+            self.0.sync()
+        }
+        fn for_each_key(&self, f: &mut dyn FnMut(Vec<u8>) -> bool) -> io::Result<()> {
+            self.0.for_each_key(f)
+        }
+    }
+
+    #[test]
+    fn a_failed_batch_refuses_further_writes_and_its_commit_reports_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Full(DiskFiles::open(&dir.path().join("blocks")).unwrap());
+        let store = Store::new(Box::new(files), Box::new(SledMeta::open(&dir.path().join("meta"), 1 << 20).unwrap()));
+        let mut w = store.writer();
+        w.write(block(&vec![1u8; SMALL_BLOCK_MAX + 1])).unwrap();
+        // The writer thread fails the first block; the batch's writer learns it soon after.
+        let start = std::time::Instant::now();
+        let err = loop {
+            match w.write(block(&vec![2u8; SMALL_BLOCK_MAX + 1])) {
+                Err(e) => break e,
+                Ok(()) => assert!(start.elapsed() < std::time::Duration::from_secs(5), "writes never failed"),
+            }
+        };
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(w.commit().unwrap_err().to_string().contains("disk full"));
+        drop(w);
+        assert!(store.inner.failed.lock().unwrap().is_empty(), "the failed batch is forgotten");
     }
 
     #[test]
