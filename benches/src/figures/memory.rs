@@ -55,29 +55,23 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
         after.push(d.rss_now()?);
         peak.push(hwm);
     }
-    let (m, lo, hi) = measure::stats(&after);
-    let (pm, plo, phi) = measure::stats(&peak);
     let what = format!("{files} files + {large}x{big_mib} MiB + {cats} cats");
     Ok(vec![
-        Row {
-            figure: format!("daemon RSS after {what}"),
-            unit: "MiB".into(),
-            cairn: m,
-            cairn_range: (lo, hi),
-            anchor_name: format!("goal < {GOAL_MIB}"),
-            anchor: Some(GOAL_MIB),
-            ratio: Some(m / GOAL_MIB),
-            runs: ctx.runs,
-        },
-        Row {
-            figure: format!("daemon peak RSS during {what}"),
-            unit: "MiB".into(),
-            cairn: pm,
-            cairn_range: (plo, phi),
-            anchor_name: "(no goal: the peak of the work itself)".into(),
-            anchor: None,
-            ratio: None,
-            runs: ctx.runs,
-        },
+        Row::of(
+            format!("daemon RSS after {what}"),
+            "MiB",
+            measure::stats(&after),
+            &format!("goal < {GOAL_MIB}"),
+            Some(GOAL_MIB),
+            ctx.runs,
+        ),
+        Row::of(
+            format!("daemon peak RSS during {what}"),
+            "MiB",
+            measure::stats(&peak),
+            "(no goal: the peak of the work itself)",
+            None,
+            ctx.runs,
+        ),
     ])
 }

@@ -434,37 +434,14 @@ mod tests {
         assert!(matches!(store.get(&large.cid), Err(StoreError::Corrupt(_))));
     }
 
-    /// Disk files whose writes wait until the test lets them through.
-    struct Gated(DiskFiles, Mutex<crossbeam_channel::Receiver<()>>);
+    /// Disk files whose writes first run a hook: one that waits for the test, or one that
+    /// fails as a full disk does.
+    struct Hooked(DiskFiles, Box<dyn Fn() -> io::Result<()> + Send + Sync>);
 
-    impl FileLayer for Gated {
+    impl FileLayer for Hooked {
         fn write(&self, key: &[u8], data: &[u8]) -> io::Result<()> {
-            self.1.lock().unwrap().recv().map_err(io::Error::other)?;
+            (self.1)()?;
             self.0.write(key, data)
-        }
-        fn read(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
-            self.0.read(key)
-        }
-        fn size(&self, key: &[u8]) -> io::Result<Option<u64>> {
-            self.0.size(key)
-        }
-        fn remove(&self, key: &[u8]) -> io::Result<()> {
-            self.0.remove(key)
-        }
-        fn sync(&self) -> io::Result<()> {
-            self.0.sync()
-        }
-        fn for_each_key(&self, f: &mut dyn FnMut(Vec<u8>) -> bool) -> io::Result<()> {
-            self.0.for_each_key(f)
-        }
-    }
-
-    /// Disk files whose writes always fail as a full disk does.
-    struct Full(DiskFiles);
-
-    impl FileLayer for Full {
-        fn write(&self, _key: &[u8], _data: &[u8]) -> io::Result<()> {
-            Err(io::Error::from_raw_os_error(libc::ENOSPC))
         }
         fn read(&self, key: &[u8]) -> io::Result<Option<Vec<u8>>> {
             self.0.read(key)
@@ -486,7 +463,8 @@ mod tests {
     #[test]
     fn a_failed_batch_refuses_further_writes_and_its_commit_reports_why() {
         let dir = tempfile::tempdir().unwrap();
-        let files = Full(DiskFiles::open(&dir.path().join("blocks")).unwrap());
+        let full = || Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        let files = Hooked(DiskFiles::open(&dir.path().join("blocks")).unwrap(), Box::new(full));
         let store = Store::new(Box::new(files), Box::new(SledMeta::open(&dir.path().join("meta"), 1 << 20).unwrap()));
         let mut w = store.writer();
         w.write(block(&vec![1u8; SMALL_BLOCK_MAX + 1])).unwrap();
@@ -508,7 +486,9 @@ mod tests {
     fn queued_blocks_are_readable_before_the_disk_has_them() {
         let dir = tempfile::tempdir().unwrap();
         let (open_gate, gate) = bounded(0);
-        let files = Gated(DiskFiles::open(&dir.path().join("blocks")).unwrap(), Mutex::new(gate));
+        let gate = Mutex::new(gate);
+        let wait = move || gate.lock().expect("gate lock").recv().map_err(io::Error::other);
+        let files = Hooked(DiskFiles::open(&dir.path().join("blocks")).unwrap(), Box::new(wait));
         let store = Store::new(Box::new(files), Box::new(SledMeta::open(&dir.path().join("meta"), 1 << 20).unwrap()));
         let large = block(&vec![7u8; SMALL_BLOCK_MAX + 1]);
         let mut w = store.writer();
