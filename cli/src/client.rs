@@ -155,11 +155,17 @@ impl Api {
         serde_json::from_str(&text).with_context(|| format!("the daemon's answer to {cmd} is not JSON: {text:?}"))
     }
 
+    /// A failed exchange with the daemon, as text: the connection's own `io::Error` must not
+    /// stay in the chain, where a `BrokenPipe` (the daemon stopped reading an upload) would
+    /// pass for a closed stdout, which `main` treats as success.
     fn io_error(&self, e: ureq::Error) -> anyhow::Error {
-        match e {
-            ureq::Error::Io(io) => anyhow!(io).context(format!("talking to the cairn daemon at {}", self.addr)),
-            other => anyhow!("talking to the cairn daemon at {}: {other}", self.addr),
-        }
+        let why = match &e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+                "it stopped reading the request (it failed, or shut down; see its log)".to_string()
+            }
+            _ => e.to_string(),
+        };
+        anyhow!("talking to the cairn daemon at {}: {why}", self.addr)
     }
 }
 

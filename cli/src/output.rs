@@ -5,12 +5,11 @@ use std::io::{self, IsTerminal, Write};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 
-/// Whether the error chain ends in a closed output pipe (`cairn cat x | head`).
+/// Whether the error chain ends in a closed output pipe (`cairn cat x | head`): an
+/// `io::Error` of kind `BrokenPipe`. Errors of the daemon connection never carry one (see
+/// `client::Api`), so a daemon that stopped reading is an error, not a quiet success.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-            || c.to_string().contains("Broken pipe")
-    })
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
 }
 
 /// The error and its causes, joined with ": ", leaving out a cause whose text the message
@@ -105,6 +104,15 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.0)
         }
+    }
+
+    #[test]
+    fn only_a_real_closed_pipe_counts_as_one() {
+        let stdout = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
+        assert!(is_broken_pipe(&stdout));
+        // What the daemon client reports when the daemon stopped reading an upload.
+        let daemon = anyhow::anyhow!("talking to the cairn daemon at 127.0.0.1:5001: Broken pipe (os error 32)");
+        assert!(!is_broken_pipe(&daemon), "a failed upload must not exit 0");
     }
 
     #[test]

@@ -236,7 +236,8 @@ fn slow_api_clients_cannot_starve_control_calls_and_are_cut_off() -> Result<()> 
     ensure!(held >= Duration::from_secs(9) && held < Duration::from_secs(20), "an unfinished header held {held:?}");
     for u in uploads {
         let held = u.join().expect("upload thread");
-        ensure!(held < Duration::from_secs(45), "a trickling upload was kept for {held:?}");
+        // 20 s from its first read; the six beyond the 64 slots are first read ~20 s later.
+        ensure!(held < Duration::from_secs(60), "a trickling upload was kept for {held:?}");
     }
     let (status, _) = http_post(addr, "/api/v0/version", &[], b"")?;
     assert_eq!(status, 200);

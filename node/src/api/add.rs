@@ -112,7 +112,12 @@ pub async fn add(
     let (rows, roots) = match (done, fed) {
         (Ok(done), Ok(())) => done,
         // The session stopped first (disk full, a bad entry): its error is the one to report.
-        (Err(e), Err(f)) if f.message() == STOPPED_EARLY => return Err(e),
+        // Read the rest of the body first: a client that sends its whole body before it reads
+        // (the CLI, most HTTP libraries) would otherwise see a broken pipe instead.
+        (Err(e), Err(f)) if f.message() == STOPPED_EARLY => {
+            drain(&mut body).await;
+            return Err(e);
+        }
         // The body failed first (cut off, malformed): say why.
         (_, Err(f)) => return Err(f),
         (Err(e), Ok(())) => return Err(e),
@@ -189,6 +194,19 @@ async fn feed(body: &mut Multipart, tx: &mpsc::Sender<Part>) -> Result<(), ApiEr
         }
     }
     Ok(())
+}
+
+/// Longest a failed `add` keeps reading (and dropping) the rest of its body before it answers.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Read and drop the rest of the body, for at most [`DRAIN_LIMIT`].
+async fn drain(body: &mut Multipart) {
+    let rest = async {
+        while let Ok(Some(mut field)) = body.next_field().await {
+            while let Ok(Some(_)) = field.chunk().await {}
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_LIMIT, rest).await;
 }
 
 fn multipart_error(e: MultipartError) -> ApiError {
