@@ -63,6 +63,16 @@ c repo verify > /dev/null; echo "verify5 $?"
 c pin ls > "$MNT/../pins5.txt"
 echo "meta $(ls "$R/meta" | tr '\n' ' ')"
 echo "reserve5 $(stat -c %s "$R/space.reserve" 2> /dev/null || echo none)"
+
+# 4. blocks/ on a disk of its own (16 MiB): the floor watches that disk too.
+R2="$MNT/repo2"
+"$CAIRN" --repo "$R2" init --profile local > /dev/null
+sed -i 's/^min_free_bytes = .*/min_free_bytes = 4194304/' "$R2/config.toml"
+mkdir -p "$R2/blocks" && mount -t tmpfs -o size=16m tmpfs "$R2/blocks"
+"$CAIRN" --repo "$R2" add -Q "$A_FILE" > /dev/null; echo "split_small $?"
+head -c 16777216 "$BIG_SRC" > "$MNT/../split.bin"
+"$CAIRN" --repo "$R2" add -Q "$MNT/../split.bin" > /dev/null 2> "$MNT/../split.err"; echo "split_big $?"
+echo "split_left $(df -B1 --output=avail "$R2/blocks" | tail -1 | tr -d ' ')"
 "#;
 
 fn value<'a>(out: &'a str, tag: &str) -> &'a str {
@@ -143,5 +153,12 @@ fn a_full_disk_keeps_the_repo_readable_and_loses_nothing() -> Result<()> {
     assert!(pins5.contains(&format!("{a_cid} recursive")) && pins5.contains(&format!("{b_cid} recursive")));
     assert!(!value(&out, "meta").contains(".generating"), "{out}");
     assert_eq!(value(&out, "reserve5"), "8388608", "the reserve is restored once space is back");
+
+    // A blocks/ folder on another, small disk: refused at that disk's floor.
+    assert_eq!(value(&out, "split_small"), "0", "{out}");
+    assert_ne!(value(&out, "split_big"), "0", "{out}");
+    assert!(read("split.err").contains("disk full"), "{}", read("split.err"));
+    let left: u64 = value(&out, "split_left").parse()?;
+    assert!(left >= 3 << 20, "blocks/ was filled past the floor: {left} bytes left");
     Ok(())
 }

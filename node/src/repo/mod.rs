@@ -79,8 +79,8 @@ pub enum RepoError {
     Profile(String),
     /// No room at all for the metadata database to start (the space reserve was used up).
     #[error(
-        "the disk holding the repo at {0} is full: the metadata database needs a few MiB to open. Free some \
-         space and retry; nothing in the repo is lost"
+        "the disk holding the repo at {0} is full (or its quota is used up): the metadata database needs a \
+         few MiB to open. Free some space and retry; nothing in the repo is lost"
     )]
     DiskFull(PathBuf),
     /// File system trouble.
@@ -298,7 +298,7 @@ fn open_meta(path: &Path, config: &Config) -> Result<SledMeta, RepoError> {
         Err(e) => {
             // A failed start-up snapshot leaves its file behind: remove it now, not next time.
             let _ = space::recover_meta_leftovers(&dir);
-            if e.raw_os_error() == Some(libc::ENOSPC) {
+            if space::is_out_of_space(&e) {
                 return Err(RepoError::DiskFull(path.to_path_buf()));
             }
             Err(io_ctx("opening the metadata database meta/")(e))

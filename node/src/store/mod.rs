@@ -394,7 +394,7 @@ fn describe_io(e: &io::Error) -> String {
     if e.kind() == io::ErrorKind::StorageFull && e.raw_os_error().is_none() {
         // The floor's own message says what to do.
         e.to_string()
-    } else if e.raw_os_error() == Some(libc::ENOSPC) {
+    } else if space::is_out_of_space(e) {
         format!("disk full while writing blocks ({e}); free space or lower the repo size, then retry")
     } else {
         e.to_string()

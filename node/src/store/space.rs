@@ -32,6 +32,23 @@ pub fn available(path: &Path) -> io::Result<u64> {
     fs2::available_space(path)
 }
 
+/// Free bytes where the repo writes: the least of the repo folder, `blocks/` and `meta/`
+/// (either may be a link or a mount on another disk). Folders not there yet are skipped.
+pub fn repo_available(repo: &Path) -> io::Result<u64> {
+    let mut free = available(repo)?;
+    for sub in ["blocks", "meta"] {
+        if let Ok(f) = available(&repo.join(sub)) {
+            free = free.min(f);
+        }
+    }
+    Ok(free)
+}
+
+/// Whether `e` says the disk (or the user's quota) has no room left.
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
 /// The free-space floor the store's writer enforces. While the reserve is missing (released
 /// to open on a full disk, or never had room), the floor is raised by its size: the space it
 /// freed is kept for the metadata engine, never handed to new data.
@@ -43,7 +60,7 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// A floor of `min_free` bytes on the file system holding `path`.
+    /// A floor of `min_free` bytes on the file systems of the repo at `path`.
     pub fn new(path: &Path, min_free: u64) -> Floor {
         Floor { path: path.to_path_buf(), min_free, since_check: AtomicU64::new(u64::MAX / 2) }
     }
@@ -55,7 +72,7 @@ impl Floor {
             return Ok(());
         }
         self.since_check.store(0, Ordering::Relaxed);
-        let free = available(&self.path)?;
+        let free = repo_available(&self.path)?;
         let reserve_missing = !self.path.join(RESERVE_FILE).exists();
         let floor = self.min_free + if reserve_missing { RESERVE_BYTES } else { 0 };
         if free < floor.saturating_add(len.max(CHECK_EVERY)) {
@@ -119,7 +136,7 @@ pub fn recover_meta_leftovers(meta_dir: &Path) -> io::Result<usize> {
 /// to start. Returns whether it was released.
 pub fn release_reserve_if_full(repo: &Path) -> bool {
     let reserve = repo.join(RESERVE_FILE);
-    if !reserve.exists() || available(repo).is_ok_and(|free| free >= OPEN_ROOM) {
+    if !reserve.exists() || available(&repo.join("meta")).or_else(|_| available(repo)).is_ok_and(|f| f >= OPEN_ROOM) {
         return false;
     }
     fs::remove_file(&reserve).is_ok()
@@ -175,5 +192,11 @@ mod tests {
         let err = Floor::new(dir.path(), free.saturating_add(1 << 40)).check_now().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         assert!(err.to_string().contains("store.min_free_bytes"), "{err}");
+        // The least of the repo folder, blocks/ and meta/ (a separate disk is tested in
+        // tests/full_disk.rs).
+        fs::create_dir(dir.path().join("blocks")).unwrap();
+        assert!(repo_available(dir.path()).unwrap() <= available(dir.path()).unwrap());
+        assert!(is_out_of_space(&io::Error::from_raw_os_error(libc::EDQUOT)));
+        assert!(!is_out_of_space(&io::Error::from_raw_os_error(libc::EIO)));
     }
 }

@@ -366,7 +366,10 @@ fn advance_snapshot(
         // room on the disk, skip it (as if the process had stopped before writing it) instead
         // of failing the open, so a repo on a full disk can still be read.
         match write_snapshot(config, &snapshot) {
-            Err(Error::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
+            Err(Error::Io(e))
+                if e.raw_os_error() == Some(libc::ENOSPC)
+                    || e.raw_os_error() == Some(libc::EDQUOT) =>
+            {
                 warn!("no space left for the start-up snapshot; continuing from the log: {}", e);
             }
             other => other?,
