@@ -1,10 +1,11 @@
-//! Free space on the repo's file system: the floor below which writes are refused, the space
+//! Free space on the repo's file systems: the floor below which writes are refused, the space
 //! reserve that lets a repo open on a full disk, and recovery of the metadata engine's
 //! leftovers after a write failed for lack of space.
 //!
 //! Invariant: cairn's own writes never fill the disk. The store's writer checks the free space
-//! before each block and refuses, with a message naming the floor, once a write would leave
-//! less than `store.min_free_bytes`. When something else fills the disk anyway, the repo still
+//! (of the repo folder, `blocks/` and `meta/`) before a command's first block and every MiB
+//! after, and refuses, with a message naming the floor, once a write would leave less than
+//! `store.min_free_bytes`. When something else fills the disk anyway, the repo still
 //! opens: `repo open` releases the [`RESERVE_FILE`] (a file of [`RESERVE_BYTES`] zeros kept for
 //! this) so sled can write its start-up snapshot, and re-creates it once space is back.
 
