@@ -34,16 +34,7 @@ use crate::hamt::{self, HamtError};
 use crate::profile::{HamtSizing, ImportSettings};
 use crate::unixfs::{Data, DataType, Metadata};
 
-/// One child of a directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirEntry {
-    /// The entry name (one path component).
-    pub name: String,
-    /// The child's root CID.
-    pub cid: Cid,
-    /// Cumulative size of the child DAG (its root block plus everything below it).
-    pub tsize: u64,
-}
+pub use crate::unixfs::DirEntry;
 
 /// Why an entry or directory was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -38,8 +38,8 @@ use cid::Cid;
 
 use crate::block::Block;
 use crate::dagpb::{PbLink, PbNode};
-use crate::dir::DirEntry;
 use crate::profile::ImportSettings;
+use crate::unixfs::DirEntry;
 use crate::unixfs::{Data, DataType, Metadata};
 
 /// Multicodec of murmur3-x64-64, the only hash UnixFS HAMTs use (`hashType`).

@@ -135,6 +135,18 @@ impl Metadata {
     }
 }
 
+/// One child of a directory, basic or HAMT-sharded (here, below both builders, so that
+/// neither imports the other for it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry name (one path component).
+    pub name: String,
+    /// The child's root CID.
+    pub cid: cid::Cid,
+    /// Cumulative size of the child DAG (its root block plus everything below it).
+    pub tsize: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@
 //! A wanted block goes to every waiting `get`, then to the write-behind queue, and the want is
 //! cancelled with the other peers. A block we recently wanted is a duplicate (a race); any
 //! other block is unwanted and a strike against the sender, as is a protocol violation
-//! (two strikes). At [`MAX_STRIKES`] the peer is banned for [`BAN_DURATION`]: dropped from
+//! (two strikes). At [`MAX_STRIKES`] the peer is banned for [`super::BAN_DURATION`]: dropped from
 //! every want and session, its ledger dropped by the server, and disconnected.
 //!
 //! The task never awaits a peer: wants go into per-peer outboxes (merged by CID) that are
@@ -50,9 +50,6 @@ use super::writer::Unwritten;
 use super::{server, BitswapConfig, Counters, FetchError};
 use crate::net::{NetEvent, Network};
 use crate::store::Store;
-
-/// How long a banned peer is ignored.
-pub(crate) const BAN_DURATION: Duration = Duration::from_secs(10 * 60);
 
 /// Strikes that get a peer banned: an unwanted block is one, a protocol violation two.
 pub(crate) const MAX_STRIKES: u32 = 4;
@@ -726,7 +723,7 @@ impl Client {
         self.strikes.remove(&peer);
         tracing::info!(%peer, "banning bitswap peer: unwanted blocks or protocol violations");
         Counters::add(&self.counters.peers_banned, 1);
-        self.banned.insert(peer, now + BAN_DURATION);
+        self.banned.insert(peer, now + super::BAN_DURATION);
         self.on_disconnected(peer);
         for s in self.sessions.values_mut() {
             s.proven.retain(|p| *p != peer);

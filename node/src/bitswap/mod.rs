@@ -61,6 +61,10 @@ const SERVER_QUEUE: usize = 256;
 /// from the server's, so serving peers never delays local work).
 const LOCAL_READS: usize = 32;
 
+/// How long a banned peer is ignored, by both halves of the engine (here so that neither
+/// imports the other for it).
+pub(crate) const BAN_DURATION: Duration = Duration::from_secs(10 * 60);
+
 /// How a node trades blocks. Every field has a documented default.
 #[derive(Clone, Debug)]
 pub struct BitswapConfig {

@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cairn_protocol::bitswap::{Message, Presence, WantEntry, WantType, MAX_BLOCK_SIZE, TARGET_MESSAGE_SIZE};
 use cairn_protocol::{Block, Cid};
@@ -37,9 +37,6 @@ pub(crate) const SMALL_BLOCK: u64 = 1024;
 
 /// Wants taken for one read job.
 const READ_BATCH: usize = 64;
-
-/// How long the server ignores a banned peer's wants.
-const BAN_DURATION: Duration = super::client::BAN_DURATION;
 
 /// Requests to the server task.
 #[derive(Debug)]
@@ -180,7 +177,7 @@ impl Server {
             Command::NewBlocks(cids) => self.on_new_blocks(&cids),
             Command::Ban(peer) => {
                 self.peers.remove(&peer);
-                self.banned.insert(peer, Instant::now() + BAN_DURATION);
+                self.banned.insert(peer, Instant::now() + super::BAN_DURATION);
             }
             Command::Stats(reply) => {
                 let wants = self.peers.values().map(|p| p.ledger.len()).sum();

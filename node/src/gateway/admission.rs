@@ -20,9 +20,6 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::error::GatewayError;
 
-/// Seconds a client is told to wait (`Retry-After`) when every retrieval slot is busy.
-pub const RETRY_AFTER_SECS: u64 = 5;
-
 /// Retrieval slots for a gateway of `max_requests` slots: `max_retrievals`, at most three
 /// quarters of `max_requests` (and at least one), so local content always keeps a quarter.
 pub fn retrieval_slots(max_requests: usize, max_retrievals: usize) -> usize {

@@ -12,6 +12,9 @@ use cairn_protocol::reader::{ReadError, ReadErrorKind};
 
 use crate::bitswap::FetchError;
 
+/// Seconds a client is told to wait (`Retry-After`) on 503 (busy) and 504 (slow network).
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 /// A failed gateway request: a status and a message for the person reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayError {
@@ -127,7 +130,7 @@ impl IntoResponse for GatewayError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if matches!(self.status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT) {
             // Busy or slow now, not broken: say when to try again.
-            h.insert(header::RETRY_AFTER, HeaderValue::from(super::admission::RETRY_AFTER_SECS));
+            h.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         resp
     }

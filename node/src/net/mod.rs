@@ -63,6 +63,13 @@ pub enum NetError {
     NotFound,
 }
 
+/// Unix time now, nanoseconds: the clock value records are validated against (here so that
+/// `records` and `persist` both reach it without importing each other).
+pub fn now_nanos() -> i128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+}
+
 /// Whether this node answers DHT queries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

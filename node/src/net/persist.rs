@@ -165,7 +165,7 @@ pub fn load(store: &Store) -> Vec<ProviderRecord> {
 
 /// The persisted value records that are still valid (the rest are deleted).
 pub fn load_values(store: &Store) -> Vec<(RecordKey, Vec<u8>)> {
-    let now = super::records::now_nanos();
+    let now = super::now_nanos();
     let mut out = Vec::new();
     let mut stale = Vec::new();
     let _ = store.meta().for_each(Tree::Values, &mut |k, v| {
@@ -201,7 +201,7 @@ mod tests {
         let store = repo.store().clone();
         let name_key = libp2p::identity::Keypair::generate_ed25519();
         let key = cairn_protocol::records::ipns_key(&name_key.public().to_peer_id());
-        let now = super::super::records::now_nanos();
+        let now = super::super::now_nanos();
         let valid = cairn_protocol::records::create_ipns(&name_key, b"/ipfs/bafkqaaa", 1, now + 3_600_000_000_000, 0);
         let expired = cairn_protocol::records::create_ipns(&name_key, b"/ipfs/bafkqaaa", 1, now - 1, 0);
         let other = cairn_protocol::records::ipns_key(&PeerId::random());

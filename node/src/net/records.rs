@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::{hash_map, HashMap};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cairn_protocol::records::{self, RecordError, ValidRecord};
 use libp2p::kad::store::{Error, Result};
@@ -29,11 +29,6 @@ pub const MAX_VALUE_BYTES: usize = 10 * 1024;
 
 /// Longest a value record is kept without being stored again (go-libp2p-kad-dht's 48 h).
 pub const MAX_RECORD_AGE: Duration = Duration::from_secs(48 * 3600);
-
-/// Unix time now, nanoseconds: the clock value records are validated against.
-pub fn now_nanos() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
-}
 
 /// In-memory record store; see the module docs.
 pub struct RecordStore {
@@ -63,7 +58,7 @@ impl RecordStore {
             let _ = libp2p::kad::store::RecordStore::add_provider(self, r);
         }
         for (key, value) in values {
-            let _ = self.offer(Record::new(key, value), now_nanos());
+            let _ = self.offer(Record::new(key, value), super::now_nanos());
         }
         self.persist = Some(persist);
     }
@@ -248,7 +243,7 @@ mod tests {
     fn value_records_are_validated_and_only_newer_ones_replace() {
         let name_key = libp2p::identity::Keypair::generate_ed25519();
         let key = RecordKey::new(&records::ipns_key(&name_key.public().to_peer_id()));
-        let now = now_nanos();
+        let now = crate::net::now_nanos();
         let hour = 3_600_000_000_000i128;
         let make = |seq, eol| {
             Record::new(key.clone(), records::create_ipns(&name_key, b"/ipfs/bafkqaaa", seq, eol, 0).unwrap())

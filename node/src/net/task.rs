@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use cairn_protocol::records::{self, ValidRecord};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use super::records::now_nanos;
+use super::now_nanos;
 use super::{
     peer_of, transport, Command, NetConfig, NetError, NetEvent, Network, PeerInfo, COMMAND_QUEUE, EVENT_QUEUE,
 };
