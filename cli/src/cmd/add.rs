@@ -15,10 +15,10 @@ use cairn_protocol::profile::{ImportSettings, Layout};
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
 
-use super::multipart::{self, Named, Part, Parts};
-use super::Target;
 use crate::args::{AddArgs, ImportArgs};
+use crate::backend::Backend;
 use crate::client::{self, Api};
+use crate::multipart::{self, Named, Part, Parts};
 use crate::output::{byte_bar, warn, Printer};
 
 /// Build import settings: the profile (flag, else config), then single-setting overrides.
@@ -65,7 +65,7 @@ fn print_added(out: &mut Printer, name: &str, cid: &str, size: &str, quiet: bool
 }
 
 /// Run `cairn add`.
-pub fn run(t: &Target, a: AddArgs, out: &mut Printer) -> Result<()> {
+pub fn run(t: &Backend, a: AddArgs, out: &mut Printer) -> Result<()> {
     let stdin = a.paths.is_empty() || (a.paths.len() == 1 && a.paths[0].as_os_str() == "-");
     let mut total = 0u64;
     if !stdin {
@@ -81,8 +81,8 @@ pub fn run(t: &Target, a: AddArgs, out: &mut Printer) -> Result<()> {
     }
     let bar = byte_bar((!stdin).then_some(total), a.progress, "adding");
     match t {
-        Target::Local(repo) => local(repo, a, stdin, bar, out),
-        Target::Daemon(api) => remote(api, a, stdin, bar, out),
+        Backend::Local(l) => local(l.repo(), a, stdin, bar, out),
+        Backend::Daemon(api) => remote(api, a, stdin, bar, out),
     }
 }
 

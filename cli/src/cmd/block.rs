@@ -1,36 +1,60 @@
-//! `cairn block …`: on the repo, or through a daemon (`block get` and `block stat` then fetch a
-//! missing block from the network).
+//! `cairn block …`: the `block/*` operations (through a daemon, `block get` and `block stat`
+//! fetch a missing block from the network).
 
 use std::io::{self, Read, Write};
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
-use cairn_node::pins::{self, PinKind};
-use cairn_node::repo::Repo;
-use cairn_node::store::key_of;
-use cairn_protocol::cids::{self, HashFn};
-use cairn_protocol::dagpb::PbNode;
-use cairn_protocol::Block;
+use cairn_node::ops::block::{BlockGet, BlockPut, BlockRm, BlockStat, MAX_BLOCK};
+use cairn_node::ops::Part;
 use serde_json::json;
 
-use super::multipart::{self, Part};
-use super::Target;
 use crate::args::BlockCommand;
-use crate::client::{self, Api};
+use crate::backend::Backend;
 use crate::output::Printer;
 
-/// Largest block `block put` accepts: what Bitswap can carry.
-const MAX_BLOCK: usize = 2 * 1024 * 1024;
-
 /// Run a block subcommand.
-pub fn run(t: &Target, cmd: BlockCommand, out: &mut Printer) -> Result<()> {
-    match t {
-        Target::Local(repo) => local(repo, cmd, out),
-        Target::Daemon(api) => remote(api, cmd, out),
+pub fn run(b: &Backend, cmd: BlockCommand, out: &mut Printer) -> Result<()> {
+    match cmd {
+        BlockCommand::Get { cid } => {
+            let mut data = Vec::new();
+            let mut body = b.open(BlockGet { cid, offline: false })?;
+            body.read_to_end(&mut data).with_context(|| b.stream_broke())?;
+            io::stdout().lock().write_all(&data)?;
+        }
+        BlockCommand::Put { file, cid_codec, mhtype, pin } => {
+            let data = read_input(&file)?;
+            let part = Part { name: input_name(&file), data: Box::new(io::Cursor::new(data)) };
+            for r in b.upload(BlockPut { codec: cid_codec, mhtype, pin }, vec![part])?.0 {
+                let c = r.key.clone();
+                out.emit(json!({ "Key": r.key, "Size": r.size }), || c)?;
+            }
+        }
+        BlockCommand::Stat { cid } => {
+            let s = b.call(BlockStat { cid, offline: false })?;
+            let (c, size) = (s.key, s.size);
+            out.emit(json!({ "Key": c, "Size": size }), || format!("Key: {c}\nSize: {size}"))?;
+        }
+        BlockCommand::Rm { cids, force } => {
+            for r in b.call(BlockRm { cids, force })?.0 {
+                if let Some(e) = r.error {
+                    bail!("{e}");
+                }
+                let c = r.hash;
+                out.emit(json!({ "Hash": c }), || format!("removed {c}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn input_name(file: &Option<std::path::PathBuf>) -> String {
+    match file {
+        Some(f) if f.as_os_str() != "-" => f.display().to_string(),
+        _ => "standard input".into(),
     }
 }
 
-/// Read `block put`'s input, refusing more than a block.
+/// Read `block put`'s input, refusing more than a block before anything is sent.
 fn read_input(file: &Option<std::path::PathBuf>) -> Result<Vec<u8>> {
     let mut data = Vec::new();
     match file {
@@ -45,110 +69,4 @@ fn read_input(file: &Option<std::path::PathBuf>) -> Result<Vec<u8>> {
         bail!("block of {} bytes is larger than the {MAX_BLOCK}-byte limit peers accept", data.len());
     }
     Ok(data)
-}
-
-fn local(repo: &Repo, cmd: BlockCommand, out: &mut Printer) -> Result<()> {
-    let store = repo.store();
-    match cmd {
-        BlockCommand::Get { cid } => {
-            let cid = cids::parse(&cid)?;
-            let data = store.get(&cid)?.with_context(|| format!("block {cid} is not in the local store"))?;
-            io::stdout().lock().write_all(&data)?;
-        }
-        BlockCommand::Put { file, cid_codec, mhtype, pin } => {
-            let data = read_input(&file)?;
-            let codec = match cid_codec.as_str() {
-                "raw" => cids::RAW,
-                "dag-pb" => cids::DAG_PB,
-                "dag-cbor" => cids::DAG_CBOR,
-                other => bail!("unsupported codec {other:?}: use raw, dag-pb or dag-cbor"),
-            };
-            let hash = HashFn::from_name(&mhtype).with_context(|| format!("unknown hash {mhtype:?}"))?;
-            let data = Bytes::from(data);
-            let cid = cids::cid_for(cid::Version::V1, codec, hash, &data);
-            // Refuse blocks that do not parse as their codec: they would poison every reader.
-            cairn_node::dag::links(&cid, &data).with_context(|| format!("not a valid {cid_codec} block"))?;
-            if codec == cids::DAG_PB {
-                PbNode::decode(&data)?;
-            }
-            store.put_many([Block::new_unchecked(cid, data.clone())])?;
-            if pin {
-                pins::add(store, &cid, PinKind::Direct, None)?;
-            }
-            let c = cid.to_string();
-            out.emit(json!({ "Key": c, "Size": data.len() }), || c.clone())?;
-        }
-        BlockCommand::Stat { cid } => {
-            let cid = cids::parse(&cid)?;
-            let size = store.size(&cid)?.with_context(|| format!("block {cid} is not in the local store"))?;
-            let c = cid.to_string();
-            out.emit(json!({ "Key": c, "Size": size }), || format!("Key: {c}\nSize: {size}"))?;
-        }
-        BlockCommand::Rm { cids: list, force } => {
-            let pinned = pins::list(store, &[PinKind::Recursive, PinKind::Direct, PinKind::Indirect])?;
-            for text in list {
-                let cid = cids::parse(&text)?;
-                if let Some(p) = pinned.iter().find(|p| p.cid.hash() == cid.hash()) {
-                    bail!("cannot remove {cid}: it is pinned ({})", p.kind.as_str());
-                }
-                if !store.has(&cid)? {
-                    if force {
-                        continue;
-                    }
-                    bail!("block {cid} is not in the local store");
-                }
-                store.remove_keys(&[key_of(&cid)])?;
-                let c = cid.to_string();
-                out.emit(json!({ "Hash": c }), || format!("removed {c}"))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn remote(api: &Api, cmd: BlockCommand, out: &mut Printer) -> Result<()> {
-    match cmd {
-        BlockCommand::Get { cid } => {
-            let mut body = client::bytes(api.call("block/get", &[("arg", cid)])?);
-            let mut data = Vec::new();
-            body.read_to_end(&mut data).context("reading the block from the daemon")?;
-            io::stdout().lock().write_all(&data)?;
-        }
-        BlockCommand::Put { file, cid_codec, mhtype, pin } => {
-            let data = read_input(&file)?;
-            let part = Part {
-                path: String::new(),
-                field: "file".into(),
-                content_type: "application/octet-stream",
-                body: Some(Box::new(io::Cursor::new(data))),
-            };
-            let body = multipart::Body::new(Box::new(std::iter::once(Ok(part))), None);
-            let ct = body.content_type();
-            let q = [("cid-codec", cid_codec), ("mhtype", mhtype), ("pin", pin.to_string())];
-            for row in client::ndjson(api.call_with("block/put", &q, &ct, body)?) {
-                let row = row?;
-                let c = row["Key"].as_str().context("a block/put answer without Key")?.to_string();
-                out.emit(json!({ "Key": c, "Size": row["Size"] }), || c.clone())?;
-            }
-        }
-        BlockCommand::Stat { cid } => {
-            let v = api.json("block/stat", &[("arg", cid)])?;
-            let c = v["Key"].as_str().context("a block/stat answer without Key")?.to_string();
-            let size = v["Size"].as_u64().context("a block/stat answer without Size")?;
-            out.emit(json!({ "Key": c, "Size": size }), || format!("Key: {c}\nSize: {size}"))?;
-        }
-        BlockCommand::Rm { cids: list, force } => {
-            let mut q: Vec<(&str, String)> = list.into_iter().map(|c| ("arg", c)).collect();
-            q.push(("force", force.to_string()));
-            for row in client::ndjson(api.call("block/rm", &q)?) {
-                let row = row?;
-                if let Some(e) = row["Error"].as_str() {
-                    bail!("{e}");
-                }
-                let c = row["Hash"].as_str().context("a block/rm answer without Hash")?.to_string();
-                out.emit(json!({ "Hash": c }), || format!("removed {c}"))?;
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,7 +1,7 @@
-//! `cairn cat`, `cairn get`, `cairn ls`: from the repo, or through a daemon (which fetches
-//! missing blocks from the network). `get` through a daemon unpacks the tar stream it sends,
-//! with the same rules as offline: nothing outside the destination, no existing file or link
-//! followed or overwritten.
+//! `cairn cat`, `cairn get`, `cairn ls`: the `cat`, `get` and `ls` operations (through a
+//! daemon, missing blocks are fetched from the network). `get` unpacks the tar stream of the
+//! `get` operation with one set of rules, in-process or not: nothing outside the destination,
+//! no existing file or link followed or overwritten.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -10,15 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use cairn_node::exporter::{self, GetReport};
+use cairn_node::exporter::GetReport;
+use cairn_node::ops::content::{Cat, Get, Ls};
 use cairn_protocol::reader::Kind;
 use indicatif::ProgressBar;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::Target;
-use crate::client::{self, Api};
+use crate::backend::Backend;
 use crate::output::{byte_bar, Printer};
-use crate::waiting::Waiter;
 
 /// A reader that counts the bytes read through it (the waiter's progress).
 struct Counted<R> {
@@ -35,27 +34,19 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// Stream a file (or a byte range) to stdout.
-pub fn cat(t: &Target, path: &str, offset: u64, length: Option<u64>) -> Result<()> {
+pub fn cat(b: &Backend, path: &str, offset: u64, length: Option<u64>) -> Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    match t {
-        Target::Local(repo) => {
-            exporter::cat(repo.store(), path, offset, length, &mut out)?;
-        }
-        Target::Daemon(api) => {
-            let mut q = vec![("arg", path.to_string()), ("offset", offset.to_string())];
-            q.extend(length.map(|l| ("length", l.to_string())));
-            let waiter = Waiter::start(api, path);
-            let mut body = client::bytes(api.call("cat", &q)?);
-            copy(&mut body, &mut out, api, &waiter.progress())?;
-        }
-    }
+    let waiter = b.waiter(path);
+    let mut body = b.open(Cat { path: path.to_string(), offset, length, offline: false })?;
+    let progress = waiter.as_ref().map(|w| w.progress()).unwrap_or_default();
+    copy(&mut body, &mut out, &b.stream_broke(), &progress)?;
     out.flush()?;
     Ok(())
 }
 
-/// Copy a streamed answer, telling a broken daemon stream from a closed output pipe.
-fn copy(from: &mut dyn Read, to: &mut dyn Write, api: &Api, progress: &AtomicU64) -> Result<u64> {
+/// Copy a stream, telling a broken source from a closed output pipe.
+fn copy(from: &mut dyn Read, to: &mut dyn Write, broke: &str, progress: &AtomicU64) -> Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -63,9 +54,7 @@ fn copy(from: &mut dyn Read, to: &mut dyn Write, api: &Api, progress: &AtomicU64
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(e).with_context(|| format!("the daemon at {} stopped sending (see its log)", api.addr()))
-            }
+            Err(e) => return Err(e).context(broke.to_string()),
         };
         to.write_all(&buf[..n])?;
         total += n as u64;
@@ -74,7 +63,7 @@ fn copy(from: &mut dyn Read, to: &mut dyn Write, api: &Api, progress: &AtomicU64
 }
 
 /// Write a file or tree to disk.
-pub fn get(t: &Target, path: &str, output: Option<PathBuf>, out: &mut Printer) -> Result<()> {
+pub fn get(b: &Backend, path: &str, output: Option<PathBuf>, out: &mut Printer) -> Result<()> {
     let dest = output.unwrap_or_else(|| {
         let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path);
         PathBuf::from(last)
@@ -83,15 +72,10 @@ pub fn get(t: &Target, path: &str, output: Option<PathBuf>, out: &mut Printer) -
         bail!("{} already exists: choose another output path with -o", dest.display());
     }
     let bar = byte_bar(None, None, "getting");
-    let report = match t {
-        Target::Local(repo) => exporter::get(repo.store(), path, &dest, &|n| bar.set_position(n))?,
-        Target::Daemon(api) => {
-            let waiter = Waiter::start(api, path);
-            let body =
-                Counted { inner: client::bytes(api.call("get", &[("arg", path.to_string())])?), n: waiter.progress() };
-            untar(body, &dest, &bar).with_context(|| format!("unpacking {path} from the daemon"))?
-        }
-    };
+    let waiter = b.waiter(path);
+    let progress = waiter.as_ref().map(|w| w.progress()).unwrap_or_default();
+    let body = Counted { inner: b.open(Get { path: path.to_string(), offline: false })?, n: progress };
+    let report = untar(body, &dest, &bar).with_context(|| format!("unpacking {path}"))?;
     bar.finish_and_clear();
     out.emit(
         json!({ "Path": dest, "Files": report.files, "Dirs": report.dirs, "Symlinks": report.symlinks, "Bytes": report.bytes }),
@@ -100,7 +84,7 @@ pub fn get(t: &Target, path: &str, output: Option<PathBuf>, out: &mut Printer) -
     Ok(())
 }
 
-/// Unpack the daemon's tar: the first path component (the root's name) becomes `dest`; every
+/// Unpack the `get` tar: the first path component (the root's name) becomes `dest`; every
 /// other component must be a plain name. Entries come parents first.
 fn untar(body: impl Read, dest: &Path, bar: &ProgressBar) -> Result<GetReport> {
     let mut archive = tar::Archive::new(body);
@@ -123,7 +107,7 @@ fn untar(body: impl Read, dest: &Path, bar: &ProgressBar) -> Result<GetReport> {
             let mut w = io::BufWriter::with_capacity(1 << 20, file);
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = entry.read(&mut buf).context("reading the daemon's tar stream")?;
+                let n = entry.read(&mut buf).context("reading the tar stream")?;
                 if n == 0 {
                     break;
                 }
@@ -138,7 +122,7 @@ fn untar(body: impl Read, dest: &Path, bar: &ProgressBar) -> Result<GetReport> {
         }
     }
     if report.files + report.dirs + report.symlinks == 0 {
-        bail!("the daemon sent an empty archive");
+        bail!("the archive is empty");
     }
     Ok(report)
 }
@@ -150,25 +134,17 @@ fn place(dest: &Path, name: &Path) -> Result<PathBuf> {
         match c {
             Component::Normal(part) if i > 0 => out.push(part),
             Component::Normal(_) => {}
-            _ => bail!("refusing the unsafe path {} in the daemon's archive", name.display()),
+            _ => bail!("refusing the unsafe path {} in the archive", name.display()),
         }
     }
     Ok(out)
 }
 
 /// List a directory.
-pub fn ls(t: &Target, path: &str, out: &mut Printer) -> Result<()> {
-    let rows: Vec<(String, String, u64, Option<Kind>)> = match t {
-        Target::Local(repo) => {
-            exporter::ls(repo.store(), path)?.into_iter().map(|e| (e.name, e.cid.to_string(), e.size, e.kind)).collect()
-        }
-        Target::Daemon(api) => {
-            let v = api.json("ls", &[("arg", path.to_string())])?;
-            let links = v["Objects"][0]["Links"].as_array().cloned().unwrap_or_default();
-            links.iter().map(remote_row).collect::<Result<_>>()?
-        }
-    };
-    for (name, cid, size, kind) in rows {
+pub fn ls(b: &Backend, path: &str, out: &mut Printer) -> Result<()> {
+    let answer = b.call(Ls { paths: vec![path.to_string()], offline: false })?;
+    for link in answer.objects.into_iter().flat_map(|o| o.links) {
+        let kind = link.kind();
         let kind_name = match kind {
             Some(Kind::File) => "file",
             Some(Kind::Directory) => "directory",
@@ -176,26 +152,12 @@ pub fn ls(t: &Target, path: &str, out: &mut Printer) -> Result<()> {
             None => "unknown",
         };
         let suffix = if kind == Some(Kind::Directory) { "/" } else { "" };
+        let (cid, size, name) = (link.hash, link.size, link.name);
         out.emit(json!({ "Name": name, "Hash": cid, "Size": size, "Type": kind_name }), || {
             format!("{cid} {size:>10} {name}{suffix}")
         })?;
     }
     Ok(())
-}
-
-fn remote_row(link: &Value) -> Result<(String, String, u64, Option<Kind>)> {
-    let kind = match link["Type"].as_i64() {
-        Some(1 | 5) => Some(Kind::Directory),
-        Some(2) => Some(Kind::File),
-        Some(4) => Some(Kind::Symlink),
-        _ => None,
-    };
-    Ok((
-        link["Name"].as_str().unwrap_or_default().to_string(),
-        link["Hash"].as_str().context("an ls entry without Hash")?.to_string(),
-        link["Size"].as_u64().unwrap_or(0),
-        kind,
-    ))
 }
 
 #[cfg(test)]

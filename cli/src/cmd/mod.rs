@@ -1,13 +1,13 @@
-//! One module per command group. Each command runs against a [`Target`]: the repo opened
-//! directly when no daemon runs, or the daemon's RPC API when one does, with the same human and
-//! `--json` output either way.
+//! One module per command group. Each command builds the typed request of its operation
+//! (`cairn_node::ops`), runs it on a [`Backend`] (the repo in this process when no daemon
+//! runs, the daemon's RPC API when one does) and prints the typed answer, with the same human
+//! and `--json` output either way. [`OPERATIONS`] names the operation of every subcommand.
 
 mod add;
 mod block;
 mod content;
 mod daemon;
 mod dag;
-mod multipart;
 mod net;
 mod pin;
 mod repo;
@@ -17,20 +17,53 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use cairn_node::ops::info::{Id, VersionInfo};
 use cairn_node::repo::{self as node_repo, Holder, Repo, RepoError};
 use serde_json::json;
 
 use crate::args::{Cli, Command};
+use crate::backend::{Backend, Local};
 use crate::client::{self, Api, Found};
 use crate::output::Printer;
 
-/// Where a command runs.
-pub enum Target {
-    /// No daemon: the repo, opened (and locked) by this process (boxed: it is large).
-    Local(Box<Repo>),
-    /// A daemon holds the repo: talk to its API.
-    Daemon(Api),
-}
+/// The operation each subcommand runs (`cairn pin add` runs `pin/add`), and `None` for the
+/// three that are not operations on a node: `init` makes a repo, `daemon` runs the node,
+/// `version` needs no repo (it prints the `version` operation's answer, computed locally).
+pub const OPERATIONS: &[(&str, Option<&str>)] = &[
+    ("init", None),
+    ("daemon", None),
+    ("version", None),
+    ("id", Some("id")),
+    ("add", Some("add")),
+    ("cat", Some("cat")),
+    ("get", Some("get")),
+    ("ls", Some("ls")),
+    ("pin add", Some("pin/add")),
+    ("pin rm", Some("pin/rm")),
+    ("pin ls", Some("pin/ls")),
+    ("pin verify", Some("pin/verify")),
+    ("block get", Some("block/get")),
+    ("block put", Some("block/put")),
+    ("block stat", Some("block/stat")),
+    ("block rm", Some("block/rm")),
+    ("dag import", Some("dag/import")),
+    ("dag export", Some("dag/export")),
+    ("repo gc", Some("repo/gc")),
+    ("repo stat", Some("repo/stat")),
+    ("repo verify", Some("repo/verify")),
+    ("swarm peers", Some("swarm/peers")),
+    ("swarm connect", Some("swarm/connect")),
+    ("swarm disconnect", Some("swarm/disconnect")),
+    ("swarm addrs", Some("swarm/addrs/local")),
+    ("dht findprovs", Some("dht/findprovs")),
+    ("dht findpeer", Some("dht/findpeer")),
+    ("dht provide", Some("dht/provide")),
+    ("bitswap stat", Some("bitswap/stat")),
+    ("bitswap wantlist", Some("bitswap/wantlist")),
+    ("stats bw", Some("stats/bw")),
+    ("provide stat", Some("provide/stat")),
+    ("shutdown", Some("shutdown")),
+];
 
 /// Run the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
@@ -39,8 +72,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init { profile } => init(&path, &profile, &mut out),
         Command::Version => {
-            let v = env!("CARGO_PKG_VERSION");
-            out.emit(json!({ "version": v, "repo_format": node_repo::REPO_VERSION }), || format!("cairn version {v}"))?;
+            let v = VersionInfo::current();
+            let text = format!("cairn version {}", v.version);
+            out.emit(serde_json::to_value(&v)?, || text)?;
             Ok(())
         }
         Command::Daemon => daemon::run(&path),
@@ -70,9 +104,9 @@ const DAEMON_START_WAIT: Duration = Duration::from_secs(60);
 /// killed daemon) is ignored, and removed, only when this process can take the repo lock.
 /// A daemon that holds the lock but does not answer yet is starting (or stopping): the command
 /// waits for its API, or for the lock to be released, instead of racing it for the repo.
-pub fn connect(path: &Path) -> Result<Target> {
+pub fn connect(path: &Path) -> Result<Backend> {
     let stale = match client::discover(path)? {
-        Found::Running(api) => return Ok(Target::Daemon(api)),
+        Found::Running(api) => return Ok(Backend::Daemon(api)),
         Found::None => None,
         Found::Stale(addr) => Some(addr),
     };
@@ -84,7 +118,7 @@ pub fn connect(path: &Path) -> Result<Target> {
             if stale.is_some() {
                 let _ = fs::remove_file(client::api_file(path));
             }
-            Ok(Target::Local(Box::new(repo)))
+            Ok(Backend::Local(Local::new(repo)?))
         }
         Err(RepoError::Locked { pid, .. }) if stale.is_some() => bail!(
             "a cairn process{pid} holds the repo at {}, but the daemon API it announced ({}) does not \
@@ -110,16 +144,16 @@ fn daemon_took_it(path: &Path) -> bool {
 
 /// A daemon holds the repo but its API does not answer yet: wait until it does (then use
 /// it), or until the lock is free (it stopped: open the repo), for [`DAEMON_START_WAIT`].
-fn wait_for_daemon(path: &Path, pid: &str) -> Result<Target> {
+fn wait_for_daemon(path: &Path, pid: &str) -> Result<Backend> {
     let start = Instant::now();
     let mut said = false;
     loop {
         if let Found::Running(api) = client::discover(path)? {
-            return Ok(Target::Daemon(api));
+            return Ok(Backend::Daemon(api));
         }
         if node_repo::starting_daemon(path).is_none() {
             match Repo::open(path) {
-                Ok(repo) => return Ok(Target::Local(Box::new(repo))),
+                Ok(repo) => return Ok(Backend::Local(Local::new(repo)?)),
                 Err(RepoError::Locked { holder: Some(Holder::Daemon), .. }) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -140,9 +174,13 @@ fn wait_for_daemon(path: &Path, pid: &str) -> Result<Target> {
     }
 }
 
-/// The daemon's API, for commands that need the network. A daemon that is still starting is
-/// waited for.
-fn daemon_api(path: &Path) -> Result<Api> {
+/// The daemon, for commands that need the network (they would only fail in-process). A
+/// daemon that is still starting is waited for.
+fn daemon_api(path: &Path) -> Result<Backend> {
+    daemon(path).map(Backend::Daemon)
+}
+
+fn daemon(path: &Path) -> Result<Api> {
     match client::discover(path)? {
         Found::Running(api) => Ok(api),
         Found::Stale(addr) => {
@@ -153,7 +191,7 @@ fn daemon_api(path: &Path) -> Result<Api> {
             let locked = matches!(node_repo::lock_holder(path), Some((_, Some(Holder::Daemon))));
             if starting.is_some() || locked {
                 let pid = starting.or(node_repo::lock_holder(path).map(|(p, _)| p)).unwrap_or_default();
-                if let Target::Daemon(api) = wait_for_daemon(path, &format!(" (pid {pid})"))? {
+                if let Backend::Daemon(api) = wait_for_daemon(path, &format!(" (pid {pid})"))? {
                     return Ok(api);
                 }
             }
@@ -174,21 +212,8 @@ fn init(path: &Path, profile: &str, out: &mut Printer) -> Result<()> {
 /// `cairn id`: the peer ID, the repo's node profile, and (from a running daemon) the
 /// addresses peers can reach it on, each ending in `/p2p/<id>` (none offline).
 fn id(path: &Path, out: &mut Printer) -> Result<()> {
-    let (id, profile, addrs) = match connect(path)? {
-        Target::Local(repo) => (repo.identity().peer_id(), repo.config().profile.clone(), Vec::new()),
-        Target::Daemon(api) => {
-            let v = api.json("id", &[])?;
-            let id = v["ID"].as_str().context("the daemon's id answer has no ID")?.to_string();
-            let addrs: Vec<String> = v["Addresses"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
-                .unwrap_or_default();
-            // The profile is a repo setting, readable without the lock.
-            let text = fs::read_to_string(path.join("config.toml")).context("reading config.toml")?;
-            let config = node_repo::Config::from_toml(&text).map_err(anyhow::Error::msg)?;
-            (id, config.profile, addrs)
-        }
-    };
-    out.emit(json!({ "ID": id, "profile": profile, "Addresses": addrs }), || id.clone())?;
+    let v = connect(path)?.call(Id { peer: None })?;
+    let id = v.id.clone();
+    out.emit(json!({ "ID": v.id, "profile": v.profile, "Addresses": v.addresses }), || id)?;
     Ok(())
 }

@@ -1,53 +1,48 @@
-//! The commands that need a running daemon: `swarm`, `dht`, `bitswap`, `stats`, `shutdown`.
+//! The commands that need a running daemon: `swarm`, `dht`, `bitswap`, `stats`, `provide`,
+//! `shutdown`, each one operation of `cairn_node::ops`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use cairn_node::ops::routing::{DhtFindpeer, DhtFindprovs, DhtProvide};
+use cairn_node::ops::stats::{BitswapStat, BitswapWantlist, ProvideStat, Shutdown, StatsBw};
+use cairn_node::ops::swarm::{SwarmAddrsLocal, SwarmConnect, SwarmDisconnect, SwarmPeers};
+use serde_json::json;
 
 use crate::args::{BitswapCommand, DhtCommand, ProvideCommand, StatsCommand, SwarmCommand};
-use crate::client::{self, Api};
+use crate::backend::Backend;
+use crate::client;
 use crate::output::Printer;
 
 /// How long `cairn shutdown` waits for the daemon to finish stopping.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    v[key].as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
-}
-
 /// `cairn swarm …`.
-pub fn swarm(api: &Api, cmd: SwarmCommand, out: &mut Printer) -> Result<()> {
+pub fn swarm(b: &Backend, cmd: SwarmCommand, out: &mut Printer) -> Result<()> {
     match cmd {
         SwarmCommand::Peers => {
-            let v = api.json("swarm/peers", &[])?;
-            for p in v["Peers"].as_array().cloned().unwrap_or_default() {
-                let (addr, peer) = (p["Addr"].as_str().unwrap_or_default(), p["Peer"].as_str().unwrap_or_default());
-                out.emit(json!({ "Addr": addr, "Peer": peer, "Connections": p["Connections"] }), || {
-                    format!("{addr}/p2p/{peer}")
-                })?;
+            for p in b.call(SwarmPeers)?.peers {
+                let text = format!("{}/p2p/{}", p.addr, p.peer);
+                out.emit(json!({ "Addr": p.addr, "Peer": p.peer, "Connections": p.connections }), || text)?;
             }
         }
         SwarmCommand::Connect { addrs } => {
             for a in addrs {
-                let v = api.json("swarm/connect", &[("arg", a)])?;
-                for s in strings(&v, "Strings") {
+                for s in b.call(SwarmConnect { addrs: vec![a] })?.strings {
                     out.emit(json!({ "Result": s }), || s.clone())?;
                 }
             }
         }
         SwarmCommand::Disconnect { peers } => {
             for p in peers {
-                let v = api.json("swarm/disconnect", &[("arg", p)])?;
-                for s in strings(&v, "Strings") {
+                for s in b.call(SwarmDisconnect { peers: vec![p] })?.strings {
                     out.emit(json!({ "Result": s }), || s.clone())?;
                 }
             }
         }
         SwarmCommand::Addrs => {
-            let v = api.json("swarm/addrs/local", &[])?;
-            for a in strings(&v, "Strings") {
+            for a in b.call(SwarmAddrsLocal { id: false })?.strings {
                 out.emit(json!({ "Addr": a }), || a.clone())?;
             }
         }
@@ -56,33 +51,27 @@ pub fn swarm(api: &Api, cmd: SwarmCommand, out: &mut Printer) -> Result<()> {
 }
 
 /// `cairn dht …`.
-pub fn dht(api: &Api, cmd: DhtCommand, out: &mut Printer) -> Result<()> {
+pub fn dht(b: &Backend, cmd: DhtCommand, out: &mut Printer) -> Result<()> {
     match cmd {
         DhtCommand::Findprovs { cid, num_providers } => {
-            let q = [("arg", cid), ("num-providers", num_providers.to_string())];
-            for row in client::ndjson(api.call("dht/findprovs", &q)?) {
-                let row = row?;
-                for r in row["Responses"].as_array().cloned().unwrap_or_default() {
-                    let id = r["ID"].as_str().unwrap_or_default().to_string();
+            let req = DhtFindprovs { cid, num_providers: num_providers as usize };
+            for event in b.call(req)?.0 {
+                for r in event.responses {
+                    let id = r.id;
                     out.emit(json!({ "ID": id }), || id.clone())?;
                 }
             }
         }
         DhtCommand::Findpeer { peer } => {
-            for row in client::ndjson(api.call("dht/findpeer", &[("arg", peer)])?) {
-                let row = row?;
-                for r in row["Responses"].as_array().cloned().unwrap_or_default() {
-                    for a in strings(&r, "Addrs") {
-                        out.emit(json!({ "Addr": a }), || a.clone())?;
-                    }
+            for event in b.call(DhtFindpeer { peer })?.0 {
+                for a in event.responses.into_iter().flat_map(|r| r.addrs) {
+                    out.emit(json!({ "Addr": a }), || a.clone())?;
                 }
             }
         }
         DhtCommand::Provide { cids, recursive } => {
-            let mut q: Vec<(&str, String)> = cids.into_iter().map(|c| ("arg", c)).collect();
-            q.push(("recursive", recursive.to_string()));
-            for row in client::ndjson(api.call("dht/provide", &q)?) {
-                let cid = row?["Extra"].as_str().unwrap_or_default().to_string();
+            for event in b.call(DhtProvide { cids, recursive })?.0 {
+                let cid = event.extra;
                 out.emit(json!({ "Provided": cid }), || format!("provided {cid}"))?;
             }
         }
@@ -91,37 +80,32 @@ pub fn dht(api: &Api, cmd: DhtCommand, out: &mut Printer) -> Result<()> {
 }
 
 /// `cairn bitswap …`.
-pub fn bitswap(api: &Api, cmd: BitswapCommand, out: &mut Printer) -> Result<()> {
+pub fn bitswap(b: &Backend, cmd: BitswapCommand, out: &mut Printer) -> Result<()> {
     match cmd {
         BitswapCommand::Stat => {
-            let v = api.json("bitswap/stat", &[])?;
-            let n = |k: &str| v[k].as_u64().unwrap_or(0);
-            let wants = v["Wantlist"].as_array().map_or(0, Vec::len);
-            let peers = v["Peers"].as_array().map_or(0, Vec::len);
-            out.emit(v.clone(), || {
-                format!(
-                    "bitswap status\n\tblocks received: {}\n\tblocks sent: {}\n\tdata received: {}\n\tdata sent: {}\n\t\
-                     dup blocks received: {}\n\tdup data received: {}\n\tunwanted blocks: {}\n\t\
-                     protocol violations: {}\n\tpeers banned: {} ({} now)\n\twantlist [{wants} keys]\n\t\
-                     partners [{peers}]",
-                    n("BlocksReceived"),
-                    n("BlocksSent"),
-                    n("DataReceived"),
-                    n("DataSent"),
-                    n("DupBlksReceived"),
-                    n("DupDataReceived"),
-                    n("UnwantedBlocks"),
-                    n("ProtocolViolations"),
-                    n("PeersBanned"),
-                    n("BannedNow"),
-                )
-            })?;
+            let s = b.call(BitswapStat)?;
+            let text = format!(
+                "bitswap status\n\tblocks received: {}\n\tblocks sent: {}\n\tdata received: {}\n\tdata sent: {}\n\t\
+                 dup blocks received: {}\n\tdup data received: {}\n\tunwanted blocks: {}\n\t\
+                 protocol violations: {}\n\tpeers banned: {} ({} now)\n\twantlist [{} keys]\n\tpartners [{}]",
+                s.blocks_received,
+                s.blocks_sent,
+                s.data_received,
+                s.data_sent,
+                s.dup_blks_received,
+                s.dup_data_received,
+                s.unwanted_blocks,
+                s.protocol_violations,
+                s.peers_banned,
+                s.banned_now,
+                s.wantlist.len(),
+                s.peers.len(),
+            );
+            out.emit(serde_json::to_value(&s)?, || text)?;
         }
         BitswapCommand::Wantlist { peer } => {
-            let q: Vec<(&str, String)> = peer.map(|p| ("peer", p)).into_iter().collect();
-            let v = api.json("bitswap/wantlist", &q)?;
-            for k in v["Keys"].as_array().cloned().unwrap_or_default() {
-                let cid = k["/"].as_str().unwrap_or_default().to_string();
+            for k in b.call(BitswapWantlist { peer })?.keys {
+                let cid = k.cid;
                 out.emit(json!({ "Cid": cid }), || cid.clone())?;
             }
         }
@@ -130,32 +114,30 @@ pub fn bitswap(api: &Api, cmd: BitswapCommand, out: &mut Printer) -> Result<()> 
 }
 
 /// `cairn stats …`.
-pub fn stats(api: &Api, cmd: StatsCommand, out: &mut Printer) -> Result<()> {
+pub fn stats(b: &Backend, cmd: StatsCommand, out: &mut Printer) -> Result<()> {
     match cmd {
         StatsCommand::Bw => {
-            let v = api.json("stats/bw", &[])?;
-            out.emit(v.clone(), || {
-                format!(
-                    "Bandwidth (Bitswap blocks)\nTotalIn: {}\nTotalOut: {}\nRateIn: {}/s\nRateOut: {}/s",
-                    v["TotalIn"], v["TotalOut"], v["RateIn"], v["RateOut"]
-                )
-            })?;
+            let s = b.call(StatsBw)?;
+            let text = format!(
+                "Bandwidth (Bitswap blocks)\nTotalIn: {}\nTotalOut: {}\nRateIn: {}/s\nRateOut: {}/s",
+                s.total_in, s.total_out, s.rate_in, s.rate_out
+            );
+            out.emit(serde_json::to_value(&s)?, || text)?;
         }
     }
     Ok(())
 }
 
 /// `cairn provide …`.
-pub fn provide(api: &Api, cmd: ProvideCommand, out: &mut Printer) -> Result<()> {
+pub fn provide(b: &Backend, cmd: ProvideCommand, out: &mut Printer) -> Result<()> {
     match cmd {
         ProvideCommand::Stat => {
-            let v = api.json("provide/stat", &[])?;
-            out.emit(v.clone(), || {
-                format!(
-                    "Queued:      {}\nProvided:    {}\nFailed:      {}\nTotalKeys:   {}\nLastProvide: {}\nLagSeconds:  {}\nWalks:       {}",
-                    v["Queued"], v["Provided"], v["Failed"], v["TotalKeys"], v["LastProvide"], v["LagSeconds"], v["Walks"]
-                )
-            })?;
+            let s = b.call(ProvideStat)?;
+            let text = format!(
+                "Queued:      {}\nProvided:    {}\nFailed:      {}\nTotalKeys:   {}\nLastProvide: {}\nLagSeconds:  {}\nWalks:       {}",
+                s.queued, s.provided, s.failed, s.total_keys, s.last_provide, s.lag_seconds, s.walks
+            );
+            out.emit(serde_json::to_value(&s)?, || text)?;
         }
     }
     Ok(())
@@ -163,8 +145,8 @@ pub fn provide(api: &Api, cmd: ProvideCommand, out: &mut Printer) -> Result<()> 
 
 /// `cairn shutdown`: ask the daemon to stop, then wait until it has: its `api` file is gone
 /// and the repo lock is free (the store is flushed), so the next command can open the repo.
-pub fn shutdown(repo: &Path, api: &Api, out: &mut Printer) -> Result<()> {
-    api.call("shutdown", &[]).context("asking the daemon to shut down")?;
+pub fn shutdown(repo: &Path, b: &Backend, out: &mut Printer) -> Result<()> {
+    b.call(Shutdown).context("asking the daemon to shut down")?;
     let start = Instant::now();
     while client::api_file(repo).exists() || lock_held(repo) {
         if start.elapsed() > SHUTDOWN_WAIT {

@@ -1,84 +1,57 @@
-//! `cairn pin …`: on the repo, or through a daemon (`pin add` then fetches what is missing
+//! `cairn pin …`: the `pin/*` operations (through a daemon, `pin add` fetches what is missing
 //! from the network before pinning).
 
-use anyhow::{bail, Context, Result};
-use cairn_node::exporter;
-use cairn_node::pins::{self, Pin, PinKind};
-use cairn_node::repo::Repo;
-use serde_json::{json, Value};
+use anyhow::{bail, Result};
+use cairn_node::ops::pin::{PinAdd, PinList, PinLs, PinRm, PinType as OpPinType, PinVerify};
+use serde_json::json;
 
-use super::Target;
 use crate::args::{PinCommand, PinType};
-use crate::client::{self, Api};
+use crate::backend::Backend;
 use crate::output::Printer;
-use crate::waiting::Waiter;
 
 /// Run a pin subcommand.
-pub fn run(t: &Target, cmd: PinCommand, out: &mut Printer) -> Result<()> {
+pub fn run(b: &Backend, cmd: PinCommand, out: &mut Printer) -> Result<()> {
     match cmd {
         PinCommand::Add { paths, recursive, name } => {
-            let kind = if recursive { PinKind::Recursive } else { PinKind::Direct };
+            let kind = if recursive { "recursive" } else { "direct" };
             for p in paths {
-                let cid = match t {
-                    Target::Local(repo) => {
-                        let cid = exporter::resolve(repo.store(), &p)?;
-                        pins::add(repo.store(), &cid, kind, name.clone())?;
-                        cid.to_string()
-                    }
-                    Target::Daemon(api) => {
-                        let mut q = vec![("arg", p.clone()), ("recursive", recursive.to_string())];
-                        q.extend(name.clone().map(|n| ("name", n)));
-                        let _waiter = Waiter::start(api, &p);
-                        first_pin(&api.json("pin/add", &q)?)?
-                    }
-                };
-                out.emit(json!({ "Pins": [cid] }), || format!("pinned {cid} {}", kind.as_str()))?;
+                let _waiter = b.waiter(&p);
+                let req = PinAdd { paths: vec![p], recursive, name: name.clone(), offline: false };
+                for cid in b.call(req)?.pins {
+                    out.emit(json!({ "Pins": [cid] }), || format!("pinned {cid} {kind}"))?;
+                }
             }
         }
         PinCommand::Rm { paths } => {
             for p in paths {
-                let cid = match t {
-                    Target::Local(repo) => {
-                        let cid = exporter::resolve(repo.store(), &p)?;
-                        pins::rm(repo.store(), &cid)?;
-                        cid.to_string()
-                    }
-                    Target::Daemon(api) => first_pin(&api.json("pin/rm", &[("arg", p.clone())])?)?,
-                };
-                out.emit(json!({ "Pins": [cid] }), || format!("unpinned {cid}"))?;
+                for cid in b.call(PinRm { paths: vec![p] })?.pins {
+                    out.emit(json!({ "Pins": [cid] }), || format!("unpinned {cid}"))?;
+                }
             }
         }
         PinCommand::Ls { kind, paths } => {
-            let rows = match t {
-                Target::Local(repo) => local_ls(repo, kind, &paths)?,
-                Target::Daemon(api) => remote_ls(api, kind, &paths)?,
+            let kind = match kind {
+                PinType::All => OpPinType::All,
+                PinType::Recursive => OpPinType::Recursive,
+                PinType::Direct => OpPinType::Direct,
+                PinType::Indirect => OpPinType::Indirect,
             };
-            for (cid, kind, name) in rows {
-                out.emit(json!({ "Cid": cid, "Type": kind, "Name": name }), || format!("{cid} {kind}"))?;
+            let rows = match b.call(PinLs { kind, paths, stream: true })? {
+                PinList::Rows(rows) => rows,
+                PinList::Keys(_) => bail!("the answer to pin/ls came as a map, though rows were asked for"),
+            };
+            for r in rows {
+                let (cid, kind) = (r.cid.clone(), r.kind.clone());
+                out.emit(json!({ "Cid": r.cid, "Type": r.kind, "Name": r.name }), || format!("{cid} {kind}"))?;
             }
         }
         PinCommand::Verify => {
-            let checks: Vec<(String, Option<String>)> = match t {
-                Target::Local(repo) => {
-                    pins::verify(repo.store())?.into_iter().map(|c| (c.cid.to_string(), c.problem)).collect()
-                }
-                Target::Daemon(api) => {
-                    let resp = api.call("pin/verify", &[("verbose", "true".into())])?;
-                    client::ndjson(resp)
-                        .map(|row| {
-                            let row = row?;
-                            let cid = row["Cid"].as_str().context("a pin/verify row without Cid")?.to_string();
-                            let problem = row["BadNodes"][0]["Err"].as_str().map(String::from);
-                            Ok((cid, problem))
-                        })
-                        .collect::<Result<_>>()?
-                }
-            };
             let mut bad = 0;
-            for (cid, problem) in checks {
-                let ok = problem.is_none();
-                bad += usize::from(!ok);
-                out.emit(json!({ "Cid": cid, "Ok": ok, "Problem": problem }), || match &problem {
+            for c in b.call(PinVerify { verbose: true })?.0 {
+                let problem = c.bad_nodes.first().map(|n| n.err.clone());
+                bad += usize::from(!c.ok);
+                let cid = c.cid;
+                out.emit(json!({ "Cid": cid, "Ok": c.ok, "Problem": problem }), || match &problem {
                     None => format!("{cid} ok"),
                     Some(p) => format!("{cid} BAD: {p}"),
                 })?;
@@ -89,51 +62,4 @@ pub fn run(t: &Target, cmd: PinCommand, out: &mut Printer) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn first_pin(v: &Value) -> Result<String> {
-    v["Pins"][0].as_str().map(String::from).context("the daemon's answer names no pin")
-}
-
-type PinRow = (String, String, Value);
-
-fn local_ls(repo: &Repo, kind: PinType, paths: &[String]) -> Result<Vec<PinRow>> {
-    let store = repo.store();
-    let kinds = match kind {
-        PinType::All => vec![PinKind::Recursive, PinKind::Direct, PinKind::Indirect],
-        PinType::Recursive => vec![PinKind::Recursive],
-        PinType::Direct => vec![PinKind::Direct],
-        PinType::Indirect => vec![PinKind::Indirect],
-    };
-    let mut list = pins::list(store, &kinds)?;
-    if !paths.is_empty() {
-        let wanted = paths.iter().map(|p| exporter::resolve(store, p)).collect::<Result<Vec<_>, _>>()?;
-        list.retain(|p| wanted.iter().any(|w| w.hash() == p.cid.hash()));
-        if list.is_empty() {
-            bail!("not pinned: {}", paths.join(", "));
-        }
-    }
-    Ok(list
-        .into_iter()
-        .map(|Pin { cid, kind, name }| (cid.to_string(), kind.as_str().to_string(), json!(name)))
-        .collect())
-}
-
-fn remote_ls(api: &Api, kind: PinType, paths: &[String]) -> Result<Vec<PinRow>> {
-    let t = match kind {
-        PinType::All => "all",
-        PinType::Recursive => "recursive",
-        PinType::Direct => "direct",
-        PinType::Indirect => "indirect",
-    };
-    let mut q = vec![("type", t.to_string()), ("stream", "true".into())];
-    q.extend(paths.iter().map(|p| ("arg", p.clone())));
-    client::ndjson(api.call("pin/ls", &q)?)
-        .map(|row| {
-            let row = row?;
-            let cid = row["Cid"].as_str().context("a pin/ls row without Cid")?.to_string();
-            let kind = row["Type"].as_str().unwrap_or_default().to_string();
-            Ok((cid, kind, row["Name"].clone()))
-        })
-        .collect()
 }

@@ -33,11 +33,11 @@ use cairn_protocol::{Block, Cid};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::args::Args;
-use super::error::ApiError;
-use super::stream::ndjson_lines;
 use super::Ctx;
+use crate::http_body::ndjson_lines;
 use crate::importer;
+use crate::ops::args::Args;
+use crate::ops::OpError;
 use crate::pins::{self, PinKind};
 use crate::store::{BatchWriter, Store, StoreError};
 
@@ -90,8 +90,8 @@ pub async fn add(
     State(ctx): State<Ctx>,
     args: Args,
     body: Result<Multipart, MultipartRejection>,
-) -> Result<Response, ApiError> {
-    let mut body = body.map_err(|e| ApiError::bad(e.body_text()))?;
+) -> Result<Response, OpError> {
+    let mut body = body.map_err(|e| OpError::bad(e.body_text()))?;
     let opts = Options {
         settings: settings(&ctx, &args)?,
         wrap: args.flag("wrap-with-directory", false)?,
@@ -105,10 +105,10 @@ pub async fn add(
     // A send fails only when the session stopped early; its error is the one to report.
     let mut fed = feed(&mut body, &tx).await;
     if fed.is_ok() && tx.send(Part::End).await.is_err() {
-        fed = Err(ApiError::failed(STOPPED_EARLY));
+        fed = Err(OpError::failed(STOPPED_EARLY));
     }
     drop(tx);
-    let done = session.await.map_err(|e| ApiError::failed(format!("internal error: the add session failed: {e}")))?;
+    let done = session.await.map_err(|e| OpError::failed(format!("internal error: the add session failed: {e}")))?;
     let (rows, roots) = match (done, fed) {
         (Ok(done), Ok(())) => done,
         // The session stopped first (disk full, a bad entry): its error is the one to report.
@@ -131,18 +131,18 @@ pub async fn add(
 
 /// Import settings: the profile (option, else the repo's), then single-setting options, as
 /// the CLI builds them.
-fn settings(ctx: &Ctx, args: &Args) -> Result<ImportSettings, ApiError> {
+fn settings(ctx: &Ctx, args: &Args) -> Result<ImportSettings, OpError> {
     let profile = match args.get("profile") {
         Some(p) => p.to_string(),
         None => ctx.node.repo().config().import.profile.clone(),
     };
-    let bad = |e: &dyn std::fmt::Display| ApiError::bad(e.to_string());
+    let bad = |e: &dyn std::fmt::Display| OpError::bad(e.to_string());
     let mut s = ImportSettings::profile(&profile).map_err(|e| bad(&e))?;
     if let Some(v) = args.u64("cid-version")? {
         let version = match v {
             0 => cid::Version::V0,
             1 => cid::Version::V1,
-            other => return Err(ApiError::bad(format!("--cid-version {other} is not supported: use 0 or 1"))),
+            other => return Err(OpError::bad(format!("--cid-version {other} is not supported: use 0 or 1"))),
         };
         s.set_cid_version(version, args.get("raw-leaves").is_some());
     }
@@ -157,17 +157,17 @@ fn settings(ctx: &Ctx, args: &Args) -> Result<ImportSettings, ApiError> {
     }
     if let Some(h) = args.get("hash") {
         s.hash =
-            HashFn::from_name(h).ok_or_else(|| ApiError::bad(format!("unknown hash {h:?}: use sha2-256 or blake3")))?;
+            HashFn::from_name(h).ok_or_else(|| OpError::bad(format!("unknown hash {h:?}: use sha2-256 or blake3")))?;
     }
     if let Some(m) = args.u64("max-links")?.or(args.u64("max-file-links")?) {
-        s.max_links = usize::try_from(m).map_err(|_| ApiError::bad("max-links is too large"))?;
+        s.max_links = usize::try_from(m).map_err(|_| OpError::bad("max-links is too large"))?;
     }
     s.validate().map_err(|e| bad(&e))
 }
 
 /// Read every part of the body and pass it on.
-async fn feed(body: &mut Multipart, tx: &mpsc::Sender<Part>) -> Result<(), ApiError> {
-    let closed = || ApiError::failed(STOPPED_EARLY);
+async fn feed(body: &mut Multipart, tx: &mpsc::Sender<Part>) -> Result<(), OpError> {
+    let closed = || OpError::failed(STOPPED_EARLY);
     while let Some(mut field) = body.next_field().await.map_err(multipart_error)? {
         let (kind, path, meta) = describe(&field)?;
         match kind {
@@ -177,11 +177,11 @@ async fn feed(body: &mut Multipart, tx: &mpsc::Sender<Part>) -> Result<(), ApiEr
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     target.extend_from_slice(&chunk);
                     if target.len() > MAX_SYMLINK {
-                        return Err(ApiError::bad(format!("symlink {path}: target longer than {MAX_SYMLINK} bytes")));
+                        return Err(OpError::bad(format!("symlink {path}: target longer than {MAX_SYMLINK} bytes")));
                     }
                 }
                 let target = String::from_utf8(target)
-                    .map_err(|_| ApiError::bad(format!("symlink {path}: the target is not UTF-8")))?;
+                    .map_err(|_| OpError::bad(format!("symlink {path}: the target is not UTF-8")))?;
                 tx.send(Part::Symlink { path, target, meta }).await.map_err(|_| closed())?;
             }
             Kind::File => {
@@ -209,8 +209,8 @@ async fn drain(body: &mut Multipart) {
     let _ = tokio::time::timeout(DRAIN_LIMIT, rest).await;
 }
 
-fn multipart_error(e: MultipartError) -> ApiError {
-    ApiError::bad(format!("reading the multipart body: {}", e.body_text()))
+fn multipart_error(e: MultipartError) -> OpError {
+    OpError::bad(format!("reading the multipart body: {}", e.body_text()))
 }
 
 enum Kind {
@@ -220,12 +220,12 @@ enum Kind {
 }
 
 /// A part's kind, decoded path and metadata.
-fn describe(field: &Field<'_>) -> Result<(Kind, String, Metadata), ApiError> {
+fn describe(field: &Field<'_>) -> Result<(Kind, String, Metadata), OpError> {
     let kind = match field.content_type().map(|c| c.split(';').next().unwrap_or("").trim()) {
         Some("application/x-directory") => Kind::Dir,
         Some("application/symlink") => Kind::Symlink,
         Some("multipart/mixed") => {
-            return Err(ApiError::bad(
+            return Err(OpError::bad(
                 "nested multipart directories (old go-ipfs clients) are not supported: send one part per entry",
             ))
         }
@@ -234,33 +234,33 @@ fn describe(field: &Field<'_>) -> Result<(Kind, String, Metadata), ApiError> {
     let raw = field.file_name().unwrap_or("");
     let path = percent_encoding::percent_decode_str(&raw.replace('+', " "))
         .decode_utf8()
-        .map_err(|_| ApiError::bad(format!("file name {raw:?} is not UTF-8")))?
+        .map_err(|_| OpError::bad(format!("file name {raw:?} is not UTF-8")))?
         .into_owned();
     let meta = field.name().map(field_metadata).transpose()?.unwrap_or_default();
     Ok((kind, path, meta))
 }
 
 /// `file?mode=0755&mtime=SECS&mtime-nsecs=N` (kubo-rpc-client's way of sending metadata).
-fn field_metadata(name: &str) -> Result<Metadata, ApiError> {
+fn field_metadata(name: &str) -> Result<Metadata, OpError> {
     let Some((_, query)) = name.split_once('?') else { return Ok(Metadata::default()) };
     let args = Args::parse(query)?;
     let mode = args
         .get("mode")
-        .map(|m| u32::from_str_radix(m, 8).map_err(|_| ApiError::bad(format!("mode {m:?} is not octal"))))
+        .map(|m| u32::from_str_radix(m, 8).map_err(|_| OpError::bad(format!("mode {m:?} is not octal"))))
         .transpose()?;
     let mtime = match args.get("mtime") {
         None => None,
         Some(t) => {
-            let secs: i64 = t.parse().map_err(|_| ApiError::bad(format!("mtime {t:?} is not a number")))?;
+            let secs: i64 = t.parse().map_err(|_| OpError::bad(format!("mtime {t:?} is not a number")))?;
             let nsecs = args.u64("mtime-nsecs")?.unwrap_or(0);
-            Some((secs, u32::try_from(nsecs).map_err(|_| ApiError::bad("mtime-nsecs is too large"))?))
+            Some((secs, u32::try_from(nsecs).map_err(|_| OpError::bad("mtime-nsecs is too large"))?))
         }
     };
     Ok(Metadata { mode: mode.map(|m| m & 0o7777), mtime })
 }
 
 /// Split a part's path into validated segments (`""` is a nameless file).
-fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+fn segments(path: &str) -> Result<Vec<String>, OpError> {
     let trimmed = path.trim_matches('/');
     if trimmed.is_empty() {
         return Ok(Vec::new());
@@ -269,7 +269,7 @@ fn segments(path: &str) -> Result<Vec<String>, ApiError> {
         .split('/')
         .map(|s| match s {
             "" | "." | ".." => {
-                Err(ApiError::bad(format!("invalid path {path:?}: empty, `.` and `..` segments are refused")))
+                Err(OpError::bad(format!("invalid path {path:?}: empty, `.` and `..` segments are refused")))
             }
             s => Ok(s.to_string()),
         })
@@ -306,7 +306,7 @@ impl Session {
 
     /// Import every part; returns the answer's rows and the roots stored (none with
     /// `only-hash`).
-    fn run(mut self, mut rx: mpsc::Receiver<Part>) -> Result<(Vec<u8>, Vec<Cid>), ApiError> {
+    fn run(mut self, mut rx: mpsc::Receiver<Part>) -> Result<(Vec<u8>, Vec<Cid>), OpError> {
         if !self.opts.only_hash {
             self.store.check_space()?;
         }
@@ -317,10 +317,10 @@ impl Session {
                 Some(Part::Symlink { path, target, meta }) => self.symlink(&path, &target, meta)?,
                 Some(Part::End) => break,
                 Some(Part::Data(_) | Part::EndFile) => {
-                    return Err(ApiError::failed("internal error: file data outside a file"))
+                    return Err(OpError::failed("internal error: file data outside a file"))
                 }
                 None => {
-                    return Err(ApiError::failed(
+                    return Err(OpError::failed(
                         "the request body ended before the upload was complete; nothing was pinned",
                     ))
                 }
@@ -351,7 +351,7 @@ impl Session {
 
     /// Close open directories until the top one is `parent`'s deepest open ancestor, then
     /// open (implicitly) whatever of `parent` is missing.
-    fn enter(&mut self, parent: &[String]) -> Result<(), ApiError> {
+    fn enter(&mut self, parent: &[String]) -> Result<(), OpError> {
         while self.open.last().is_some_and(|top| !parent.starts_with(&top.path)) {
             self.close_top()?;
         }
@@ -363,9 +363,9 @@ impl Session {
         Ok(())
     }
 
-    fn check_not_closed(&self, path: &[String]) -> Result<(), ApiError> {
+    fn check_not_closed(&self, path: &[String]) -> Result<(), OpError> {
         if self.closed.contains(path) {
-            return Err(ApiError::bad(format!(
+            return Err(OpError::bad(format!(
                 "directory {:?} is sent twice, or an entry arrives after the entries of another directory: \
                  send each directory's entries together, depth first",
                 path.join("/")
@@ -374,10 +374,10 @@ impl Session {
         Ok(())
     }
 
-    fn dir(&mut self, path: &str, meta: Metadata) -> Result<(), ApiError> {
+    fn dir(&mut self, path: &str, meta: Metadata) -> Result<(), OpError> {
         let segs = segments(path)?;
         if segs.is_empty() {
-            return Err(ApiError::bad("a directory part needs a name"));
+            return Err(OpError::bad("a directory part needs a name"));
         }
         self.enter(&segs[..segs.len() - 1])?;
         self.check_not_closed(&segs)?;
@@ -386,7 +386,7 @@ impl Session {
         Ok(())
     }
 
-    fn close_top(&mut self) -> Result<(), ApiError> {
+    fn close_top(&mut self) -> Result<(), OpError> {
         let OpenDir { path, builder } = self.open.pop().expect("close_top with an open directory");
         let mut blocks = Vec::new();
         let (cid, tsize) = builder.finish(&mut |b| blocks.push(b))?;
@@ -400,7 +400,7 @@ impl Session {
     }
 
     /// Link a finished entry into its directory, or record it as a root.
-    fn attach(&mut self, path: &[String], cid: Cid, tsize: u64) -> Result<(), ApiError> {
+    fn attach(&mut self, path: &[String], cid: Cid, tsize: u64) -> Result<(), OpError> {
         let name = path.last().cloned().unwrap_or_default();
         match self.open.last_mut() {
             Some(parent) if path.len() > 1 => parent.builder.add(DirEntry { name, cid, tsize })?,
@@ -409,7 +409,7 @@ impl Session {
         Ok(())
     }
 
-    fn file(&mut self, path: &str, meta: Metadata, rx: &mut mpsc::Receiver<Part>) -> Result<(), ApiError> {
+    fn file(&mut self, path: &str, meta: Metadata, rx: &mut mpsc::Receiver<Part>) -> Result<(), OpError> {
         let segs = segments(path)?;
         self.enter(&segs[..segs.len().saturating_sub(1)])?;
         let mut data = PartReader { rx, cur: Bytes::new(), done: false };
@@ -420,8 +420,8 @@ impl Session {
             None => Ok(()),
         })
         .map_err(|e| match e {
-            importer::BuildError::Emit(e) => ApiError::from(e),
-            importer::BuildError::Read(e) => ApiError::failed(format!("reading {path} from the request: {e}")),
+            importer::BuildError::Emit(e) => OpError::from(e),
+            importer::BuildError::Read(e) => OpError::failed(format!("reading {path} from the request: {e}")),
         })?;
         let rel = segs.join("/");
         if self.opts.progress {
@@ -432,7 +432,7 @@ impl Session {
         self.attach(&segs, root.cid, root.tsize)
     }
 
-    fn symlink(&mut self, path: &str, target: &str, meta: Metadata) -> Result<(), ApiError> {
+    fn symlink(&mut self, path: &str, target: &str, meta: Metadata) -> Result<(), OpError> {
         let segs = segments(path)?;
         self.enter(&segs[..segs.len().saturating_sub(1)])?;
         let block = dir::symlink(&self.opts.settings, target, meta);
@@ -443,7 +443,7 @@ impl Session {
     }
 
     /// Wrap if asked, commit the batch, then pin the roots.
-    fn finish(mut self) -> Result<(Vec<u8>, Vec<Cid>), ApiError> {
+    fn finish(mut self) -> Result<(Vec<u8>, Vec<Cid>), OpError> {
         let mut roots: Vec<Cid> = self.roots.iter().map(|(_, cid, _)| *cid).collect();
         if self.opts.wrap {
             let mut d = DirBuilder::new(&self.opts.settings);

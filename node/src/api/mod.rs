@@ -1,6 +1,9 @@
 //! The RPC API: kubo's `/api/v0/<command>` over HTTP, so the `cairn` CLI and existing IPFS
 //! clients (`kubo-rpc-client`, `ipfs --api`) can drive a running node.
 //!
+//! Every command is one typed operation of [`crate::ops`], which the CLI also runs in-process;
+//! this module only routes, guards and encodes.
+//!
 //! Shape (as kubo): every command is `POST /api/v0/<command>`; arguments are query
 //! parameters (`arg=` repeated, then named options); `add`, `block/put` and `dag/import` read
 //! a `multipart/form-data` body; answers are JSON with kubo's field names, lists are
@@ -28,7 +31,7 @@
 //! blocks from the network unless `offline=true`.
 //!
 //! Tasks: [`Server::serve`] runs axum on the caller's runtime; each request runs as its own
-//! task and does store and network work on blocking threads ([`stream`]), never on a runtime
+//! task and does store and network work on blocking threads ([`crate::http_body`]), never on a runtime
 //! worker. At most [`MAX_REQUESTS`] requests run at once, counting a streamed response until
 //! its body is finished; more wait. Control calls ([`CONTROL`]) have their own
 //! [`CONTROL_REQUESTS`] slots, so they answer while uploads or fetches hold every other one;
@@ -41,25 +44,13 @@
 //! web page can otherwise POST to `127.0.0.1:5001`.
 //!
 //! Module map:
-//! - [`error`]: [`ApiError`] and its HTTP mapping.
-//! - [`args`]: query-string options.
-//! - [`stream`]: streaming bodies from blocking producers.
+//! - [`error`]: the HTTP status of each [`OpError`].
+//! - [`routes`]: every command of [`crate::ops`] as a route, and the upload adapter.
 //! - [`add`]: `add` (multipart trees into UnixFS).
-//! - [`content`]: `cat`, `get`, `ls`.
-//! - [`pin`]: `pin/*`, and fetching a whole DAG before pinning it.
-//! - [`block`]: `block/*`, `dag/import`, `dag/export`.
-//! - [`repo`]: `repo/gc`, `repo/stat`, `repo/verify`.
-//! - [`netcmd`]: `id`, `version`, `swarm/*`, `dht/*`, `bitswap/*`, `stats/bw`, `shutdown`.
 
 pub mod add;
-pub mod args;
-pub mod block;
-pub mod content;
 pub mod error;
-pub mod netcmd;
-pub mod pin;
-pub mod repo;
-pub mod stream;
+mod routes;
 
 use std::io;
 use std::net::SocketAddr;
@@ -76,7 +67,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-pub use error::ApiError;
+pub use crate::ops::OpError;
 
 use crate::node::Node;
 use crate::repo::config::NetworkConfig;
@@ -107,9 +98,6 @@ const CONTROL: &[&str] = &[
 
 /// Connections open at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 256;
-
-/// Largest body of `block/put`: one block (2 MiB, what Bitswap carries) plus multipart framing.
-pub const BLOCK_PUT_BODY: usize = 2 * 1024 * 1024 + 64 * 1024;
 
 /// Errors starting the API.
 #[derive(Debug, thiserror::Error)]
@@ -218,40 +206,8 @@ pub fn tcp_multiaddr(addr: SocketAddr) -> String {
 
 /// Every command and the layers around them (outermost last).
 fn router(ctx: Ctx) -> Router {
-    let unlimited = || DefaultBodyLimit::disable();
-    Router::new()
-        .route("/api/v0/version", post(netcmd::version))
-        .route("/api/v0/id", post(netcmd::id))
-        .route("/api/v0/add", post(add::add).layer(unlimited()))
-        .route("/api/v0/cat", post(content::cat))
-        .route("/api/v0/get", post(content::get))
-        .route("/api/v0/ls", post(content::ls))
-        .route("/api/v0/pin/add", post(pin::pin_add))
-        .route("/api/v0/pin/rm", post(pin::pin_rm))
-        .route("/api/v0/pin/ls", post(pin::pin_ls))
-        .route("/api/v0/pin/verify", post(pin::pin_verify))
-        .route("/api/v0/block/get", post(block::block_get))
-        .route("/api/v0/block/put", post(block::block_put).layer(DefaultBodyLimit::max(BLOCK_PUT_BODY)))
-        .route("/api/v0/block/stat", post(block::block_stat))
-        .route("/api/v0/block/rm", post(block::block_rm))
-        .route("/api/v0/dag/import", post(block::dag_import).layer(unlimited()))
-        .route("/api/v0/dag/export", post(block::dag_export))
-        .route("/api/v0/repo/gc", post(repo::repo_gc))
-        .route("/api/v0/repo/stat", post(repo::repo_stat))
-        .route("/api/v0/repo/verify", post(repo::repo_verify))
-        .route("/api/v0/swarm/peers", post(netcmd::swarm_peers))
-        .route("/api/v0/swarm/connect", post(netcmd::swarm_connect))
-        .route("/api/v0/swarm/disconnect", post(netcmd::swarm_disconnect))
-        .route("/api/v0/swarm/addrs", post(netcmd::swarm_addrs))
-        .route("/api/v0/swarm/addrs/local", post(netcmd::swarm_addrs_local))
-        .route("/api/v0/dht/findprovs", post(netcmd::dht_findprovs))
-        .route("/api/v0/dht/findpeer", post(netcmd::dht_findpeer))
-        .route("/api/v0/dht/provide", post(netcmd::dht_provide))
-        .route("/api/v0/bitswap/stat", post(netcmd::bitswap_stat))
-        .route("/api/v0/bitswap/wantlist", post(netcmd::bitswap_wantlist))
-        .route("/api/v0/stats/bw", post(netcmd::stats_bw))
-        .route("/api/v0/provide/stat", post(netcmd::provide_stat))
-        .route("/api/v0/shutdown", post(netcmd::shutdown))
+    routes::commands(Router::new())
+        .route("/api/v0/add", post(add::add).layer(DefaultBodyLimit::disable()))
         .fallback(unknown_command)
         .layer(middleware::from_fn_with_state(ctx.clone(), limit))
         // Deadlines on the request body, counted from when the command first reads it.
@@ -260,11 +216,11 @@ fn router(ctx: Ctx) -> Router {
         .with_state(ctx)
 }
 
-async fn unknown_command(req: Request) -> ApiError {
+async fn unknown_command(req: Request) -> OpError {
     let path = req.uri().path();
     match path.strip_prefix("/api/v0/") {
-        Some(cmd) => ApiError::bad(format!("unknown command {cmd:?}")),
-        None => ApiError::bad(format!("{path} is not an API path: commands live under /api/v0/")),
+        Some(cmd) => OpError::bad(format!("unknown command {cmd:?}")),
+        None => OpError::bad(format!("{path} is not an API path: commands live under /api/v0/")),
     }
 }
 
@@ -276,17 +232,17 @@ async fn guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-fn check_request(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_request(ctx: &Ctx, headers: &HeaderMap) -> Result<(), OpError> {
     if !ctx.token.is_empty() {
         let sent =
             headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if !sent.is_some_and(|t| constant_time_eq(t.trim().as_bytes(), ctx.token.as_bytes())) {
-            return Err(ApiError::Unauthorized);
+            return Err(OpError::Unauthorized);
         }
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     if ctx.loopback && !host.is_empty() && !is_loopback_host(host, ctx.port) {
-        return Err(ApiError::Forbidden(format!(
+        return Err(OpError::Forbidden(format!(
             "Host {host:?} is not this API's loopback address; refusing (DNS rebinding protection)"
         )));
     }
@@ -296,7 +252,7 @@ fn check_request(ctx: &Ctx, headers: &HeaderMap) -> Result<(), ApiError> {
         let origin = origin.to_str().unwrap_or("(not text)");
         let same = !host.is_empty() && origin == format!("http://{host}");
         if !same {
-            return Err(ApiError::Forbidden(format!(
+            return Err(OpError::Forbidden(format!(
                 "requests from the web origin {origin} are not allowed to use the RPC API"
             )));
         }
@@ -334,14 +290,14 @@ async fn limit(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
     let control = req.uri().path().strip_prefix("/api/v0/").is_some_and(|c| CONTROL.contains(&c));
     let pool = if control { &ctx.control } else { &ctx.limit };
     let Ok(permit) = pool.clone().acquire_owned().await else {
-        return ApiError::ShuttingDown.into_response();
+        return OpError::ShuttingDown.into_response();
     };
     let resp = match timeout {
         None => next.run(req).await,
         Some(t) => match tokio::time::timeout(t, next.run(req)).await {
             Ok(r) => r,
             Err(_) => {
-                return ApiError::failed(format!(
+                return OpError::failed(format!(
                     "timed out after {} (the request's timeout)",
                     humantime::format_duration(t)
                 ))
@@ -349,16 +305,16 @@ async fn limit(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
             }
         },
     };
-    stream::hold_until_body_ends(resp, permit)
+    crate::http_body::hold_until_body_ends(resp, permit)
 }
 
 /// The `timeout` query option, if given.
-fn request_timeout(query: &str) -> Result<Option<Duration>, ApiError> {
-    let args = args::Args::parse(query)?;
+fn request_timeout(query: &str) -> Result<Option<Duration>, OpError> {
+    let args = crate::ops::Args::parse(query)?;
     args.get("timeout")
         .map(|t| {
             humantime::parse_duration(t)
-                .map_err(|e| ApiError::bad(format!("timeout {t:?} is not a duration like 30s or 2m: {e}")))
+                .map_err(|e| OpError::bad(format!("timeout {t:?} is not a duration like 30s or 2m: {e}")))
         })
         .transpose()
 }

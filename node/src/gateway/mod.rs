@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::GatewayError;
 
-use crate::api::stream::{self, BodyWriter};
+use crate::http_body::{self as stream, BodyWriter};
 use crate::node::Node;
 use crate::repo::config::GatewayConfig;
 use crate::repo::Repo;

@@ -17,8 +17,8 @@ use cairn_protocol::Cid;
 use sha2::{Digest, Sha256};
 
 use super::request::{CarParams, DagScope, Target};
-use super::stream::BodyWriter;
 use super::{common_headers, etag_matches, Fetcher, GatewayError, Plan, Req};
+use crate::http_body::BodyWriter;
 
 /// The CAR's content type: version 1, depth-first order, no duplicate blocks.
 const CAR_TYPE: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=n";

@@ -2,36 +2,27 @@
 //! string. Options not named here are ignored, as kubo's clients send some (`stream-channels`,
 //! `encoding`) that change nothing for us.
 
-use axum::extract::{FromRequestParts, Query};
-use axum::http::request::Parts;
+use axum::extract::Query;
 use axum::http::Uri;
 use cairn_protocol::Cid;
 
-use super::error::ApiError;
+use super::error::OpError;
 
 /// The query string of one request, in order.
 #[derive(Clone, Debug, Default)]
 pub struct Args(Vec<(String, String)>);
 
-impl<S: Send + Sync> FromRequestParts<S> for Args {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Args::from_uri(&parts.uri)
-    }
-}
-
 impl Args {
     /// The options of a request URI.
-    pub fn from_uri(uri: &Uri) -> Result<Args, ApiError> {
+    pub fn from_uri(uri: &Uri) -> Result<Args, OpError> {
         Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map(|Query(pairs)| Args(pairs))
-            .map_err(|e| ApiError::bad(format!("malformed query string: {}", e.body_text())))
+            .map_err(|e| OpError::bad(format!("malformed query string: {}", e.body_text())))
     }
 
     /// Parse a bare query string (`a=1&b=2`).
-    pub fn parse(query: &str) -> Result<Args, ApiError> {
-        let uri: Uri = format!("/?{query}").parse().map_err(|_| ApiError::bad(format!("malformed query {query:?}")))?;
+    pub fn parse(query: &str) -> Result<Args, OpError> {
+        let uri: Uri = format!("/?{query}").parse().map_err(|_| OpError::bad(format!("malformed query {query:?}")))?;
         Args::from_uri(&uri)
     }
 
@@ -41,15 +32,15 @@ impl Args {
     }
 
     /// The first positional argument, required.
-    pub fn arg(&self) -> Result<&str, ApiError> {
-        self.all().into_iter().next().ok_or_else(|| ApiError::bad("argument \"arg\" is required"))
+    pub fn arg(&self) -> Result<&str, OpError> {
+        self.all().into_iter().next().ok_or_else(|| OpError::bad("argument \"arg\" is required"))
     }
 
     /// At least one positional argument.
-    pub fn some(&self) -> Result<Vec<&str>, ApiError> {
+    pub fn some(&self) -> Result<Vec<&str>, OpError> {
         let all = self.all();
         if all.is_empty() {
-            return Err(ApiError::bad("argument \"arg\" is required"));
+            return Err(OpError::bad("argument \"arg\" is required"));
         }
         Ok(all)
     }
@@ -60,33 +51,33 @@ impl Args {
     }
 
     /// A boolean option: `true`/`1`/empty (present) or `false`/`0`.
-    pub fn flag(&self, name: &str, default: bool) -> Result<bool, ApiError> {
+    pub fn flag(&self, name: &str, default: bool) -> Result<bool, OpError> {
         self.opt_flag(name).map(|v| v.unwrap_or(default))
     }
 
     /// A boolean option, `None` when absent.
-    pub fn opt_flag(&self, name: &str) -> Result<Option<bool>, ApiError> {
+    pub fn opt_flag(&self, name: &str) -> Result<Option<bool>, OpError> {
         match self.get(name) {
             None => Ok(None),
             Some("" | "true" | "1") => Ok(Some(true)),
             Some("false" | "0") => Ok(Some(false)),
-            Some(v) => Err(ApiError::bad(format!("option {name:?}: {v:?} is not a boolean (use true or false)"))),
+            Some(v) => Err(OpError::bad(format!("option {name:?}: {v:?} is not a boolean (use true or false)"))),
         }
     }
 
     /// A non-negative integer option.
-    pub fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub fn u64(&self, name: &str) -> Result<Option<u64>, OpError> {
         self.get(name)
-            .map(|v| v.parse().map_err(|_| ApiError::bad(format!("option {name:?}: {v:?} is not a whole number"))))
+            .map(|v| v.parse().map_err(|_| OpError::bad(format!("option {name:?}: {v:?} is not a whole number"))))
             .transpose()
     }
 }
 
 /// Parse a CID argument (a bare CID or `/ipfs/<cid>`), as a bad request when malformed.
-pub fn cid_arg(text: &str) -> Result<Cid, ApiError> {
+pub fn cid_arg(text: &str) -> Result<Cid, OpError> {
     let t = text.trim();
     let t = t.strip_prefix("/ipfs/").unwrap_or(t);
-    cairn_protocol::cids::parse(t).map_err(|e| ApiError::bad(format!("invalid CID {text:?}: {e}")))
+    cairn_protocol::cids::parse(t).map_err(|e| OpError::bad(format!("invalid CID {text:?}: {e}")))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Streaming response bodies from blocking work (store reads, DAG walks, network fetches).
+//! HTTP bodies for the API and the gateway: streaming responses from blocking work (store
+//! reads, DAG walks, network fetches), request bodies read on blocking threads, ndjson.
 //!
 //! A producer runs on a blocking thread and writes through a [`BodyWriter`], which hands
 //! pieces to the response over a channel of [`STREAM_QUEUE`] entries, so at most a few MiB
@@ -16,13 +17,11 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use cairn_protocol::reader::FetchError;
-use cairn_protocol::Cid;
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::error::ApiError;
+use crate::ops::OpError;
 
 /// Pieces queued between a producer and the response (each up to [`PIECE`] bytes, or one
 /// file chunk of up to 1 MiB).
@@ -104,9 +103,9 @@ impl Write for BodyWriter {
 
 /// Run `produce` on a blocking thread and stream what it writes as the response body, with
 /// `content_type`. Fails with `produce`'s error if it fails before writing anything.
-pub async fn blocking_body<F>(content_type: &'static str, produce: F) -> Result<Response, ApiError>
+pub async fn blocking_body<F>(content_type: &'static str, produce: F) -> Result<Response, OpError>
 where
-    F: FnOnce(&mut BodyWriter) -> Result<(), ApiError> + Send + 'static,
+    F: FnOnce(&mut BodyWriter) -> Result<(), OpError> + Send + 'static,
 {
     let mut resp = stream_body(produce, None).await?;
     let headers = resp.headers_mut();
@@ -208,26 +207,10 @@ pub fn ndjson_line(w: &mut BodyWriter, v: &serde_json::Value) -> io::Result<()> 
     w.send(Bytes::from(line))
 }
 
-/// Run `work` on a blocking thread. If the request goes away first (its future is dropped),
-/// the token `work` gets is cancelled; long walks and fetches check it between blocks.
-pub async fn blocking<T, F>(work: F) -> Result<T, ApiError>
-where
-    F: FnOnce(&CancellationToken) -> Result<T, ApiError> + Send + 'static,
-    T: Send + 'static,
-{
-    let token = CancellationToken::new();
-    let guard = token.clone().drop_guard();
-    let result = tokio::task::spawn_blocking(move || work(&token))
-        .await
-        .map_err(|e| ApiError::failed(format!("internal error: a worker thread failed: {e}")))?;
-    guard.disarm();
-    result
-}
-
 /// A request body fed chunk by chunk from the async side, read as `io::Read` on a blocking
 /// thread. The channel holds [`BODY_QUEUE`] chunks, so a slow import slows the upload down.
 pub struct BodyReader {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
 }
 
@@ -236,8 +219,8 @@ pub const BODY_QUEUE: usize = 8;
 
 impl BodyReader {
     /// A reader and the sender the request handler pushes chunks into; dropping the sender
-    /// is the end of the data.
-    pub fn channel() -> (mpsc::Sender<Bytes>, BodyReader) {
+    /// is the end of the data, and an `Err` is the reader's error (a body cut short).
+    pub fn channel() -> (mpsc::Sender<io::Result<Bytes>>, BodyReader) {
         let (tx, rx) = mpsc::channel(BODY_QUEUE);
         (tx, BodyReader { rx, cur: Bytes::new() })
     }
@@ -247,7 +230,7 @@ impl io::Read for BodyReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
+                Some(b) => self.cur = b?,
                 None => return Ok(0),
             }
         }
@@ -257,26 +240,3 @@ impl io::Read for BodyReader {
         Ok(n)
     }
 }
-
-/// A block source for the DAG reader: the store, then (unless `offline`) the network through
-/// the node; every call first checks that the request is still wanted.
-pub fn fetcher(ctx: &super::Ctx, offline: bool, token: CancellationToken) -> Fetcher {
-    let store = ctx.node.store().clone();
-    let mut net: Option<Fetcher> = (!offline).then(|| Box::new(ctx.node.fetcher()) as Fetcher);
-    Box::new(move |cid: &Cid| {
-        if token.is_cancelled() {
-            return Err("the request was cancelled".into());
-        }
-        match &mut net {
-            Some(f) => f(cid),
-            None => match store.get(cid) {
-                Ok(Some(b)) => Ok(b),
-                Ok(None) => Err(format!("block {cid} is not in the local store").into()),
-                Err(e) => Err(Box::new(e) as FetchError),
-            },
-        }
-    })
-}
-
-/// What [`fetcher`] returns.
-pub type Fetcher = Box<dyn FnMut(&Cid) -> Result<Bytes, FetchError> + Send>;

@@ -1,0 +1,205 @@
+//! Where a command runs: in this process on the repo ([`Local`]), or through a running
+//! daemon's RPC API ([`Api`]). Both take the same typed requests of `cairn_node::ops` and
+//! give the same typed answers, so each command is written once, above this module.
+
+use std::io::{self, Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use cairn_node::ops::{self, Ctx, Op, OpError, Part, Reply, UploadOp, WriteOp};
+use cairn_node::repo::Repo;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use crate::client::{self, Api};
+use crate::multipart;
+use crate::waiting::Waiter;
+
+/// Pieces in flight between an in-process producer and its reader.
+const PIPE_PIECES: usize = 8;
+
+/// Bytes an in-process producer collects before handing a piece over.
+const PIPE_PIECE: usize = 256 * 1024;
+
+/// Where commands run.
+pub enum Backend {
+    /// No daemon: the repo, opened (and locked) by this process.
+    Local(Local),
+    /// A daemon holds the repo: talk to its API.
+    Daemon(Api),
+}
+
+/// Operations run in this process, over a repo or (in tests) a running node.
+pub struct Local {
+    ctx: Ctx,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Local {
+    /// Run operations on an open repo, without the network.
+    pub fn new(repo: Repo) -> Result<Local> {
+        Local::over(Ctx::Offline(Arc::new(repo)))
+    }
+
+    /// Run operations over any context.
+    pub fn over(ctx: Ctx) -> Result<Local> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the command's runtime")?;
+        Ok(Local { ctx, rt })
+    }
+
+    /// The repo.
+    pub fn repo(&self) -> &Repo {
+        self.ctx.repo()
+    }
+}
+
+/// An operation's error as the CLI reports it: the same words in-process and through a daemon.
+fn op_error(e: OpError) -> anyhow::Error {
+    anyhow!("{}", e.message())
+}
+
+impl Backend {
+    /// Run a command answering one value.
+    pub fn call<O: Op>(&self, op: O) -> Result<O::Output> {
+        match self {
+            Backend::Local(l) => l.rt.block_on(op.run(l.ctx.clone())).map_err(op_error),
+            Backend::Daemon(api) => {
+                let resp = api.call(O::NAME, &op.to_args())?;
+                decode(api, O::NAME, resp)
+            }
+        }
+    }
+
+    /// Run a command answering a byte stream. An error before the first byte is returned
+    /// here; after it, reading fails.
+    pub fn open<W: WriteOp>(&self, op: W) -> Result<Box<dyn Read + Send>> {
+        match self {
+            Backend::Local(l) => l.open(op),
+            Backend::Daemon(api) => Ok(Box::new(client::bytes(api.call(W::NAME, &op.to_args())?))),
+        }
+    }
+
+    /// Run a command over uploaded parts; `progress` counts the bytes read from them.
+    pub fn upload<U: UploadOp>(&self, op: U, parts: Vec<Part>) -> Result<U::Output> {
+        match self {
+            Backend::Local(l) => {
+                let parts: ops::Parts = Box::new(parts.into_iter().map(Ok));
+                l.rt.block_on(op.run(l.ctx.clone(), parts)).map_err(op_error)
+            }
+            Backend::Daemon(api) => {
+                let parts = parts.into_iter().map(|p| {
+                    let body: Box<dyn Read> = Box::new(multipart::Named { name: p.name.clone(), inner: p.data });
+                    Ok(multipart::Part {
+                        path: p.name,
+                        field: "file".into(),
+                        content_type: "application/octet-stream",
+                        body: Some(body),
+                    })
+                });
+                let body = multipart::Body::new(Box::new(parts.collect::<Vec<_>>().into_iter()), None);
+                let ct = body.content_type();
+                let resp = api.call_with(U::NAME, &op.to_args(), &ct, body)?;
+                decode(api, U::NAME, resp)
+            }
+        }
+    }
+
+    /// Say what a long call through a daemon waits for (nothing in-process: no network).
+    pub fn waiter(&self, what: &str) -> Option<Waiter> {
+        match self {
+            Backend::Daemon(api) => Some(Waiter::start(api, what)),
+            Backend::Local(_) => None,
+        }
+    }
+
+    /// Context for a stream that broke off.
+    pub fn stream_broke(&self) -> String {
+        match self {
+            Backend::Daemon(api) => format!("the daemon at {} stopped sending (see its log)", api.addr()),
+            Backend::Local(_) => "reading from the repo".into(),
+        }
+    }
+}
+
+fn decode<R: Reply>(api: &Api, name: &str, mut resp: ureq::http::Response<ureq::Body>) -> Result<R> {
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .with_context(|| format!("reading the daemon's answer to {name} ({})", api.addr()))?;
+    R::from_body(&body).with_context(|| {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        format!("the daemon's answer to {name} is not what this cairn expects: {text:?}")
+    })
+}
+
+impl Local {
+    fn open<W: WriteOp>(&self, op: W) -> Result<Box<dyn Read + Send>> {
+        let (tx, rx) = sync_channel(PIPE_PIECES);
+        let token = CancellationToken::new();
+        let (ctx, t) = (self.ctx.clone(), token.clone());
+        self.rt.spawn_blocking(move || {
+            let mut w = PipeWriter { tx, buf: Vec::with_capacity(PIPE_PIECE) };
+            let result = op.write(&ctx, &mut w, &t).and_then(|()| Ok(w.flush()?));
+            if let Err(e) = result {
+                let _ = w.tx.send(Err(e.message()));
+            }
+        });
+        match rx.recv() {
+            Ok(Ok(first)) => Ok(Box::new(PipeReader { rx, cur: io::Cursor::new(first), _stop: token.drop_guard() })),
+            Ok(Err(msg)) => Err(anyhow!("{msg}")),
+            Err(_) => Ok(Box::new(io::empty())),
+        }
+    }
+}
+
+/// The producer's end of an in-process stream.
+struct PipeWriter {
+    tx: SyncSender<Result<Vec<u8>, String>>,
+    buf: Vec<u8>,
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PIPE_PIECE {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_PIECE));
+        self.tx.send(Ok(piece)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader went away"))
+    }
+}
+
+/// The reader's end; dropping it cancels the producer.
+struct PipeReader {
+    rx: Receiver<Result<Vec<u8>, String>>,
+    cur: io::Cursor<Vec<u8>>,
+    _stop: DropGuard,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.cur.read(out)?;
+            if n > 0 || out.is_empty() {
+                return Ok(n);
+            }
+            match self.rx.recv() {
+                Ok(Ok(piece)) => self.cur = io::Cursor::new(piece),
+                Ok(Err(msg)) => return Err(io::Error::other(msg)),
+                Err(_) => return Ok(0),
+            }
+        }
+    }
+}
