@@ -7,8 +7,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use cairn_node::ops::{self, Ctx, Op, OpError, Part, Reply, UploadOp, WriteOp};
+use cairn_node::ops::{self, Ctx, Op, OpError, PartKind, Reply, UploadOp, WriteOp};
 use cairn_node::repo::Repo;
+use cairn_node::upload;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::client::{self, Api};
@@ -82,24 +83,20 @@ impl Backend {
         }
     }
 
-    /// Run a command over uploaded parts; `progress` counts the bytes read from them.
-    pub fn upload<U: UploadOp>(&self, op: U, parts: Vec<Part>) -> Result<U::Output> {
+    /// Run a command over uploaded parts, read one after the other as they are sent.
+    pub fn upload<U: UploadOp>(&self, op: U, parts: ops::Parts) -> Result<U::Output> {
         match self {
-            Backend::Local(l) => {
-                let parts: ops::Parts = Box::new(parts.into_iter().map(Ok));
-                l.rt.block_on(op.run(l.ctx.clone(), parts)).map_err(op_error)
-            }
+            Backend::Local(l) => l.rt.block_on(op.run(l.ctx.clone(), parts)).map_err(op_error),
             Backend::Daemon(api) => {
-                let parts = parts.into_iter().map(|p| {
-                    let body: Box<dyn Read> = Box::new(multipart::Named { name: p.name.clone(), inner: p.data });
-                    Ok(multipart::Part {
+                let parts = parts.map(|p| {
+                    p.map(|p| multipart::Part {
+                        field: upload::field_name(&p.meta),
+                        content_type: p.kind.content_type(),
+                        body: (p.kind != PartKind::Dir).then(|| Box::new(p.data) as Box<dyn Read>),
                         path: p.name,
-                        field: "file".into(),
-                        content_type: "application/octet-stream",
-                        body: Some(body),
                     })
                 });
-                let body = multipart::Body::new(Box::new(parts.collect::<Vec<_>>().into_iter()), None);
+                let body = multipart::Body::new(Box::new(parts), None);
                 let ct = body.content_type();
                 let resp = api.call_with(U::NAME, &op.to_args(), &ct, body)?;
                 decode(api, U::NAME, resp)

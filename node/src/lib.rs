@@ -6,20 +6,25 @@
 //! - [`pins`]: recursive and direct pins.
 //! - [`gc`]: mark-and-sweep garbage collection from the pins.
 //! - [`dag`]: walking DAGs through the store (links of dag-pb and raw blocks).
-//! - [`importer`]: adding files and directories from the file system.
+//! - [`importer`]: adding files, directories and symlinks (from disk or a request body).
+//! - [`upload`]: the parts an uploading command reads (`add`, `block/put`, `dag/import`).
 //! - [`exporter`]: writing files and directory trees out, safely.
 //! - [`car_io`]: `dag import` / `dag export` of CAR files.
 //! - [`net`]: the libp2p swarm task (DHT, identify, ping, AutoNAT) and its handle.
 //! - [`bitswap`]: the Bitswap engine: serving peers' wants (ledgers) and fetch sessions.
 //! - [`node`]: a running node: swarm, Bitswap and provider started and stopped together.
-//! - [`api`]: the RPC API (kubo's `/api/v0/…` over HTTP) that `cairn daemon` serves.
+//! - [`ops`]: every command once, as a typed request and answer, for the API and the CLI.
+//! - [`api`]: the RPC API (kubo's `/api/v0/…` over HTTP) that `cairn daemon` serves, routing
+//!   onto [`ops`].
 //! - [`gateway`]: the HTTP gateway (path, trustless and subdomain) that `cairn daemon` serves.
 //! - [`provider`]: the DHT announcement schedule (persisted, re-announced every 22 h).
+//! - [`maintenance`]: `repo stat` and `repo verify`.
 //! - [`pinning`]: pinning remote content (fetch the DAG, then pin; resumes after a restart).
 //! - [`read_ahead`]: fetching the blocks a DAG reader wants next, in file order.
 //! - [`cache`]: the storage budget: unpinned blocks evicted past `store.max_size_bytes`.
 //! - [`memory`]: handing freed heap memory back to the system while the daemon runs.
 //! - [`http_serve`]: the connection loop of the API and the gateway, with read deadlines.
+//! - [`http_body`]: streaming response bodies and request bodies read on blocking threads.
 
 pub mod api;
 pub mod bitswap;
@@ -43,3 +48,4 @@ pub mod provider;
 pub mod read_ahead;
 pub mod repo;
 pub mod store;
+pub mod upload;

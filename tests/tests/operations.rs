@@ -11,7 +11,9 @@ use anyhow::{ensure, Context, Result};
 use cairn_cli::backend::{Backend, Local};
 use cairn_cli::client::Api;
 use cairn_node::api::{ApiOptions, Server};
+use cairn_node::importer::{self, AddOptions, Walked};
 use cairn_node::node::{Node, NodeOptions};
+use cairn_node::ops::add::Add;
 use cairn_node::ops::block::{BlockGet, BlockPut, BlockRm, BlockStat};
 use cairn_node::ops::content::{Cat, Get, Ls};
 use cairn_node::ops::dag::{DagExport, DagImport};
@@ -180,7 +182,9 @@ impl Pair {
     }
 
     fn send<U: UploadOp + Clone>(&self, what: &str, op: U, data: &[u8]) -> Result<Result<U::Output, String>> {
-        let part = || vec![Part { name: "input".into(), data: Box::new(std::io::Cursor::new(data.to_vec())) }];
+        let part = || -> ops::Parts {
+            Box::new(std::iter::once(Ok(Part::file("input", std::io::Cursor::new(data.to_vec())))))
+        };
         both(what, self.local.upload(op.clone(), part()), self.http.upload(op, part()))
     }
 }
@@ -253,7 +257,7 @@ fn in_process_and_http_answer_alike() -> Result<()> {
     let key = block.0[0].key.clone();
     let brm = BlockRm { cids: vec![key.clone()], force: false };
     let r = pair.local.call(brm.clone())?;
-    pair.local.upload(put.clone(), vec![Part { name: "x".into(), data: Box::new(&b"a block of its own"[..]) }])?;
+    pair.local.upload(put.clone(), Box::new(std::iter::once(Ok(Part::file("x", &b"a block of its own"[..])))))?;
     ok("block/rm", both("block/rm", Ok(r), pair.http.call(brm.clone())))?;
     pair.call("block/rm of a missing block", brm)?;
     pair.call("block/rm forced", BlockRm { cids: vec![key], force: true })?;
@@ -262,6 +266,21 @@ fn in_process_and_http_answer_alike() -> Result<()> {
         pair.send("block/put of a bad codec", BlockPut { codec: "nope".into(), ..put }, b"x"),
     )?;
     pair.upload("dag/import", DagImport { pin_roots: true, stats: true }, &car)?;
+    // A tree through both: every entry arrives, in order, whichever way (three times: the
+    // parts race the operation that reads them).
+    let walk = || -> ops::Parts {
+        Box::new(importer::walk(std::slice::from_ref(&tree), &AddOptions::default()).filter_map(|w| match w {
+            Ok(Walked::Part(p)) => Some(Ok(p)),
+            Ok(Walked::Skipped(..)) => None,
+            Err(e) => Some(Err(e)),
+        }))
+    };
+    for progress in [false, true, false] {
+        let add = Add { pin: true, progress, ..Add::default() };
+        let rows = ok("add", both("add", pair.local.upload(add.clone(), walk()), pair.http.upload(add, walk())))?;
+        ensure!(rows.0.last().and_then(|r| r.hash.clone()) == Some(dir.clone()), "add of the tree: {rows:?}");
+        ensure!(rows.0.len() == if progress { 16 } else { 10 }, "{rows:?}");
+    }
     failed(
         "dag/import of a cut CAR",
         pair.send("dag/import of a cut CAR", DagImport::default(), &car[..car.len() / 2]),

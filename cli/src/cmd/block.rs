@@ -23,8 +23,9 @@ pub fn run(b: &Backend, cmd: BlockCommand, out: &mut Printer) -> Result<()> {
         }
         BlockCommand::Put { file, cid_codec, mhtype, pin } => {
             let data = read_input(&file)?;
-            let part = Part { name: input_name(&file), data: Box::new(io::Cursor::new(data)) };
-            for r in b.upload(BlockPut { codec: cid_codec, mhtype, pin }, vec![part])?.0 {
+            let part = Part::file(input_name(&file), io::Cursor::new(data));
+            let parts = Box::new(std::iter::once(Ok(part)));
+            for r in b.upload(BlockPut { codec: cid_codec, mhtype, pin }, parts)?.0 {
                 let c = r.key.clone();
                 out.emit(json!({ "Key": r.key, "Size": r.size }), || c)?;
             }

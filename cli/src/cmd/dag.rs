@@ -74,12 +74,12 @@ fn import(b: &Backend, files: &[PathBuf], pin_roots: bool, out: &mut Printer) ->
             total = total.zip(file.metadata().ok()).map(|(t, m)| t + m.len());
             (f.display().to_string(), Box::new(file))
         };
-        parts.push(Part { name, data: Box::new(Counted { inner: data, bar: bar.clone() }) });
+        parts.push(Ok(Part::file(name, Counted { inner: data, bar: bar.clone() })));
     }
     if let Some(t) = total {
         bar.set_length(t);
     }
-    let rows = b.upload(DagImport { pin_roots, stats: true }, parts);
+    let rows = b.upload(DagImport { pin_roots, stats: true }, Box::new(parts.into_iter()));
     bar.finish_and_clear();
     let (mut blocks, mut bytes, mut incomplete) = (0, 0, 0);
     for row in rows?.0 {

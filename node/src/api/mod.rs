@@ -46,9 +46,6 @@
 //! Module map:
 //! - [`error`]: the HTTP status of each [`OpError`].
 //! - [`routes`]: every command of [`crate::ops`] as a route, and the upload adapter.
-//! - [`add`]: `add` (multipart trees into UnixFS).
-
-pub mod add;
 pub mod error;
 mod routes;
 
@@ -57,11 +54,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -207,7 +203,6 @@ pub fn tcp_multiaddr(addr: SocketAddr) -> String {
 /// Every command and the layers around them (outermost last).
 fn router(ctx: Ctx) -> Router {
     routes::commands(Router::new())
-        .route("/api/v0/add", post(add::add).layer(DefaultBodyLimit::disable()))
         .fallback(unknown_command)
         .layer(middleware::from_fn_with_state(ctx.clone(), limit))
         // Deadlines on the request body, counted from when the command first reads it.

@@ -155,7 +155,7 @@ impl UploadOp for BlockPut {
             let store = ctx.store();
             let mut rows = Vec::new();
             for part in parts {
-                let part = part?;
+                let part = super::file_part(part, "a block")?;
                 let mut data = Vec::new();
                 let len =
                     part.data.take(MAX_BLOCK as u64 + 1).read_to_end(&mut data).map_err(|e| {

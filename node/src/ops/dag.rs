@@ -129,7 +129,7 @@ impl UploadOp for DagImport {
             let mut roots: Vec<Cid> = Vec::new();
             let (mut blocks, mut bytes) = (0u64, 0u64);
             for part in parts {
-                let part = part?;
+                let part = super::file_part(part, "a CAR file")?;
                 let report = car_io::import(store, part.data, &ImportOptions { pin_roots: false }, &|_| {})
                     .map_err(|e| OpError::context(format!("importing {} (nothing was pinned)", part.name), &e))?;
                 blocks += report.blocks;

@@ -10,8 +10,8 @@
 //! Three shapes of command:
 //! - [`Op`]: arguments in, one [`Reply`] out (`pin/ls`, `repo/stat`, `swarm/peers`, …);
 //! - [`WriteOp`]: arguments in, a byte stream out (`cat`, `get`'s tar, `block/get`, a CAR);
-//! - [`UploadOp`]: arguments and a sequence of [`Part`]s in, a [`Reply`] out (`block/put`,
-//!   `dag/import`).
+//! - [`UploadOp`]: arguments and a sequence of [`Part`]s in, a [`Reply`] out (`add`,
+//!   `block/put`, `dag/import`).
 //!
 //! Every command runs over a [`Ctx`]: a repo opened by the calling process (no network:
 //! reads are served from the store, network commands fail with [`OpError::Offline`]), or a
@@ -22,6 +22,7 @@
 //! - [`args`]: kubo's query-string options.
 //! - [`work`]: blocking work with cancellation, block sources, making a DAG local.
 //! - [`info`]: `version`, `id`.
+//! - [`add`]: `add`, over [`crate::importer`].
 //! - [`content`]: `cat`, `get`, `ls`.
 //! - [`pin`]: `pin/add`, `pin/rm`, `pin/ls`, `pin/verify`.
 //! - [`block`]: `block/get`, `block/put`, `block/stat`, `block/rm`.
@@ -31,6 +32,7 @@
 //! - [`routing`]: `dht/findprovs`, `dht/findpeer`, `dht/provide`.
 //! - [`stats`]: `bitswap/stat|wantlist`, `stats/bw`, `provide/stat`, `shutdown`.
 
+pub mod add;
 pub mod args;
 pub mod block;
 pub mod content;
@@ -46,7 +48,7 @@ pub mod work;
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use cairn_protocol::Cid;
@@ -54,6 +56,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::upload::{Part, PartKind, Parts};
 pub use args::Args;
 pub use error::OpError;
 
@@ -136,7 +139,7 @@ pub trait WriteOp: Command {
 }
 
 /// A command reading a sequence of uploaded [`Part`]s (multipart parts over HTTP, files
-/// in-process).
+/// in-process), each read to its end before the next.
 pub trait UploadOp: Command {
     /// The answer.
     type Output: Reply;
@@ -144,20 +147,19 @@ pub trait UploadOp: Command {
     /// Largest upload accepted, in bytes (`None`: no limit; the data streams).
     const MAX_BODY: Option<usize> = None;
 
-    /// Run the command over `parts`, read on a blocking thread.
+    /// Run the command over `parts`, read on a blocking thread. An `Err` part (a body cut
+    /// short) fails the command before anything is pinned.
     fn run(self, ctx: Ctx, parts: Parts) -> impl Future<Output = Result<Self::Output, OpError>> + Send;
 }
 
-/// One uploaded file: its name (for messages) and its bytes.
-pub struct Part {
-    /// The file's name, or `standard input`.
-    pub name: String,
-    /// Its bytes.
-    pub data: Box<dyn Read + Send>,
+/// A part that must be a file (`block/put`, `dag/import`), as an operation's error otherwise.
+fn file_part(part: std::io::Result<Part<'static>>, what: &str) -> Result<Part<'static>, OpError> {
+    let part = part.map_err(|e| OpError::failed(error::error_chain(&e)))?;
+    match part.kind {
+        PartKind::File => Ok(part),
+        _ => Err(OpError::bad(format!("{} is not a file: send {what} as a file part", part.name))),
+    }
 }
-
-/// The parts of an upload, in order; an `Err` ends it (a body that could not be read).
-pub type Parts = Box<dyn Iterator<Item = Result<Part, OpError>> + Send>;
 
 /// An answer and its kubo encoding: one JSON value, or one JSON value per line.
 pub trait Reply: Debug + PartialEq + Send + Sized + 'static {
@@ -267,6 +269,7 @@ macro_rules! for_every_command {
                 $crate::ops::dag::DagExport,
             ],
             upload: [
+                $crate::ops::add::Add,
                 $crate::ops::block::BlockPut,
                 $crate::ops::dag::DagImport,
             ],
@@ -276,9 +279,9 @@ macro_rules! for_every_command {
 
 macro_rules! names {
     (op: [$($o:ty),* $(,)?], write: [$($w:ty),* $(,)?], upload: [$($u:ty),* $(,)?] $(,)?) => {
-        /// Every command's name (kubo's path), `add` included.
+        /// Every command's name (kubo's path).
         pub const NAMES: &[&str] = &[
-            $(<$o as Command>::NAME,)* $(<$w as Command>::NAME,)* $(<$u as Command>::NAME,)* "add"
+            $(<$o as Command>::NAME,)* $(<$w as Command>::NAME,)* $(<$u as Command>::NAME,)*
         ];
     };
 }
