@@ -1,8 +1,10 @@
 //! A running node: the repo, the swarm task, Bitswap, all started together and stopped together.
 //!
 //! `Node::start` turns the repo's config into per-subsystem options, starts every task under one
-//! cancellation token, and `Node::shutdown` cancels it, joins every task and flushes the store
-//! last. Reads that may need the network go through [`Node::fetcher`], which serves blocks from
+//! cancellation token and one [`TaskTracker`], and `Node::shutdown` cancels the token, waits for
+//! every tracked task (the swarm task, which joins its record-persistence thread; Bitswap; the
+//! provider and its sweeps; the storage budget; pin resumption; memory trimming) and flushes the
+//! store last. Reads that may need the network go through [`Node::fetcher`], which serves blocks from
 //! the store and fetches missing ones over Bitswap, with a read-ahead window in file order.
 
 use std::sync::Arc;
@@ -13,8 +15,8 @@ use cairn_protocol::reader::FetchError;
 use cairn_protocol::Cid;
 use libp2p::identity::Keypair;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::bitswap::{Bitswap, BitswapConfig, Session};
 use crate::net::{self, NetConfig, NetError, Network, TransportKind};
@@ -72,7 +74,7 @@ pub struct Node {
     bitswap: Bitswap,
     provider: Provider,
     shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: TaskTracker,
 }
 
 impl Node {
@@ -85,6 +87,7 @@ impl Node {
             None => net_config(&repo)?,
         };
         let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let (net, swarm_task) =
             net::task::spawn_with_store(key, &cfg, Some(repo.store().clone()), shutdown.child_token())?;
         let mut bitswap_cfg = opts.bitswap;
@@ -93,28 +96,31 @@ impl Node {
             bitswap_cfg.stored = Some(stored_tx);
         }
         let bitswap = Bitswap::start(net.clone(), repo.store().clone(), bitswap_cfg, shutdown.child_token());
-        let provider = Provider::start(net.clone(), repo.store().clone(), shutdown.child_token());
+        tasks.spawn(async move {
+            let _ = swarm_task.await;
+        });
+        let provider = Provider::start(net.clone(), repo.store().clone(), shutdown.child_token(), &tasks);
         let announcer = provider.clone();
-        let announce_fetched = tokio::spawn(async move {
-            while let Some(cids) = stored_rx.recv().await {
-                announcer.enqueue(cids).await;
+        let stop = shutdown.child_token();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    batch = stored_rx.recv() => match batch {
+                        Some(cids) => announcer.enqueue(cids).await,
+                        None => break,
+                    },
+                }
             }
         });
-        let budget = tokio::spawn(crate::cache::run(
+        tasks.spawn(crate::cache::run(
             repo.store().clone(),
             repo.config().store.max_size_bytes,
             Duration::from_secs(repo.config().store.gc_period_secs),
             shutdown.child_token(),
         ));
-        let trim = tokio::spawn(crate::memory::run(shutdown.child_token()));
-        let node = Node {
-            repo: Arc::new(repo),
-            net,
-            bitswap,
-            provider,
-            shutdown,
-            tasks: vec![swarm_task, budget, announce_fetched, trim],
-        };
+        tasks.spawn(crate::memory::run(shutdown.child_token()));
+        let node = Node { repo: Arc::new(repo), net, bitswap, provider, shutdown, tasks };
         node.resume_pins();
         Ok(node)
     }
@@ -210,7 +216,7 @@ impl Node {
     /// Restart pins that were interrupted, in the background.
     fn resume_pins(&self) {
         let (store, session, token) = (self.store().clone(), self.bitswap.session(), self.shutdown.child_token());
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let Ok(pending) = pinning::pending(&store).await else { return };
             for (root, kind) in pending {
                 tracing::info!(%root, "resuming an interrupted pin");
@@ -226,15 +232,20 @@ impl Node {
         });
     }
 
-    /// Stop every task, then flush the store.
-    pub async fn shutdown(self) {
+    /// Stop every task and wait for it, then flush the store. Callers that still hold the
+    /// node (requests being answered) see its handles fail from then on.
+    pub async fn shutdown(&self) {
         self.shutdown.cancel();
         self.bitswap.stopped().await;
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.tasks.close();
+        self.tasks.wait().await;
         if let Err(e) = self.repo.store().sync() {
             tracing::warn!("flushing the store at shutdown: {e}");
         }
+    }
+
+    /// Tasks still running (0 once [`Node::shutdown`] returned).
+    pub fn running_tasks(&self) -> usize {
+        self.tasks.len()
     }
 }

@@ -85,17 +85,10 @@ async fn start(repo: &TestRepo) -> Result<(Arc<Node>, Api, CancellationToken)> {
     Ok((node, api, token))
 }
 
+/// Shut the node down while requests may still hold it: every task is joined.
 async fn stop(node: Arc<Node>) {
-    node.shutdown_token().cancel();
-    for _ in 0..100 {
-        if Arc::strong_count(&node) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if let Ok(node) = Arc::try_unwrap(node) {
-        node.shutdown().await;
-    }
+    node.shutdown().await;
+    assert_eq!(node.running_tasks(), 0, "shutdown returned with tasks still running");
 }
 
 /// Both backends' results for one request: `Err` if they differ (answers, failure texts, or

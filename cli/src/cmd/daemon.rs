@@ -33,9 +33,9 @@ macro_rules! say {
 /// How long the daemon waits for the swarm to report its listen addresses at start.
 const LISTEN_WAIT: Duration = Duration::from_secs(5);
 
-/// How long, after the API stopped, requests still running may hold the node before it is
-/// stopped anyway.
-const RELEASE_WAIT: Duration = Duration::from_secs(5);
+/// How long stopping the node may take before the store is flushed without the tasks that
+/// did not stop.
+const STOP_WAIT: Duration = Duration::from_secs(30);
 
 /// How long the runtime waits for blocking work at exit.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
@@ -191,27 +191,14 @@ async fn watch_signals(token: CancellationToken) {
     std::process::exit(130);
 }
 
-/// Stop the node's tasks and flush the store. Requests still running hold clones of the node
-/// for a moment after the API stopped; if they do not let go in time, the store is flushed
-/// without joining the tasks (the process is about to exit anyway).
+/// Stop the node: every task joined, then the store flushed. Requests still running hold
+/// clones of the node; they fail from then on, and the process exits. A task that does not
+/// stop within [`STOP_WAIT`] is named in the log and the store is flushed without it.
 async fn stop_node(node: Arc<Node>) {
-    node.shutdown_token().cancel();
-    let start = Instant::now();
-    let mut node = node;
-    loop {
-        match Arc::try_unwrap(node) {
-            Ok(n) => return n.shutdown().await,
-            Err(shared) if start.elapsed() < RELEASE_WAIT => {
-                node = shared;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(shared) => {
-                tracing::warn!("requests still hold the node; flushing the store without waiting for them");
-                if let Err(e) = shared.store().sync() {
-                    tracing::warn!("flushing the store: {e}");
-                }
-                return;
-            }
+    if tokio::time::timeout(STOP_WAIT, node.shutdown()).await.is_err() {
+        tracing::warn!(tasks = node.running_tasks(), "tasks did not stop in time; flushing the store without them");
+        if let Err(e) = node.store().sync() {
+            tracing::warn!("flushing the store: {e}");
         }
     }
 }

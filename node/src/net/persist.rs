@@ -74,14 +74,15 @@ pub struct Persister {
 }
 
 impl Persister {
-    /// Start the persistence thread over `store`.
-    pub fn start(store: Store) -> Persister {
+    /// Start the persistence thread over `store`. It ends, after a last flush, once every
+    /// `Persister` is dropped; join the handle to know its changes are durable.
+    pub fn start(store: Store) -> (Persister, std::thread::JoinHandle<()>) {
         let (tx, rx) = sync_channel(QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("cairn-provider-records".into())
             .spawn(move || apply(store, rx))
             .expect("spawn the provider-record thread");
-        Persister { tx, dropped: Arc::new(AtomicU64::new(0)) }
+        (Persister { tx, dropped: Arc::new(AtomicU64::new(0)) }, thread)
     }
 
     /// Queue a change without waiting.

@@ -79,11 +79,14 @@ pub fn spawn_with_store(
 ) -> Result<(Network, JoinHandle<()>), NetError> {
     let peer_id = key.public().to_peer_id();
     let mut swarm = transport::build(key, cfg)?;
+    let mut persist_thread = None;
     if let Some(store) = store {
         let records = super::persist::load(&store);
         let values = super::persist::load_values(&store);
         tracing::debug!(records = records.len(), values = values.len(), "DHT records restored");
-        swarm.behaviour_mut().kad.store_mut().restore(records, values, super::persist::Persister::start(store));
+        let (persister, thread) = super::persist::Persister::start(store);
+        persist_thread = Some(thread);
+        swarm.behaviour_mut().kad.store_mut().restore(records, values, persister);
     }
     for addr in &cfg.listen {
         swarm
@@ -117,7 +120,14 @@ pub fn spawn_with_store(
         value_puts: HashMap::new(),
         value_gets: HashMap::new(),
     };
-    let handle = tokio::spawn(task.run(shutdown));
+    // The task ends by dropping the swarm, and with it the record store's persister: then
+    // the persistence thread makes its last changes durable and ends, and is joined here.
+    let handle = tokio::spawn(async move {
+        task.run(shutdown).await;
+        if let Some(t) = persist_thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    });
     Ok((net, handle))
 }
 

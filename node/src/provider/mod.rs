@@ -17,6 +17,7 @@ use cairn_protocol::Cid;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::net::Network;
 use crate::store::{Store, Tree};
@@ -118,12 +119,13 @@ fn now_secs() -> u64 {
 }
 
 impl Provider {
-    /// Start the task; keys that were never announced or are due are queued at once.
-    pub fn start(net: Network, store: Store, shutdown: CancellationToken) -> Provider {
+    /// Start the task (tracked by `tasks`, as are its sweeps); keys that were never
+    /// announced or are due are queued at once.
+    pub fn start(net: Network, store: Store, shutdown: CancellationToken, tasks: &TaskTracker) -> Provider {
         let (tx, rx) = mpsc::channel(QUEUE);
         let state = Arc::new(Mutex::new(State::default()));
         let provider = Provider { tx, state: state.clone(), store: store.clone(), net: net.clone() };
-        tokio::spawn(run(net, store, state, rx, shutdown));
+        tasks.spawn(run(net, store, state, rx, shutdown, tasks.clone()));
         provider
     }
 
@@ -234,8 +236,12 @@ async fn run(
     state: Arc<Mutex<State>>,
     mut rx: mpsc::Receiver<Vec<Cid>>,
     shutdown: CancellationToken,
+    tasks: TaskTracker,
 ) {
-    restore_local(&net, &store).await;
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        () = restore_local(&net, &store) => {}
+    }
     let mut check = tokio::time::interval(CHECK_INTERVAL);
     let mut running: Option<tokio::task::JoinHandle<Option<sweep::SweepReport>>> = None;
     let mut last_refill = tokio::time::Instant::now();
@@ -255,7 +261,7 @@ async fn run(
             let batch = take(&state, SWEEP_BATCH);
             if !batch.is_empty() {
                 let net = net.clone();
-                running = Some(tokio::spawn(async move {
+                running = Some(tasks.spawn(async move {
                     match sweep::sweep(&net, batch).await {
                         Ok(r) => Some(r),
                         Err(e) => {
