@@ -32,5 +32,9 @@ fn a_format_1_repo_opens_and_reads() -> Result<()> {
     ensure!(big.len() == 2_000_000 && big.bytes().all(|b| b == b'x'), "the 2 MB file changed");
     run(&["repo", "verify"])?;
     run(&["pin", "verify"])?;
+    let version = std::fs::read_to_string(dir.path().join("repo/version"))?;
+    ensure!(version.trim() == "2", "the repo was not migrated to format 2: {version:?}");
+    // Opened again, already migrated: the same pins.
+    ensure!(run(&["pin", "ls", "--type", "recursive"])? == pins, "pins changed on the second open");
     Ok(())
 }

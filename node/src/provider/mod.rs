@@ -1,7 +1,8 @@
 //! Announcing what this node holds to the DHT, and re-announcing it before records expire.
 //!
 //! The set of keys to announce and the time each was last announced live in the store's
-//! `provide` tree, so the schedule survives restarts. One task owns the queue: new keys (an add,
+//! `provide` tree, keyed by multihash (the DHT's key: CIDv0 and v1 of one block are one
+//! entry), so the schedule survives restarts. One task owns the queue: new keys (an add,
 //! a pin) go first, then keys whose last announcement is older than [`REPROVIDE_INTERVAL`].
 //! Keys leave the queue in batches of up to [`SWEEP_BATCH`], each announced by one [`sweep`]:
 //! a DHT walk per keyspace region rather than per key. Store reads and writes happen on
@@ -114,6 +115,18 @@ pub struct Provider {
     net: Network,
 }
 
+/// The schedule's key for a block: its multihash (CIDv0 and v1 of one block, and any codec,
+/// are one DHT key).
+pub fn schedule_key(cid: &Cid) -> Vec<u8> {
+    cid.hash().to_bytes()
+}
+
+/// The one CID the queue holds for a scheduled key (raw CIDv1: the DHT only sees the
+/// multihash, and the store looks blocks up by it).
+fn queued_cid(key: &[u8]) -> Option<Cid> {
+    multihash::Multihash::<64>::from_bytes(key).ok().map(|mh| Cid::new_v1(cairn_protocol::cids::RAW, mh))
+}
+
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -134,13 +147,15 @@ impl Provider {
         if cids.is_empty() {
             return;
         }
+        let cids: Vec<Cid> = cids.iter().filter_map(|c| queued_cid(&schedule_key(c))).collect();
         let store = self.store.clone();
         let keys = cids.clone();
         let added = tokio::task::spawn_blocking(move || {
             let mut added = 0u64;
             for c in &keys {
-                if store.meta().get(Tree::Provide, &c.to_bytes()).ok().flatten().is_none() {
-                    let _ = store.meta().put(Tree::Provide, &c.to_bytes(), &0u64.to_be_bytes());
+                let key = schedule_key(c);
+                if store.meta().get(Tree::Provide, &key).ok().flatten().is_none() {
+                    let _ = store.meta().put(Tree::Provide, &key, &0u64.to_be_bytes());
                     added += 1;
                 }
             }
@@ -183,7 +198,7 @@ fn due_keys(store: &Store, limit: usize) -> (Vec<Cid>, Vec<Cid>, u64, u64, u64) 
         if last == 0 || due_at <= now {
             due_total += 1;
             if due.len() < limit {
-                if let Ok(cid) = Cid::try_from(k) {
+                if let Some(cid) = queued_cid(k) {
                     due.push(cid);
                 }
             }
@@ -209,11 +224,11 @@ async fn unschedule(store: &Store, net: &Network, state: &Mutex<State>, cids: Ve
         return;
     }
     let s = store.clone();
-    let keys: Vec<Vec<u8>> = cids.iter().map(|c| c.hash().to_bytes()).collect();
+    let keys: Vec<Vec<u8>> = cids.iter().map(schedule_key).collect();
     let removed = tokio::task::spawn_blocking(move || {
         let mut removed = 0u64;
         for c in &cids {
-            let key = c.to_bytes();
+            let key = schedule_key(c);
             if s.meta().get(Tree::Provide, &key).ok().flatten().is_some()
                 && s.meta().remove(Tree::Provide, &key).is_ok()
             {
@@ -333,9 +348,7 @@ async fn restore_local(net: &Network, store: &Store) {
     let keys = tokio::task::spawn_blocking(move || {
         let mut keys = Vec::new();
         let _ = s.meta().for_each(Tree::Provide, &mut |k, _| {
-            if let Ok(cid) = Cid::try_from(k) {
-                keys.push(cid.hash().to_bytes());
-            }
+            keys.push(k.to_vec());
             true
         });
         keys
@@ -377,8 +390,9 @@ async fn record(store: &Store, state: &Mutex<State>, report: Option<sweep::Sweep
     let stamp = now_secs().to_be_bytes();
     let _ = tokio::task::spawn_blocking(move || {
         for cid in report.announced {
-            if s.meta().get(Tree::Provide, &cid.to_bytes()).ok().flatten().is_some() {
-                let _ = s.meta().put(Tree::Provide, &cid.to_bytes(), &stamp);
+            let key = schedule_key(&cid);
+            if s.meta().get(Tree::Provide, &key).ok().flatten().is_some() {
+                let _ = s.meta().put(Tree::Provide, &key, &stamp);
             }
         }
         s.meta().flush()
@@ -425,10 +439,12 @@ mod tests {
         let (kept, evicted) = (block(b"kept"), block(b"evicted"));
         store.put_many([kept.clone()]).unwrap();
         for c in [kept.cid, evicted.cid] {
-            store.meta().put(Tree::Provide, &c.to_bytes(), &0u64.to_be_bytes()).unwrap();
+            store.meta().put(Tree::Provide, &schedule_key(&c), &0u64.to_be_bytes()).unwrap();
         }
         let (due, gone, total, _, due_total) = due_keys(store, 10);
         assert_eq!((due, gone, total, due_total), (vec![kept.cid], vec![evicted.cid], 2, 2));
+        let v0 = Cid::new_v0(*kept.cid.hash()).unwrap_or(kept.cid);
+        assert_eq!(schedule_key(&v0), schedule_key(&kept.cid), "one key per block, whatever its CID");
         let (due, _, _, _, due_total) = due_keys(store, 0);
         assert!(due.is_empty() && due_total == 2, "the limit bounds what is returned, not what is counted");
     }

@@ -1,7 +1,7 @@
 //! The repo folder (`$CAIRN_PATH`, default `~/.cairn`):
 //!
 //! ```text
-//! version        repo format version ("1")
+//! version        repo format version ("2"; see [`REPO_VERSION`] for what changed)
 //! config.toml    settings (see [`config`])
 //! identity.key   Ed25519 secret key, mode 0600
 //! repo.lock      held (flock) by the one process that has the repo open; holds its pid
@@ -24,8 +24,10 @@ pub use identity::Identity;
 
 use crate::store::{space, DiskFiles, SledMeta, Store};
 
-/// The repo format this build writes and reads.
-pub const REPO_VERSION: u32 = 1;
+/// The repo format this build writes and reads. Format 2 keys the provider schedule
+/// (`provide` tree) by multihash instead of CID bytes; a format-1 repo is migrated when it
+/// is opened.
+pub const REPO_VERSION: u32 = 2;
 
 /// Errors opening or creating a repo.
 #[derive(Debug, thiserror::Error)]
@@ -250,7 +252,7 @@ impl Repo {
             Err(e) => return Err(io_ctx("reading the repo version")(e)),
         };
         let lock = take_lock(path, holder)?;
-        migrate(path, version.trim())?;
+        let found = check_version(path, version.trim())?;
         let config_path = path.join("config.toml");
         let text = fs::read_to_string(&config_path).map_err(io_ctx("reading config.toml"))?;
         let config =
@@ -260,6 +262,9 @@ impl Repo {
         let meta = open_meta(path, &config)?;
         let floor = space::Floor::new(path, config.store.min_free_bytes);
         let store = Store::with_floor(Box::new(files), Box::new(meta), Some(floor));
+        if found < REPO_VERSION {
+            migrate(path, &store, found)?;
+        }
         space::restore_reserve(path, config.store.min_free_bytes);
         Ok(Repo { path: path.to_path_buf(), config, identity, store, _lock: lock })
     }
@@ -327,9 +332,8 @@ fn take_lock(path: &Path, holder: Holder) -> Result<fs::File, RepoError> {
     Ok(f)
 }
 
-/// Bring an older repo format up to [`REPO_VERSION`]. Each future format change adds one step
-/// here; version 1 is the first, so there is nothing to migrate yet.
-fn migrate(path: &Path, found: &str) -> Result<(), RepoError> {
+/// The repo's format version, if this build can open it (itself or by migrating it).
+fn check_version(path: &Path, found: &str) -> Result<u32, RepoError> {
     let version_err = |hint| RepoError::Version { path: path.to_path_buf(), found: found.to_string(), hint };
     let v: u32 = found.parse().map_err(|_| version_err(": the version file is damaged"))?;
     if v > REPO_VERSION {
@@ -338,7 +342,46 @@ fn migrate(path: &Path, found: &str) -> Result<(), RepoError> {
     if v < 1 {
         return Err(version_err(": no migration exists from that version"));
     }
-    Ok(())
+    Ok(v)
+}
+
+/// Bring an older repo format up to [`REPO_VERSION`], one step per format change, each safe
+/// to run again if interrupted: the new `version` is written (synced, renamed) only after the
+/// step's changes are flushed.
+fn migrate(path: &Path, store: &Store, found: u32) -> Result<(), RepoError> {
+    if found < 2 {
+        tracing::info!("migrating the repo from format 1 to 2 (provider schedule keyed by multihash)");
+        provide_keys_by_multihash(store).map_err(io_ctx("migrating the provider schedule"))?;
+    }
+    let tmp = path.join("version.new");
+    let _ = fs::remove_file(&tmp);
+    write_synced(&tmp, format!("{REPO_VERSION}\n").as_bytes())?;
+    fs::rename(&tmp, path.join("version")).map_err(io_ctx("replacing the version file"))?;
+    fs::File::open(path).and_then(|d| d.sync_all()).map_err(io_ctx("syncing the repo folder"))
+}
+
+/// Format 1 → 2: `provide` keys that are CIDv1 bytes become the CID's multihash, keeping the
+/// latest announcement time when two CIDs of one block meet. CIDv0 keys already are
+/// multihashes, and multihash keys never parse as CIDv1, so a second run changes nothing.
+fn provide_keys_by_multihash(store: &Store) -> io::Result<()> {
+    use crate::store::Tree;
+    let mut moved: Vec<(Vec<u8>, Vec<u8>, u64)> = Vec::new();
+    store.meta().for_each(Tree::Provide, &mut |k, v| {
+        if let Ok(cid) = cairn_protocol::Cid::try_from(k) {
+            if cid.version() == cid::Version::V1 {
+                let stamp = v.try_into().map(u64::from_be_bytes).unwrap_or(0);
+                moved.push((k.to_vec(), cid.hash().to_bytes(), stamp));
+            }
+        }
+        true
+    })?;
+    for (old, mh, stamp) in moved {
+        let existing = store.meta().get(Tree::Provide, &mh)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes);
+        let stamp = existing.map_or(stamp, |e| e.max(stamp));
+        store.meta().put(Tree::Provide, &mh, &stamp.to_be_bytes())?;
+        store.meta().remove(Tree::Provide, &old)?;
+    }
+    store.meta().flush()
 }
 
 /// Refuse to `init` over anything: a repo, a damaged repo, or a folder holding other files.
@@ -402,6 +445,39 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<(), RepoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_1_provide_keys_become_multihashes_once() {
+        use crate::store::Tree;
+        use cairn_protocol::cids::{cid_for, HashFn, DAG_PB, RAW};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r");
+        Repo::init(&p, "local").unwrap();
+        let repo = Repo::open(&p).unwrap();
+        let meta = repo.store().meta();
+        let v1 = cid_for(cid::Version::V1, DAG_PB, HashFn::Sha2_256, b"block");
+        let v0 = cid::Cid::new_v0(*v1.hash()).unwrap();
+        let raw = cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, b"other");
+        meta.put(Tree::Provide, &v1.to_bytes(), &5u64.to_be_bytes()).unwrap();
+        meta.put(Tree::Provide, &v0.to_bytes(), &9u64.to_be_bytes()).unwrap();
+        meta.put(Tree::Provide, &raw.to_bytes(), &0u64.to_be_bytes()).unwrap();
+        let entries = || {
+            let mut all = Vec::new();
+            meta.for_each(Tree::Provide, &mut |k, v| {
+                all.push((k.to_vec(), u64::from_be_bytes(v.try_into().unwrap())));
+                true
+            })
+            .unwrap();
+            all.sort();
+            all
+        };
+        provide_keys_by_multihash(repo.store()).unwrap();
+        let mut want = vec![(v1.hash().to_bytes(), 9), (raw.hash().to_bytes(), 0)];
+        want.sort();
+        assert_eq!(entries(), want, "one key per block, the latest stamp kept");
+        provide_keys_by_multihash(repo.store()).unwrap();
+        assert_eq!(entries(), want, "a second run changes nothing");
+    }
 
     #[test]
     fn init_open_lock_and_version_checks() {
