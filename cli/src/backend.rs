@@ -141,22 +141,34 @@ impl Local {
         let (ctx, t) = (self.ctx.clone(), token.clone());
         self.rt.spawn_blocking(move || {
             let mut w = PipeWriter { tx, buf: Vec::with_capacity(PIPE_PIECE) };
-            let result = op.write(&ctx, &mut w, &t).and_then(|()| Ok(w.flush()?));
-            if let Err(e) = result {
-                let _ = w.tx.send(Err(e.message()));
-            }
+            let end = match op.write(&ctx, &mut w, &t).and_then(|()| Ok(w.flush()?)) {
+                Ok(()) => Piece::End,
+                Err(e) => Piece::Failed(e.message()),
+            };
+            let _ = w.tx.send(end);
         });
-        match rx.recv() {
-            Ok(Ok(first)) => Ok(Box::new(PipeReader { rx, cur: io::Cursor::new(first), _stop: token.drop_guard() })),
-            Ok(Err(msg)) => Err(anyhow!("{msg}")),
-            Err(_) => Ok(Box::new(io::empty())),
-        }
+        let (first, done) = match rx.recv() {
+            Ok(Piece::Data(first)) => (first, false),
+            Ok(Piece::Failed(msg)) => return Err(anyhow!("{msg}")),
+            Ok(Piece::End) => (Vec::new(), true),
+            Err(_) => return Err(anyhow!("the command stopped before it finished (see the log)")),
+        };
+        Ok(Box::new(PipeReader { rx, cur: io::Cursor::new(first), done, _stop: token.drop_guard() }))
     }
+}
+
+/// What an in-process producer hands its reader.
+enum Piece {
+    Data(Vec<u8>),
+    /// Everything was written.
+    End,
+    /// The command failed after this point.
+    Failed(String),
 }
 
 /// The producer's end of an in-process stream.
 struct PipeWriter {
-    tx: SyncSender<Result<Vec<u8>, String>>,
+    tx: SyncSender<Piece>,
     buf: Vec<u8>,
 }
 
@@ -174,14 +186,16 @@ impl Write for PipeWriter {
             return Ok(());
         }
         let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_PIECE));
-        self.tx.send(Ok(piece)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader went away"))
+        self.tx.send(Piece::Data(piece)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader went away"))
     }
 }
 
-/// The reader's end; dropping it cancels the producer.
+/// The reader's end; dropping it cancels the producer. A producer that ends without saying
+/// so (it panicked) is an error, never a short stream taken for a whole one.
 struct PipeReader {
-    rx: Receiver<Result<Vec<u8>, String>>,
+    rx: Receiver<Piece>,
     cur: io::Cursor<Vec<u8>>,
+    done: bool,
     _stop: DropGuard,
 }
 
@@ -189,13 +203,14 @@ impl Read for PipeReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
             let n = self.cur.read(out)?;
-            if n > 0 || out.is_empty() {
+            if n > 0 || out.is_empty() || self.done {
                 return Ok(n);
             }
             match self.rx.recv() {
-                Ok(Ok(piece)) => self.cur = io::Cursor::new(piece),
-                Ok(Err(msg)) => return Err(io::Error::other(msg)),
-                Err(_) => return Ok(0),
+                Ok(Piece::Data(piece)) => self.cur = io::Cursor::new(piece),
+                Ok(Piece::End) => self.done = true,
+                Ok(Piece::Failed(msg)) => return Err(io::Error::other(msg)),
+                Err(_) => return Err(io::Error::other("the command stopped before it finished (see the log)")),
             }
         }
     }

@@ -6,7 +6,7 @@
 //! works when no daemon holds the repo lock (see `cmd::connect`).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -148,13 +148,6 @@ impl Api {
         check(resp)
     }
 
-    /// A command answering one JSON object.
-    pub fn json(&self, cmd: &str, query: &[(&str, String)]) -> Result<Value> {
-        let mut resp = self.call(cmd, query)?;
-        let text = resp.body_mut().read_to_string().map_err(|e| self.io_error(e))?;
-        serde_json::from_str(&text).with_context(|| format!("the daemon's answer to {cmd} is not JSON: {text:?}"))
-    }
-
     /// A failed exchange with the daemon, as text: the connection's own `io::Error` must not
     /// stay in the chain, where a `BrokenPipe` (the daemon stopped reading an upload) would
     /// pass for a closed stdout, which `main` treats as success.
@@ -181,15 +174,6 @@ fn check(mut resp: Response<Body>) -> Result<Response<Body>> {
         .and_then(|v| v["Message"].as_str().map(String::from))
         .unwrap_or_else(|| format!("the daemon answered {status}: {}", text.trim()));
     bail!("{msg}")
-}
-
-/// Newline-delimited JSON values of a streamed answer, one at a time.
-pub fn ndjson(resp: Response<Body>) -> impl Iterator<Item = Result<Value>> {
-    let reader = BufReader::new(resp.into_body().into_reader());
-    reader.lines().filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty())).map(|line| {
-        let line = line.context("reading the daemon's answer")?;
-        serde_json::from_str(&line).with_context(|| format!("the daemon sent a line that is not JSON: {line:?}"))
-    })
 }
 
 /// The body of an answer as a reader (raw bytes of `cat`, `get`, `block/get`, `dag/export`).

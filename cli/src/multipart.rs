@@ -107,20 +107,6 @@ impl Read for Body {
     }
 }
 
-/// A reader whose errors name the file they came from.
-pub struct Named<R> {
-    /// The file's path, for messages.
-    pub name: String,
-    /// The reader.
-    pub inner: R,
-}
-
-impl<R: Read> Read for Named<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(out).map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", self.name)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

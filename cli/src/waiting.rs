@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use cairn_node::ops::stats::BitswapStat;
+
 use crate::client::Api;
 use crate::output::note;
 
@@ -89,14 +91,13 @@ fn watch(api: &Api, what: &str, progress: &AtomicU64, stop: &AtomicBool) {
 /// One line on what the node is waiting for, from its Bitswap counters, and the count of
 /// blocks it has received.
 fn describe(api: &Api, what: &str, waited: Duration) -> Option<(String, u64)> {
-    let v = api.json("bitswap/stat", &[]).ok()?;
-    let wanted = v["Wantlist"].as_array().map_or(0, |w| w.len());
-    let peers = v["Peers"].as_array().map_or(0, |p| p.len());
-    let received = v["BlocksReceived"].as_u64().unwrap_or(0);
+    let v = crate::backend::Backend::Daemon(api.clone()).call(BitswapStat).ok()?;
+    let (wanted, peers, received) = (v.wantlist.len(), v.peers.len(), v.blocks_received);
     // Name a wanted block when it is not the one the command was asked for.
-    let first = v["Wantlist"]
-        .get(0)
-        .and_then(|c| c["/"].as_str())
+    let first = v
+        .wantlist
+        .first()
+        .map(|c| c.cid.as_str())
         .filter(|c| !what.contains(c))
         .map(|c| format!(" (such as {c})"))
         .unwrap_or_default();
