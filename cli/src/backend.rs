@@ -7,7 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use cairn_node::ops::{self, Ctx, Op, OpError, PartKind, Reply, UploadOp, WriteOp};
+use cairn_node::ops::{self, Ctx, Op, OpError, PartKind, UploadOp, WriteOp};
 use cairn_node::repo::Repo;
 use cairn_node::upload;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -67,10 +67,7 @@ impl Backend {
     pub fn call<O: Op>(&self, op: O) -> Result<O::Output> {
         match self {
             Backend::Local(l) => l.rt.block_on(op.run(l.ctx.clone())).map_err(op_error),
-            Backend::Daemon(api) => {
-                let resp = api.call(O::NAME, &op.to_args())?;
-                decode(api, O::NAME, resp)
-            }
+            Backend::Daemon(api) => api.op(op),
         }
     }
 
@@ -99,7 +96,7 @@ impl Backend {
                 let body = multipart::Body::new(Box::new(parts), None);
                 let ct = body.content_type();
                 let resp = api.call_with(U::NAME, &op.to_args(), &ct, body)?;
-                decode(api, U::NAME, resp)
+                api.decode(U::NAME, resp)
             }
         }
     }
@@ -119,19 +116,6 @@ impl Backend {
             Backend::Local(_) => "reading from the repo".into(),
         }
     }
-}
-
-fn decode<R: Reply>(api: &Api, name: &str, mut resp: ureq::http::Response<ureq::Body>) -> Result<R> {
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_vec()
-        .with_context(|| format!("reading the daemon's answer to {name} ({})", api.addr()))?;
-    R::from_body(&body).with_context(|| {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        format!("the daemon's answer to {name} is not what this cairn expects: {text:?}")
-    })
 }
 
 impl Local {

@@ -16,6 +16,8 @@ use serde_json::Value;
 use ureq::http::Response;
 use ureq::{Body, SendBody};
 
+use cairn_node::ops::{Op, Reply};
+
 /// How long finding out whether a daemon answers may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -124,6 +126,26 @@ impl Api {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
         req
+    }
+
+    /// Run a typed operation on the daemon and decode its one-value answer.
+    pub fn op<O: Op>(&self, op: O) -> Result<O::Output> {
+        let resp = self.call(O::NAME, &op.to_args())?;
+        self.decode(O::NAME, resp)
+    }
+
+    /// Read a command's whole answer and decode it as the typed reply this CLI expects.
+    pub fn decode<R: Reply>(&self, name: &str, mut resp: Response<Body>) -> Result<R> {
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .with_context(|| format!("reading the daemon's answer to {name} ({})", self.addr()))?;
+        R::from_body(&body).with_context(|| {
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            format!("the daemon's answer to {name} is not what this cairn expects: {text:?}")
+        })
     }
 
     /// `POST` a command without a body; fails with the daemon's message on an error status.

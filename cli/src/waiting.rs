@@ -91,7 +91,7 @@ fn watch(api: &Api, what: &str, progress: &AtomicU64, stop: &AtomicBool) {
 /// One line on what the node is waiting for, from its Bitswap counters, and the count of
 /// blocks it has received.
 fn describe(api: &Api, what: &str, waited: Duration) -> Option<(String, u64)> {
-    let v = crate::backend::Backend::Daemon(api.clone()).call(BitswapStat).ok()?;
+    let v = api.op(BitswapStat).ok()?;
     let (wanted, peers, received) = (v.wantlist.len(), v.peers.len(), v.blocks_received);
     // Name a wanted block when it is not the one the command was asked for.
     let first = v

@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 mod schedule;
 
-use super::wire::{self, PeerSender, Role, SenderCtx};
+use super::wire::{self, PeerEvent, PeerSender, Role, SenderCtx};
 use super::writer::Unwritten;
 use super::{server, BitswapConfig, Counters, FetchError};
 use crate::net::{NetEvent, Network};
@@ -126,27 +126,6 @@ pub(crate) enum Command {
         session: SessionRef,
         /// The blocks.
         cids: Vec<Cid>,
-    },
-    /// Blocks and presences from a peer (from a reader task).
-    Received {
-        /// The sender.
-        peer: PeerId,
-        /// Blocks, CIDs computed from their bytes.
-        blocks: Vec<Block>,
-        /// HAVE / DONT_HAVE answers.
-        presences: Vec<(Cid, Presence)>,
-    },
-    /// A peer broke the protocol on a stream (from a reader task).
-    Violation {
-        /// The peer.
-        peer: PeerId,
-    },
-    /// Wants could not be sent to a peer (from its sender task).
-    SendFailed {
-        /// The peer.
-        peer: PeerId,
-        /// It speaks no Bitswap version at all.
-        unsupported: bool,
     },
     /// A provider search found a peer.
     Provider {
@@ -269,6 +248,8 @@ pub(crate) struct Client {
     counters: Arc<Counters>,
     this: mpsc::Sender<Command>,
     commands: mpsc::Receiver<Command>,
+    /// Blocks, presences and failures from the wire's reader and sender tasks.
+    peer_events: mpsc::Receiver<PeerEvent>,
     server: mpsc::Sender<server::Command>,
     writer: mpsc::Sender<Block>,
     unwritten: Unwritten,
@@ -303,6 +284,7 @@ impl Client {
         counters: Arc<Counters>,
         this: mpsc::Sender<Command>,
         commands: mpsc::Receiver<Command>,
+        (peer_tx, peer_events): (mpsc::Sender<PeerEvent>, mpsc::Receiver<PeerEvent>),
         server: mpsc::Sender<server::Command>,
         writer: mpsc::Sender<Block>,
         unwritten: Unwritten,
@@ -314,7 +296,7 @@ impl Client {
             role: Role::Client,
             counters: counters.clone(),
             room: None,
-            failures: Some(this.clone()),
+            failures: Some(peer_tx),
             shutdown: shutdown.clone(),
         };
         Client {
@@ -324,6 +306,7 @@ impl Client {
             counters,
             this,
             commands,
+            peer_events,
             server,
             writer,
             unwritten,
@@ -371,6 +354,15 @@ impl Client {
                         }
                     }
                 }
+                Some(ev) = self.peer_events.recv() => {
+                    self.on_peer_event(ev).await;
+                    for _ in 1..DRAIN {
+                        match self.peer_events.try_recv() {
+                            Ok(ev) => self.on_peer_event(ev).await,
+                            Err(_) => break,
+                        }
+                    }
+                }
                 ev = self.events.recv() => self.on_net_event(ev),
                 _ = tick.tick() => self.on_tick(),
             }
@@ -384,6 +376,14 @@ impl Client {
         // Dropping the wants drops their reply channels: waiting `get`s see `Shutdown`.
     }
 
+    async fn on_peer_event(&mut self, ev: PeerEvent) {
+        match ev {
+            PeerEvent::Received { peer, blocks, presences } => self.on_received(peer, blocks, presences).await,
+            PeerEvent::Violation { peer } => self.strike(peer, VIOLATION_STRIKES).await,
+            PeerEvent::SendFailed { peer, unsupported } => self.on_send_failed(peer, unsupported),
+        }
+    }
+
     async fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Want { session, cid, reply } => self.on_want(session, cid, Some(reply)),
@@ -392,9 +392,6 @@ impl Client {
                     self.on_want(session.clone(), cid, None);
                 }
             }
-            Command::Received { peer, blocks, presences } => self.on_received(peer, blocks, presences).await,
-            Command::Violation { peer } => self.strike(peer, VIOLATION_STRIKES).await,
-            Command::SendFailed { peer, unsupported } => self.on_send_failed(peer, unsupported),
             Command::Provider { session, peer } => self.on_provider(session, peer),
             Command::SearchDone { session } => {
                 self.searches = self.searches.saturating_sub(1);

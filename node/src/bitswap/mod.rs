@@ -234,6 +234,8 @@ impl Bitswap {
         let counters = Arc::new(Counters::default());
         let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE);
         let (server_tx, server_rx) = mpsc::channel(SERVER_QUEUE);
+        let (wants_tx, wants_rx) = mpsc::channel(SERVER_QUEUE);
+        let (peer_tx, peer_rx) = mpsc::channel(CLIENT_QUEUE);
         let unwritten = writer::Unwritten::default();
         let (writer_tx, writer_task) =
             writer::spawn(store.clone(), unwritten.clone(), server_tx.clone(), cfg.stored.take());
@@ -243,6 +245,7 @@ impl Bitswap {
             &cfg,
             counters.clone(),
             server_rx,
+            wants_rx,
             shutdown.clone(),
         ));
         let client_task = client::spawn(client::Client::new(
@@ -251,6 +254,7 @@ impl Bitswap {
             counters.clone(),
             client_tx.clone(),
             client_rx,
+            (peer_tx.clone(), peer_rx),
             server_tx.clone(),
             writer_tx,
             unwritten.clone(),
@@ -258,8 +262,8 @@ impl Bitswap {
             shutdown.clone(),
         ));
         let inbound = wire::Inbound {
-            server: server_tx.clone(),
-            client: client_tx.clone(),
+            server: wants_tx,
+            client: peer_tx,
             counters: counters.clone(),
             shutdown: shutdown.clone(),
         };

@@ -27,7 +27,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::ledger::{Job, Ledger};
-use super::wire::{self, PeerSender, Role, SenderCtx};
+use super::wire::{self, PeerSender, PeerWants, Role, SenderCtx};
 use super::{BitswapConfig, Counters};
 use crate::net::{NetEvent, Network};
 use crate::store::Store;
@@ -41,15 +41,6 @@ const READ_BATCH: usize = 64;
 /// Requests to the server task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// A peer's wants (from a reader task).
-    Wants {
-        /// Who sent them.
-        peer: PeerId,
-        /// They replace the peer's wantlist.
-        full: bool,
-        /// Wants and cancels.
-        wants: Vec<WantEntry>,
-    },
     /// These blocks were just stored (by the write-behind writer).
     NewBlocks(Vec<Cid>),
     /// Drop the peer's ledger and ignore it for a while (it was banned).
@@ -96,6 +87,8 @@ pub(crate) struct Server {
     store: Store,
     cfg: BitswapConfig,
     commands: mpsc::Receiver<Command>,
+    /// Peers' wants, from the wire's reader tasks.
+    wants: mpsc::Receiver<PeerWants>,
     events: broadcast::Receiver<NetEvent>,
     shutdown: CancellationToken,
     sender_ctx: SenderCtx,
@@ -117,6 +110,7 @@ impl Server {
         cfg: &BitswapConfig,
         counters: Arc<Counters>,
         commands: mpsc::Receiver<Command>,
+        wants: mpsc::Receiver<PeerWants>,
         shutdown: CancellationToken,
     ) -> Self {
         let room = Arc::new(Notify::new());
@@ -132,6 +126,7 @@ impl Server {
             store,
             cfg: cfg.clone(),
             commands,
+            wants,
             events: net.subscribe(),
             shutdown,
             sender_ctx,
@@ -162,6 +157,7 @@ impl Server {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
                 },
+                Some(w) = self.wants.recv() => self.on_wants(w.peer, w.full, w.wants),
                 _ = self.room.notified() => self.unblock(),
                 ev = self.events.recv() => self.on_net_event(ev),
             }
@@ -173,7 +169,6 @@ impl Server {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Wants { peer, full, wants } => self.on_wants(peer, full, wants),
             Command::NewBlocks(cids) => self.on_new_blocks(&cids),
             Command::Ban(peer) => {
                 self.peers.remove(&peer);

@@ -22,15 +22,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_protocol::bitswap::{
-    split_into_messages, BitswapError, FrameDecoder, Message, Version, WantType, PROTOCOLS, TARGET_MESSAGE_SIZE,
+    split_into_messages, BitswapError, FrameDecoder, Message, Presence, Version, WantEntry, WantType, PROTOCOLS,
+    TARGET_MESSAGE_SIZE,
 };
+use cairn_protocol::{Block, Cid};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::{Control, OpenStreamError};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{client, server, Counters};
+use super::Counters;
 
 /// Messages queued for one sender task before its owner keeps them back.
 pub(crate) const PEER_QUEUE: usize = 16;
@@ -58,13 +60,51 @@ const READ_CHUNK: usize = 64 * 1024;
 /// so a burst of large blocks does not hold up the async workers.
 const BLOCKING_DECODE: usize = 256 * 1024;
 
-/// Where inbound messages go, shared by the accept task and its readers.
+/// A peer's wants, from a reader task to the server task.
+#[derive(Debug)]
+pub(crate) struct PeerWants {
+    /// Who sent them.
+    pub(crate) peer: PeerId,
+    /// They replace the peer's wantlist.
+    pub(crate) full: bool,
+    /// Wants and cancels.
+    pub(crate) wants: Vec<WantEntry>,
+}
+
+/// What reader and sender tasks tell the client task about a peer.
+#[derive(Debug)]
+pub(crate) enum PeerEvent {
+    /// Blocks and presences from a peer (from a reader task).
+    Received {
+        /// The sender.
+        peer: PeerId,
+        /// Blocks, CIDs computed from their bytes.
+        blocks: Vec<Block>,
+        /// HAVE / DONT_HAVE answers.
+        presences: Vec<(Cid, Presence)>,
+    },
+    /// A peer broke the protocol on a stream (from a reader task).
+    Violation {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Wants could not be sent to a peer (from its sender task).
+    SendFailed {
+        /// The peer.
+        peer: PeerId,
+        /// It speaks no Bitswap version at all.
+        unsupported: bool,
+    },
+}
+
+/// Where inbound messages go, shared by the accept task and its readers. The wire owns
+/// these message types, so it depends on neither half of the engine.
 #[derive(Clone)]
 pub(crate) struct Inbound {
     /// Wants go to the server task.
-    pub(crate) server: mpsc::Sender<server::Command>,
+    pub(crate) server: mpsc::Sender<PeerWants>,
     /// Blocks, presences and violations go to the client task.
-    pub(crate) client: mpsc::Sender<client::Command>,
+    pub(crate) client: mpsc::Sender<PeerEvent>,
     /// Message counters.
     pub(crate) counters: Arc<Counters>,
     /// Stops every reader.
@@ -128,7 +168,7 @@ pub(crate) async fn read_stream(
             tracing::debug!(%peer, "bitswap protocol violation, resetting the stream: {e}");
             Counters::add(&inbound.counters.protocol_violations, 1);
             drop(stream); // reset: dropped without closing
-            let _ = inbound.client.send(client::Command::Violation { peer }).await;
+            let _ = inbound.client.send(PeerEvent::Violation { peer }).await;
         }
     }
 }
@@ -183,11 +223,11 @@ async fn decode(body: Bytes) -> Result<Message, ReadError> {
 /// Wants to the server, blocks and presences to the client.
 async fn dispatch(peer: PeerId, msg: Message, inbound: &Inbound) -> Result<(), ReadError> {
     if msg.full || !msg.wants.is_empty() {
-        let cmd = server::Command::Wants { peer, full: msg.full, wants: msg.wants };
+        let cmd = PeerWants { peer, full: msg.full, wants: msg.wants };
         inbound.server.send(cmd).await.map_err(|_| ReadError::Gone)?;
     }
     if !msg.blocks.is_empty() || !msg.presences.is_empty() {
-        let cmd = client::Command::Received { peer, blocks: msg.blocks, presences: msg.presences };
+        let cmd = PeerEvent::Received { peer, blocks: msg.blocks, presences: msg.presences };
         inbound.client.send(cmd).await.map_err(|_| ReadError::Gone)?;
     }
     Ok(())
@@ -256,7 +296,7 @@ pub(crate) struct SenderCtx {
     /// Woken after each message is written, so the server can refill the queue.
     pub(crate) room: Option<Arc<Notify>>,
     /// Where a client sender reports that the peer cannot be reached.
-    pub(crate) failures: Option<mpsc::Sender<client::Command>>,
+    pub(crate) failures: Option<mpsc::Sender<PeerEvent>>,
     /// Stops the sender.
     pub(crate) shutdown: CancellationToken,
 }
@@ -335,7 +375,7 @@ pub(crate) async fn run_sender(
                 }
                 if let Some(f) = &ctx.failures {
                     let unsupported = matches!(e, SendError::Unsupported);
-                    let _ = f.send(client::Command::SendFailed { peer, unsupported }).await;
+                    let _ = f.send(PeerEvent::SendFailed { peer, unsupported }).await;
                 }
                 return;
             }
