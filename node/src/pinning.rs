@@ -1,6 +1,6 @@
 //! Pinning content that may not be local yet: fetch the whole DAG (store first, then the
-//! network), make it durable, then pin it. The pin is recorded as pending in the store's
-//! `meta` tree before anything is fetched, so a pin interrupted by a crash or a restart resumes
+//! network), make it durable, then pin it. The pin is recorded as pending in the store
+//! ([`Records::PendingPins`]) before anything is fetched, so a pin interrupted by a crash or a restart resumes
 //! when the node starts again.
 
 use std::collections::HashSet;
@@ -12,13 +12,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use crate::bitswap::{FetchError, Session};
 use crate::dag;
 use crate::pins::{self, PinError, PinKind};
-use crate::store::{key_of, Store, StoreError, Tree};
+use crate::store::{key_of, Records, Store, StoreError};
 
 /// Blocks fetched at once while walking a DAG to pin it.
 pub const PIN_FETCH_WINDOW: usize = 64;
-
-/// Prefix of pending-pin keys in the `meta` tree.
-const PENDING: &[u8] = b"pending-pin/";
 
 /// Why a remote pin failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,10 +37,6 @@ pub enum PinRemoteError {
     Interrupted,
 }
 
-fn pending_key(cid: &Cid) -> Vec<u8> {
-    [PENDING, &cid.to_bytes()].concat()
-}
-
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, PinRemoteError> {
     tokio::task::spawn_blocking(f).await.map_err(|_| PinRemoteError::Interrupted)
 }
@@ -53,19 +46,17 @@ pub async fn pending(store: &Store) -> Result<Vec<(Cid, PinKind)>, PinRemoteErro
     let store = store.clone();
     blocking(move || {
         let mut out = Vec::new();
-        store.meta().for_each(Tree::Meta, &mut |k, v| {
-            if let Some(rest) = k.strip_prefix(PENDING) {
-                let kind = if v == b"direct" { PinKind::Direct } else { PinKind::Recursive };
-                if let Ok(c) = Cid::try_from(rest) {
-                    out.push((c, kind));
-                }
+        store.for_each_record(Records::PendingPins, &mut |k, v| {
+            let kind = if v == b"direct" { PinKind::Direct } else { PinKind::Recursive };
+            if let Ok(c) = Cid::try_from(k) {
+                out.push((c, kind));
             }
             true
         })?;
-        Ok::<_, std::io::Error>(out)
+        Ok::<_, StoreError>(out)
     })
     .await?
-    .map_err(|e| PinRemoteError::Store(e.into()))
+    .map_err(PinRemoteError::Store)
 }
 
 /// Fetch every block of the DAG under `root` that is not local, then pin it (recursively or
@@ -79,12 +70,9 @@ pub async fn pin_remote(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), PinRemoteError> {
     let s = store.clone();
-    blocking(move || {
-        s.meta().put(Tree::Meta, &pending_key(&root), kind.as_str().as_bytes())?;
-        s.meta().flush()
-    })
-    .await?
-    .map_err(|e| PinRemoteError::Store(e.into()))?;
+    blocking(move || s.put_record(Records::PendingPins, &root.to_bytes(), kind.as_str().as_bytes()))
+        .await?
+        .map_err(PinRemoteError::Store)?;
 
     // Fetched blocks go to the store's batch writer from a blocking thread: its `write` waits
     // when the writer is behind, which must not stall a runtime worker.
@@ -140,8 +128,7 @@ pub async fn pin_remote(
     blocking(move || -> Result<(), PinRemoteError> {
         writer.commit()?;
         pins::add(&s, &root, kind, name)?;
-        s.meta().remove(Tree::Meta, &pending_key(&root)).map_err(StoreError::from)?;
-        s.meta().flush().map_err(StoreError::from)?;
+        s.remove_records(Records::PendingPins, &[root.to_bytes()])?;
         Ok(())
     })
     .await?

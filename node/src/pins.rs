@@ -9,7 +9,7 @@ use cairn_protocol::Cid;
 use serde::{Deserialize, Serialize};
 
 use crate::dag::{self, DagError, WalkMode};
-use crate::store::{Store, StoreError, Tree};
+use crate::store::{Records, Store, StoreError};
 
 /// Kind of pin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -96,14 +96,13 @@ pub fn add(store: &Store, cid: &Cid, kind: PinKind, name: Option<String>) -> Res
         return Ok(());
     }
     let record = serde_json::to_vec(&PinRecord { kind, name }).expect("pin record serializes");
-    store.meta().put(Tree::Pins, &cid.to_bytes(), &record).map_err(StoreError::from)?;
-    store.meta().flush().map_err(StoreError::from)?;
+    store.put_record(Records::Pins, &cid.to_bytes(), &record)?;
     Ok(())
 }
 
 /// The stored pin on exactly `cid`, if any.
 pub fn get(store: &Store, cid: &Cid) -> Result<Option<Pin>, PinError> {
-    let Some(v) = store.meta().get(Tree::Pins, &cid.to_bytes()).map_err(StoreError::from)? else {
+    let Some(v) = store.record(Records::Pins, &cid.to_bytes())? else {
         return Ok(None);
     };
     let r: PinRecord = serde_json::from_slice(&v).map_err(|_| PinError::Damaged(cid.to_string()))?;
@@ -120,8 +119,7 @@ pub fn rm(store: &Store, cid: &Cid) -> Result<(), PinError> {
         }
         return Err(PinError::NotPinned(*cid));
     }
-    store.meta().remove(Tree::Pins, &cid.to_bytes()).map_err(StoreError::from)?;
-    store.meta().flush().map_err(StoreError::from)?;
+    store.remove_records(Records::Pins, &[cid.to_bytes()])?;
     Ok(())
 }
 
@@ -138,16 +136,13 @@ fn contains(store: &Store, root: &Cid, target: &Cid) -> Result<bool, PinError> {
 pub fn list_stored(store: &Store) -> Result<Vec<Pin>, PinError> {
     let mut out = Vec::new();
     let mut bad = None;
-    store
-        .meta()
-        .for_each(Tree::Pins, &mut |k, v| {
-            match (cairn_protocol::cids::from_bytes(k), serde_json::from_slice::<PinRecord>(v)) {
-                (Ok(cid), Ok(r)) => out.push(Pin { cid, kind: r.kind, name: r.name }),
-                _ => bad = Some(format!("{k:02x?}")),
-            }
-            true
-        })
-        .map_err(StoreError::from)?;
+    store.for_each_record(Records::Pins, &mut |k, v| {
+        match (cairn_protocol::cids::from_bytes(k), serde_json::from_slice::<PinRecord>(v)) {
+            (Ok(cid), Ok(r)) => out.push(Pin { cid, kind: r.kind, name: r.name }),
+            _ => bad = Some(format!("{k:02x?}")),
+        }
+        true
+    })?;
     match bad {
         Some(k) => Err(PinError::Damaged(k)),
         None => Ok(out),

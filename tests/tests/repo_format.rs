@@ -33,7 +33,18 @@ fn a_format_1_repo_opens_and_reads() -> Result<()> {
     run(&["repo", "verify"])?;
     run(&["pin", "verify"])?;
     let version = std::fs::read_to_string(dir.path().join("repo/version"))?;
-    ensure!(version.trim() == "2", "the repo was not migrated to format 2: {version:?}");
+    ensure!(version.trim() == "3", "the repo was not migrated to format 3: {version:?}");
+    // Format 3 orders the provide schedule by due time: every scheduled key is in the index.
+    {
+        let repo = cairn_node::repo::Repo::open(&dir.path().join("repo"))?;
+        let mut scheduled = 0u64;
+        repo.store().for_each_scheduled(&mut |_| {
+            scheduled += 1;
+            true
+        })?;
+        let due = repo.store().provides_due(u64::MAX, 0)?;
+        ensure!(scheduled > 0 && due.total == scheduled, "{scheduled} keys scheduled, {} in the index", due.total);
+    }
     // Opened again, already migrated: the same pins.
     ensure!(run(&["pin", "ls", "--type", "recursive"])? == pins, "pins changed on the second open");
     Ok(())

@@ -4,7 +4,8 @@
 //! The record store hands each change to a [`Persister`] through a bounded queue (`try_send`:
 //! when the queue is full the change is dropped and counted; the record still lives in memory
 //! and its provider re-announces it within 22 h). One thread applies the changes to the store's
-//! `providers` tree and flushes every [`FLUSH_EVERY`]. At start, [`load`] reads the records
+//! [`Records::Providers`] and [`Records::Values`] in batches and makes them durable every
+//! [`FLUSH_EVERY`]; a failed write is logged, the record still lives in memory. At start, [`load`] reads the records
 //! back, skipping expired ones.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use libp2p::kad::{ProviderRecord, RecordKey};
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, Tree};
+use crate::store::{RecordChange, Records, Store};
 
 /// Changes queued for the persistence thread.
 const QUEUE: usize = 4096;
@@ -98,43 +99,60 @@ impl Persister {
     }
 }
 
+/// Changes applied to the store at once.
+const BATCH: usize = 256;
+
+/// The store's form of a change.
+fn to_record(change: Change) -> RecordChange {
+    match change {
+        Change::Put(r) => {
+            let remaining = r.expires.map_or(48 * 3600, |e| e.saturating_duration_since(Instant::now()).as_secs());
+            let value =
+                Stored { expires: unix_now() + remaining, addrs: r.addresses.iter().map(|a| a.to_vec()).collect() };
+            let bytes = serde_json::to_vec(&value).expect("record serializes");
+            RecordChange::Put(Records::Providers, db_key(&r.key, &r.provider), bytes)
+        }
+        Change::Remove(key, peer) => RecordChange::Remove(Records::Providers, db_key(&key, &peer)),
+        Change::PutValue(key, value) => RecordChange::Put(Records::Values, key.to_vec(), value),
+        Change::RemoveValue(key) => RecordChange::Remove(Records::Values, key.to_vec()),
+    }
+}
+
 fn apply(store: Store, rx: Receiver<Change>) {
     let mut dirty = false;
     let mut last_flush = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        match rx.recv_timeout(FLUSH_EVERY) {
-            Ok(Change::Put(r)) => {
-                let remaining = r.expires.map_or(48 * 3600, |e| e.saturating_duration_since(Instant::now()).as_secs());
-                let value =
-                    Stored { expires: unix_now() + remaining, addrs: r.addresses.iter().map(|a| a.to_vec()).collect() };
-                let bytes = serde_json::to_vec(&value).expect("record serializes");
-                let _ = store.meta().put(Tree::Providers, &db_key(&r.key, &r.provider), &bytes);
-                dirty = true;
-            }
-            Ok(Change::Remove(key, peer)) => {
-                let _ = store.meta().remove(Tree::Providers, &db_key(&key, &peer));
-                dirty = true;
-            }
-            Ok(Change::PutValue(key, value)) => {
-                let _ = store.meta().put(Tree::Values, key.as_ref(), &value);
-                dirty = true;
-            }
-            Ok(Change::RemoveValue(key)) => {
-                let _ = store.meta().remove(Tree::Values, key.as_ref());
-                dirty = true;
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                if dirty {
-                    let _ = store.meta().flush();
+        let closed = match rx.recv_timeout(FLUSH_EVERY) {
+            Ok(c) => {
+                batch.push(to_record(c));
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(c) => batch.push(to_record(c)),
+                        Err(_) => break,
+                    }
                 }
-                return;
+                false
             }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        if !batch.is_empty() {
+            if let Err(e) = store.apply_records(&batch, false) {
+                tracing::warn!("cannot persist {} DHT record change(s): {e}", batch.len());
+            }
+            batch.clear();
+            dirty = true;
         }
-        if dirty && last_flush.elapsed() >= FLUSH_EVERY {
-            let _ = store.meta().flush();
+        if dirty && (closed || last_flush.elapsed() >= FLUSH_EVERY) {
+            if let Err(e) = store.flush_records() {
+                tracing::warn!("cannot make DHT records durable: {e}");
+            }
             dirty = false;
             last_flush = Instant::now();
+        }
+        if closed {
+            return;
         }
     }
 }
@@ -144,7 +162,7 @@ pub fn load(store: &Store) -> Vec<ProviderRecord> {
     let now = unix_now();
     let mut out = Vec::new();
     let mut expired = Vec::new();
-    let _ = store.meta().for_each(Tree::Providers, &mut |k, v| {
+    let read = store.for_each_record(Records::Providers, &mut |k, v| {
         let (Some((key, provider)), Ok(s)) = (split_key(k), serde_json::from_slice::<Stored>(v)) else {
             expired.push(k.to_vec());
             return true;
@@ -158,8 +176,8 @@ pub fn load(store: &Store) -> Vec<ProviderRecord> {
         out.push(ProviderRecord { key, provider, expires, addresses });
         true
     });
-    for k in expired {
-        let _ = store.meta().remove(Tree::Providers, &k);
+    if let Err(e) = read.and_then(|()| store.remove_records(Records::Providers, &expired)) {
+        tracing::warn!("cannot read back stored provider records: {e}");
     }
     out
 }
@@ -169,15 +187,15 @@ pub fn load_values(store: &Store) -> Vec<(RecordKey, Vec<u8>)> {
     let now = super::now_nanos();
     let mut out = Vec::new();
     let mut stale = Vec::new();
-    let _ = store.meta().for_each(Tree::Values, &mut |k, v| {
+    let read = store.for_each_record(Records::Values, &mut |k, v| {
         match cairn_protocol::records::validate(k, v, now) {
             Ok(_) => out.push((RecordKey::new(&k), v.to_vec())),
             Err(_) => stale.push(k.to_vec()),
         }
         true
     });
-    for k in stale {
-        let _ = store.meta().remove(Tree::Values, &k);
+    if let Err(e) = read.and_then(|()| store.remove_records(Records::Values, &stale)) {
+        tracing::warn!("cannot read back stored value records: {e}");
     }
     out
 }
@@ -206,14 +224,13 @@ mod tests {
         let valid = cairn_protocol::records::create_ipns(&name_key, b"/ipfs/bafkqaaa", 1, now + 3_600_000_000_000, 0);
         let expired = cairn_protocol::records::create_ipns(&name_key, b"/ipfs/bafkqaaa", 1, now - 1, 0);
         let other = cairn_protocol::records::ipns_key(&PeerId::random());
-        store.meta().put(Tree::Values, &key, &valid.clone().unwrap()).unwrap();
-        store.meta().put(Tree::Values, &other, &expired.unwrap()).unwrap();
+        store.put_record(Records::Values, &key, &valid.clone().unwrap()).unwrap();
+        store.put_record(Records::Values, &other, &expired.unwrap()).unwrap();
         let got = load_values(&store);
         assert_eq!(got, vec![(RecordKey::new(&key), valid.unwrap())]);
         let mut left = 0;
         store
-            .meta()
-            .for_each(Tree::Values, &mut |_, _| {
+            .for_each_record(Records::Values, &mut |_, _| {
                 left += 1;
                 true
             })

@@ -190,7 +190,7 @@ impl Op for ProvideStat {
     type Output = ProvideInfo;
 
     async fn run(self, ctx: Ctx) -> Result<ProvideInfo, OpError> {
-        let s = ctx.node(Self::NAME)?.provider().stat();
+        let s = ctx.node(Self::NAME)?.provider().stat().await;
         Ok(ProvideInfo {
             queued: s.queued,
             provided: s.provided,

@@ -1,7 +1,7 @@
 //! The repo folder (`$CAIRN_PATH`, default `~/.cairn`):
 //!
 //! ```text
-//! version        repo format version ("2"; see [`REPO_VERSION`] for what changed)
+//! version        repo format version ("3"; see [`REPO_VERSION`] for what changed)
 //! config.toml    settings (see [`config`])
 //! identity.key   Ed25519 secret key, mode 0600
 //! repo.lock      held (flock) by the one process that has the repo open; holds its pid
@@ -25,9 +25,9 @@ pub use identity::Identity;
 use crate::store::{space, DiskFiles, SledMeta, Store};
 
 /// The repo format this build writes and reads. Format 2 keys the provider schedule
-/// (`provide` tree) by multihash instead of CID bytes; a format-1 repo is migrated when it
-/// is opened.
-pub const REPO_VERSION: u32 = 2;
+/// (`provide` tree) by multihash instead of CID bytes; format 3 adds its due-time index
+/// (`provide_due`). Older repos are migrated when they are opened.
+pub const REPO_VERSION: u32 = 3;
 
 /// Errors opening or creating a repo.
 #[derive(Debug, thiserror::Error)]
@@ -351,37 +351,17 @@ fn check_version(path: &Path, found: &str) -> Result<u32, RepoError> {
 fn migrate(path: &Path, store: &Store, found: u32) -> Result<(), RepoError> {
     if found < 2 {
         tracing::info!("migrating the repo from format 1 to 2 (provider schedule keyed by multihash)");
-        provide_keys_by_multihash(store).map_err(io_ctx("migrating the provider schedule"))?;
+        store.rekey_provides_by_multihash().map_err(io_ctx("migrating the provider schedule"))?;
+    }
+    if found < 3 {
+        tracing::info!("migrating the repo from format 2 to 3 (provider schedule ordered by due time)");
+        store.index_provides_due().map_err(io_ctx("indexing the provider schedule"))?;
     }
     let tmp = path.join("version.new");
     let _ = fs::remove_file(&tmp);
     write_synced(&tmp, format!("{REPO_VERSION}\n").as_bytes())?;
     fs::rename(&tmp, path.join("version")).map_err(io_ctx("replacing the version file"))?;
     fs::File::open(path).and_then(|d| d.sync_all()).map_err(io_ctx("syncing the repo folder"))
-}
-
-/// Format 1 → 2: `provide` keys that are CIDv1 bytes become the CID's multihash, keeping the
-/// latest announcement time when two CIDs of one block meet. CIDv0 keys already are
-/// multihashes, and multihash keys never parse as CIDv1, so a second run changes nothing.
-fn provide_keys_by_multihash(store: &Store) -> io::Result<()> {
-    use crate::store::Tree;
-    let mut moved: Vec<(Vec<u8>, Vec<u8>, u64)> = Vec::new();
-    store.meta().for_each(Tree::Provide, &mut |k, v| {
-        if let Ok(cid) = cairn_protocol::Cid::try_from(k) {
-            if cid.version() == cid::Version::V1 {
-                let stamp = v.try_into().map(u64::from_be_bytes).unwrap_or(0);
-                moved.push((k.to_vec(), cid.hash().to_bytes(), stamp));
-            }
-        }
-        true
-    })?;
-    for (old, mh, stamp) in moved {
-        let existing = store.meta().get(Tree::Provide, &mh)?.and_then(|v| v.try_into().ok()).map(u64::from_be_bytes);
-        let stamp = existing.map_or(stamp, |e| e.max(stamp));
-        store.meta().put(Tree::Provide, &mh, &stamp.to_be_bytes())?;
-        store.meta().remove(Tree::Provide, &old)?;
-    }
-    store.meta().flush()
 }
 
 /// Refuse to `init` over anything: a repo, a damaged repo, or a folder holding other files.
@@ -471,11 +451,11 @@ mod tests {
             all.sort();
             all
         };
-        provide_keys_by_multihash(repo.store()).unwrap();
+        repo.store().rekey_provides_by_multihash().unwrap();
         let mut want = vec![(v1.hash().to_bytes(), 9), (raw.hash().to_bytes(), 0)];
         want.sort();
         assert_eq!(entries(), want, "one key per block, the latest stamp kept");
-        provide_keys_by_multihash(repo.store()).unwrap();
+        repo.store().rekey_provides_by_multihash().unwrap();
         assert_eq!(entries(), want, "a second run changes nothing");
     }
 

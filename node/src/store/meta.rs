@@ -16,6 +16,9 @@ pub enum Tree {
     /// Keys this node announces to the DHT, keyed by multihash, valued by the Unix time of
     /// their last announcement (0: never), so the schedule survives restarts.
     Provide,
+    /// The same keys ordered by last announcement (time, then multihash), so the keys due are
+    /// read from the front instead of found by a scan.
+    ProvideDue,
     /// Other peers' provider records (the DHT record store's persistent copy).
     Providers,
     /// Validated DHT value records (`/ipns/`, `/pk/`), keyed by record key.
@@ -29,6 +32,7 @@ impl Tree {
             Tree::Pins => "pins",
             Tree::Meta => "meta",
             Tree::Provide => "provide",
+            Tree::ProvideDue => "provide_due",
             Tree::Providers => "providers",
             Tree::Values => "values",
         }

@@ -7,9 +7,16 @@
 //! it, and `commit` it, which syncs the files once and flushes the metadata once; only then is
 //! anything that refers to the blocks (a pin) written. Keys written by an open batch are
 //! protected from garbage collection until the batch is dropped.
+//!
+//! The store is the only owner of the metadata trees: other modules read and write through
+//! typed calls, the provide schedule ([`schedule`]) and the records kept beside the blocks
+//! (pins, pending pins, DHT records: [`records`]), each returning an error or done (and, for
+//! writes, durable) when it returns.
 
 pub mod files;
 pub mod meta;
+pub mod records;
+pub mod schedule;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod sim;
 pub mod space;
@@ -26,6 +33,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 pub use files::{DiskFiles, FileLayer};
 pub use meta::{MetaLayer, SledMeta, Tree};
+pub use records::{RecordChange, Records};
+pub use schedule::Due;
 
 /// Blocks up to this size are stored in the metadata engine: for such values sled is several
 /// times faster than one file per block.
@@ -123,8 +132,9 @@ impl Store {
         }
     }
 
-    /// The metadata engine, for pins and bookkeeping that live beside the blocks.
-    pub fn meta(&self) -> &dyn MetaLayer {
+    /// The metadata engine, raw (tests that write what older formats wrote).
+    #[cfg(test)]
+    pub(crate) fn meta(&self) -> &dyn MetaLayer {
         &*self.inner.meta
     }
 
