@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use cairn_protocol::reader::{self, FetchError, FileCursor, Kind, Node, ReadError};
+use cairn_protocol::reader::{self, FileCursor, Kind, Node, ReadError, SourceError};
 use cairn_protocol::{cids, Cid};
 
 use crate::store::Store;
@@ -51,16 +51,16 @@ pub fn parse_path(text: &str) -> Result<(Cid, Vec<String>), ExportError> {
 }
 
 /// A block source over the store: missing blocks are an error naming the CID.
-pub fn fetcher(store: &Store) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + '_ {
+pub fn fetcher(store: &Store) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + '_ {
     move |cid: &Cid| match store.get(cid) {
         Ok(Some(b)) => Ok(b),
         Ok(None) => Err(format!("block {cid} is not in the local store").into()),
-        Err(e) => Err(Box::new(e) as FetchError),
+        Err(e) => Err(Box::new(e) as SourceError),
     }
 }
 
 /// A block source: the store, or the store plus the network when a node runs.
-pub type Fetch<'a> = &'a mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>;
+pub type Fetch<'a> = &'a mut dyn FnMut(&Cid) -> Result<Bytes, SourceError>;
 
 /// Resolve a path to its CID.
 pub fn resolve(store: &Store, path: &str) -> Result<Cid, ExportError> {

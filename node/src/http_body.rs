@@ -1,7 +1,9 @@
 //! HTTP bodies for the API and the gateway: streaming responses from blocking work (store
-//! reads, DAG walks, network fetches), request bodies read on blocking threads, ndjson.
+//! reads, DAG walks, network fetches) or from async work, request bodies read on blocking
+//! threads, ndjson.
 //!
-//! A producer runs on a blocking thread and writes through a [`BodyWriter`], which hands
+//! A producer runs on a blocking thread and writes through a [`BodyWriter`] ([`stream_body`]),
+//! or runs as a task and sends through a [`PieceSender`] ([`async_body`]); either hands
 //! pieces to the response over a channel of [`STREAM_QUEUE`] entries, so at most a few MiB
 //! are in flight whatever the content size and a slow client slows the producer down. When the
 //! client goes away the channel closes, the next write fails with `BrokenPipe`, and the producer
@@ -10,6 +12,7 @@
 //! Errors before the first byte become a normal error response; after it, the body is cut
 //! short (the chunked encoding never terminates), which every HTTP client reports as an error.
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -74,10 +77,7 @@ impl BodyWriter {
             None => self.tx.blocking_send(piece).map_err(|_| gone()),
             Some(t) => match self.runtime.block_on(tokio::time::timeout(t, self.tx.send(piece))) {
                 Ok(sent) => sent.map_err(|_| gone()),
-                Err(_) => Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("the client read nothing for {t:?}; giving up on it"),
-                )),
+                Err(_) => Err(timed_out(t)),
             },
         }
     }
@@ -85,6 +85,29 @@ impl BodyWriter {
 
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, "the client closed the connection")
+}
+
+fn timed_out(t: Duration) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("the client read nothing for {t:?}; giving up on it"))
+}
+
+/// An async producer's end of a streaming body.
+pub struct PieceSender {
+    tx: mpsc::Sender<Bytes>,
+    send_timeout: Duration,
+}
+
+impl PieceSender {
+    /// Send one piece, waiting at most the send timeout for the client to make room.
+    pub async fn send(&self, piece: Bytes) -> io::Result<()> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.send_timeout, self.tx.send(piece)).await {
+            Ok(sent) => sent.map_err(|_| gone()),
+            Err(_) => Err(timed_out(self.send_timeout)),
+        }
+    }
 }
 
 impl Write for BodyWriter {
@@ -124,7 +147,7 @@ where
     F: FnOnce(&mut BodyWriter) -> Result<(), E> + Send + 'static,
     E: From<io::Error> + std::fmt::Display + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel(STREAM_QUEUE);
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let (done_tx, done_rx) = oneshot::channel::<Result<(), E>>();
     let token = CancellationToken::new();
     let guard = token.clone().drop_guard();
@@ -141,6 +164,41 @@ where
         drop(w);
         let _ = done_tx.send(result);
     });
+    respond(rx, done_rx, guard).await
+}
+
+/// Run `produce` as a task and stream the pieces it sends as a `200` body with no headers
+/// set, holding no thread while it waits. If it fails before its first piece, its error is
+/// returned instead; after that, the body is cut short. A client that takes no piece for
+/// `send_timeout` is given up on; dropping the body cancels `token`.
+pub async fn async_body<F, Fut, E>(token: CancellationToken, produce: F, send_timeout: Duration) -> Result<Response, E>
+where
+    F: FnOnce(PieceSender) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: From<io::Error> + std::fmt::Display + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    let (done_tx, done_rx) = oneshot::channel::<Result<(), E>>();
+    let guard = token.drop_guard();
+    let work = produce(PieceSender { tx, send_timeout });
+    tokio::spawn(async move {
+        let result = work.await;
+        if let Err(e) = &result {
+            tracing::debug!("streamed response failed: {e}");
+        }
+        // The sender was dropped with `work`: the reader sees the data end first.
+        let _ = done_tx.send(result);
+    });
+    respond(rx, done_rx, guard).await
+}
+
+/// The response for a producer's channel: its first piece (or its error, if it failed before
+/// one), then the rest. The guard rides with the body, so dropping it cancels the producer.
+async fn respond<E: std::fmt::Display + Send + 'static>(
+    mut rx: mpsc::Receiver<Bytes>,
+    done_rx: oneshot::Receiver<Result<(), E>>,
+    guard: tokio_util::sync::DropGuard,
+) -> Result<Response, E> {
     let first = match rx.recv().await {
         Some(b) => b,
         None => {

@@ -31,6 +31,7 @@ pub mod bitswap;
 pub mod cache;
 pub mod car_io;
 pub mod dag;
+pub mod dag_read;
 pub mod exporter;
 pub mod gateway;
 pub mod gc;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_protocol::reader::FetchError;
+use cairn_protocol::reader::SourceError;
 use cairn_protocol::Cid;
 use libp2p::identity::Keypair;
 use tokio::sync::mpsc;
@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bitswap::{Bitswap, BitswapConfig, Session};
+use crate::dag_read::Blocks;
 use crate::net::{self, NetConfig, NetError, Network, TransportKind};
 use crate::pinning::{self, PinRemoteError};
 use crate::pins::PinKind;
 use crate::provider::{Provider, Strategy};
-use crate::read_ahead::ReadAhead;
 use crate::repo::Repo;
 use crate::store::Store;
 
@@ -157,8 +157,9 @@ impl Node {
 
     /// A blocking block source for the DAG reader: the store first, then the network through
     /// one Bitswap session, asking for the next [`crate::read_ahead::READ_AHEAD`] blocks in
-    /// file order as soon as their parent is known. Call it from a blocking thread.
-    pub fn fetcher(&self) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
+    /// file order as soon as their parent is known. Call it from a blocking thread; async code
+    /// reads through [`Node::blocks`].
+    pub fn fetcher(&self) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + Send + 'static {
         self.fetcher_session(self.bitswap.session())
     }
 
@@ -167,14 +168,24 @@ impl Node {
     pub fn fetcher_with_timeout(
         &self,
         timeout: Duration,
-    ) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
+    ) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + Send + 'static {
         self.fetcher_session(self.bitswap.session_with_timeout(timeout))
     }
 
-    fn fetcher_session(&self, session: Session) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + Send + 'static {
-        let store = self.store().clone();
-        let mut ahead = ReadAhead::new(session, tokio::runtime::Handle::current());
-        move |cid: &Cid| ahead.get(cid, &store)
+    fn fetcher_session(&self, session: Session) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + Send + 'static {
+        let mut blocks = Blocks::new(self.store().clone(), Some(session), CancellationToken::new());
+        move |cid: &Cid| (blocks.sync())(cid)
+    }
+
+    /// An async block source for one read: the store, then the network with read-ahead.
+    pub fn blocks(&self, token: CancellationToken) -> Blocks {
+        Blocks::new(self.store().clone(), Some(self.bitswap.session()), token)
+    }
+
+    /// A Bitswap session whose blocks give up after `timeout` (the gateway's retrieval
+    /// timeout).
+    pub fn session_with_timeout(&self, timeout: Duration) -> Session {
+        self.bitswap.session_with_timeout(timeout)
     }
 
     /// Announce newly added or pinned roots to the DHT as `provide.strategy` says: the roots

@@ -10,12 +10,11 @@ use std::collections::{HashMap, VecDeque};
 use bytes::Bytes;
 use cairn_protocol::cids::DAG_PB;
 use cairn_protocol::dagpb::PbNode;
-use cairn_protocol::reader::FetchError;
 use cairn_protocol::Cid;
 use tokio::task::JoinHandle;
 
-use crate::bitswap::Session;
-use crate::store::Store;
+use crate::bitswap::{FetchError, Session};
+use crate::store::{Store, StoreError};
 
 /// Blocks requested ahead of the reader, in file order: enough to keep every peer busy on a
 /// fast link (1 MiB chunks: 16 MiB in flight; 32 was no faster on loopback), small enough to
@@ -51,30 +50,48 @@ impl ReadOrder {
     }
 }
 
+/// Why a block could not be had for a reader.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The caller went away (or the node is stopping).
+    #[error("the request was cancelled")]
+    Cancelled,
+    /// Reading only the store, and the block is not there.
+    #[error("block {0} is not in the local store")]
+    NotLocal(Cid),
+    /// The network could not deliver it.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The store failed, or holds the block corrupt.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The caller may not fetch from the network now (every slot busy, shutting down).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// A [`ReadOrder`] and the blocks of its window already being fetched.
 ///
 /// Each block of the window is fetched by its own [`Session::get`] and kept, verified, until
 /// the reader takes it: the reader neither hashes it a second time nor reads it back from disk
 /// (block files are written past the page cache). At most [`READ_AHEAD`] blocks are in flight
-/// or waiting; dropping the reader aborts them.
+/// or waiting; dropping the reader aborts them. A block on its way holds no thread.
 pub struct ReadAhead {
     session: Session,
-    handle: tokio::runtime::Handle,
     order: ReadOrder,
-    inflight: HashMap<Cid, JoinHandle<Result<Bytes, crate::bitswap::FetchError>>>,
+    inflight: HashMap<Cid, JoinHandle<Result<Bytes, FetchError>>>,
 }
 
 impl ReadAhead {
-    /// Read ahead through `session`, spawning fetches on `handle`.
-    pub fn new(session: Session, handle: tokio::runtime::Handle) -> Self {
-        ReadAhead { session, handle, order: ReadOrder::default(), inflight: HashMap::new() }
+    /// Read ahead through `session`.
+    pub fn new(session: Session) -> Self {
+        ReadAhead { session, order: ReadOrder::default(), inflight: HashMap::new() }
     }
 
     /// The block `cid` for a reader that asks for it now: taken from the read-ahead, else
-    /// from the store, else fetched (with the window started beside it). Call it from a
-    /// blocking thread.
-    pub fn get(&mut self, cid: &Cid, store: &Store) -> Result<Bytes, FetchError> {
-        let ahead = self.take(cid);
+    /// from the store, else fetched (with the window started beside it).
+    pub async fn get(&mut self, cid: &Cid, store: &Store) -> Result<Bytes, BlockError> {
+        let ahead = self.take(cid).await;
         for passed in self.order.pass(cid) {
             if let Some(task) = self.inflight.remove(&passed) {
                 task.abort();
@@ -82,11 +99,11 @@ impl ReadAhead {
         }
         let block = match ahead {
             Some(b) => b,
-            None => match store.get(cid)? {
+            None => match read_store(store, cid).await? {
                 Some(b) => b,
                 None => {
                     self.fill(store);
-                    self.handle.block_on(self.session.get(*cid))?
+                    self.session.get(*cid).await?
                 }
             },
         };
@@ -102,9 +119,9 @@ impl ReadAhead {
 
     /// The block, if it was fetched ahead (waiting for it if it is still on its way). A failed
     /// fetch ahead returns `None`: the caller asks again, with a fresh deadline.
-    fn take(&mut self, cid: &Cid) -> Option<Bytes> {
+    async fn take(&mut self, cid: &Cid) -> Option<Bytes> {
         let task = self.inflight.remove(cid)?;
-        self.handle.block_on(task).ok()?.ok()
+        task.await.ok()?.ok()
     }
 
     /// Start fetching the blocks of the window that are neither stored nor on their way.
@@ -115,9 +132,15 @@ impl ReadAhead {
             }
             let session = self.session.clone();
             let cid = *next;
-            self.inflight.insert(cid, self.handle.spawn(async move { session.get(cid).await }));
+            self.inflight.insert(cid, tokio::spawn(async move { session.get(cid).await }));
         }
     }
+}
+
+/// A block from the store, read (and verified) on the blocking pool.
+pub(crate) async fn read_store(store: &Store, cid: &Cid) -> Result<Option<Bytes>, BlockError> {
+    let (s, c) = (store.clone(), *cid);
+    tokio::task::spawn_blocking(move || s.get(&c)).await.map_err(|_| BlockError::Cancelled)?.map_err(BlockError::from)
 }
 
 impl Drop for ReadAhead {

@@ -1,11 +1,14 @@
 //! Reading UnixFS DAGs: decode a block into a typed [`Node`], resolve `cid/a/b` through plain and
 //! HAMT-sharded directories, list a directory, and stream a file or a byte range.
 //!
-//! The reader never does I/O itself: every function takes a `fetch` callback that returns a
-//! block's bytes (already verified against its CID by the caller's store or network layer). A
-//! [`FileCursor`] asks only for the blocks that cover the requested range, in file order, so a
-//! range read of a large file touches a handful of blocks and memory stays at one block per
-//! tree level.
+//! The reader never does I/O itself. Its state machines say which block they need next and
+//! take its bytes (already verified against its CID by the caller's store or network layer):
+//! [`FileCursor`] answers [`Read::Need`] or [`Read::Piece`], [`lookup`] / [`lookup_in`] step
+//! through HAMT shards, [`Listing`] walks a sharded directory. Async code drives them without
+//! holding a thread per block; [`load`], [`find`], [`resolve`], [`list`] and
+//! [`FileCursor::next_piece`] drive them with a blocking `fetch` callback. A [`FileCursor`]
+//! asks only for the blocks that cover the requested range, in file order, so a range read of
+//! a large file touches a handful of blocks and memory stays at one block per tree level.
 //!
 //! Untrusted DAGs get strict checks: directory entry names must be single path components, a
 //! file node's `blocksizes` must match its links, and every subtree must produce exactly the
@@ -21,8 +24,9 @@ use crate::dir::validate_entry_name;
 use crate::hamt::{self, HamtError, LookupStep, ShardItem};
 use crate::unixfs::{Data, DataType, UnixFsError};
 
-/// Whatever error a caller's block source returns (missing block, store or network failure).
-pub type FetchError = Box<dyn std::error::Error + Send + Sync>;
+/// Whatever error a blocking `fetch` callback returns (missing block, store or network
+/// failure). Async callers drive the state machines and keep their own typed errors.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a DAG could not be read: the kinds behind [`ReadError`].
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +37,7 @@ pub enum ReadErrorKind {
         /// The block asked for.
         cid: Cid,
         /// What the source said.
-        source: FetchError,
+        source: SourceError,
     },
     /// A dag-pb block did not decode.
     #[error("block {cid}: {source}")]
@@ -232,7 +236,7 @@ pub fn split_path(path: &str) -> Result<Vec<String>, ReadError> {
     Ok(out)
 }
 
-fn fetch_block(cid: &Cid, fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>) -> Result<Bytes, ReadError> {
+fn fetch_block(cid: &Cid, fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, SourceError>) -> Result<Bytes, ReadError> {
     fetch(cid).map_err(|source| ReadError::from(ReadErrorKind::Fetch { cid: *cid, source }))
 }
 
@@ -300,9 +304,59 @@ fn file_node_size(cid: &Cid, node: &PbNode, data: &Data) -> Result<u64, ReadErro
 }
 
 /// Fetch and decode a block.
-pub fn load(cid: &Cid, fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>) -> Result<Node, ReadError> {
+pub fn load(cid: &Cid, fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, SourceError>) -> Result<Node, ReadError> {
     let bytes = fetch_block(cid, fetch)?;
     decode(cid, &bytes)
+}
+
+/// Where a lookup of one name in a directory stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The name links to this CID.
+    Found(Cid),
+    /// The directory has no such name.
+    Missing,
+    /// The answer lies in this sub-shard: pass its bytes and `depth` to [`lookup_in`].
+    Need {
+        /// The sub-shard.
+        shard: Cid,
+        /// Its depth in the HAMT.
+        depth: usize,
+    },
+}
+
+impl From<LookupStep> for Lookup {
+    fn from(step: LookupStep) -> Self {
+        match step {
+            LookupStep::Found(link) => Lookup::Found(link.hash),
+            LookupStep::NotFound => Lookup::Missing,
+            LookupStep::Descend { cid, depth } => Lookup::Need { shard: cid, depth },
+        }
+    }
+}
+
+/// Look `name` up in the directory `node` (plain or sharded): the first step.
+pub fn lookup(dir: &Cid, node: &Node, name: &str) -> Result<Lookup, ReadError> {
+    match node {
+        Node::Directory { links } => Ok(links
+            .iter()
+            .find(|l| l.name.as_deref() == Some(name))
+            .map_or(Lookup::Missing, |l| Lookup::Found(l.hash))),
+        Node::Shard { node, data } => Ok(hamt::lookup(node, data, name, 0)
+            .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *dir, source }))?
+            .into()),
+        other => {
+            Err(ReadError::from(ReadErrorKind::NotDirectory { cid: *dir, kind: other.kind(), name: name.to_string() }))
+        }
+    }
+}
+
+/// The next step of a lookup, in the sub-shard a [`Lookup::Need`] asked for.
+pub fn lookup_in(shard: &Cid, bytes: &Bytes, name: &str, depth: usize) -> Result<Lookup, ReadError> {
+    let (sub, data) = shard_of(shard, bytes)?;
+    Ok(hamt::lookup(&sub, &data, name, depth)
+        .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *shard, source }))?
+        .into())
 }
 
 /// Find `name` in the directory `node` (plain or sharded), fetching sub-shards as needed.
@@ -310,28 +364,17 @@ pub fn find(
     dir: &Cid,
     node: &Node,
     name: &str,
-    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>,
+    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, SourceError>,
 ) -> Result<Option<Cid>, ReadError> {
-    match node {
-        Node::Directory { links } => Ok(links.iter().find(|l| l.name.as_deref() == Some(name)).map(|l| l.hash)),
-        Node::Shard { node, data } => {
-            let mut step = hamt::lookup(node, data, name, 0)
-                .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *dir, source }))?;
-            loop {
-                match step {
-                    LookupStep::Found(link) => return Ok(Some(link.hash)),
-                    LookupStep::NotFound => return Ok(None),
-                    LookupStep::Descend { cid, depth } => {
-                        let bytes = fetch_block(&cid, fetch)?;
-                        let (sub, data) = shard_of(&cid, &bytes)?;
-                        step = hamt::lookup(&sub, &data, name, depth)
-                            .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid, source }))?;
-                    }
-                }
+    let mut step = lookup(dir, node, name)?;
+    loop {
+        match step {
+            Lookup::Found(cid) => return Ok(Some(cid)),
+            Lookup::Missing => return Ok(None),
+            Lookup::Need { shard, depth } => {
+                let bytes = fetch_block(&shard, fetch)?;
+                step = lookup_in(&shard, &bytes, name, depth)?;
             }
-        }
-        other => {
-            Err(ReadError::from(ReadErrorKind::NotDirectory { cid: *dir, kind: other.kind(), name: name.to_string() }))
         }
     }
 }
@@ -352,7 +395,7 @@ fn shard_of(cid: &Cid, bytes: &Bytes) -> Result<(PbNode, Data), ReadError> {
 pub fn resolve(
     root: Cid,
     segments: &[String],
-    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>,
+    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, SourceError>,
 ) -> Result<Cid, ReadError> {
     let mut cid = root;
     for name in segments {
@@ -374,45 +417,100 @@ fn checked_entry(parent: &Cid, name: String, link: &PbLink) -> Result<Entry, Rea
     Ok(Entry { name, cid: link.hash, tsize: link.tsize.unwrap_or(0) })
 }
 
+/// What a [`Listing`] wants next.
+#[derive(Debug)]
+pub enum ListStep {
+    /// The bytes of this sub-shard: pass them to [`Listing::give`].
+    Need(Cid),
+    /// Every entry, in slot order.
+    Done(Vec<Entry>),
+}
+
+/// Lists a directory, plain or sharded, asking for one sub-shard at a time. Entry names are
+/// checked: an unsafe one fails the whole listing.
+#[derive(Debug)]
+pub struct Listing {
+    dir: Cid,
+    out: Vec<Entry>,
+    /// (shard node CID, its depth, its items in reverse so `pop` yields slot order).
+    stack: Vec<(Cid, usize, Vec<ShardItem>)>,
+    /// The sub-shard asked for, and its depth.
+    waiting: Option<(Cid, usize)>,
+}
+
+impl Listing {
+    /// Start listing the directory `node` (the block `dir`).
+    pub fn new(dir: &Cid, node: &Node) -> Result<Listing, ReadError> {
+        let mut listing = Listing { dir: *dir, out: Vec::new(), stack: Vec::new(), waiting: None };
+        match node {
+            Node::Directory { links } => {
+                for l in links {
+                    listing.out.push(checked_entry(dir, l.name.clone().unwrap_or_default(), l)?);
+                }
+            }
+            Node::Shard { node, data } => {
+                let items = hamt::items(node, data)
+                    .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *dir, source }))?;
+                listing.stack.push((*dir, 0, items.into_iter().rev().collect()));
+            }
+            other => {
+                return Err(ReadError::from(ReadErrorKind::NotDirectory {
+                    cid: *dir,
+                    kind: other.kind(),
+                    name: String::new(),
+                }))
+            }
+        }
+        Ok(listing)
+    }
+
+    /// The next sub-shard needed, or every entry once none is left.
+    pub fn next_step(&mut self) -> Result<ListStep, ReadError> {
+        if let Some((cid, _)) = self.waiting {
+            return Ok(ListStep::Need(cid));
+        }
+        while let Some((cid, depth, mut items)) = self.stack.pop() {
+            let Some(item) = items.pop() else { continue };
+            self.stack.push((cid, depth, items));
+            match item {
+                ShardItem::Entry { name, link } => self.out.push(checked_entry(&self.dir, name, &link)?),
+                ShardItem::Shard(sub) => {
+                    if depth + 1 >= hamt::MAX_DEPTH {
+                        return Err(ReadError::from(ReadErrorKind::Hamt { cid: sub, source: HamtError::TooDeep }));
+                    }
+                    self.waiting = Some((sub, depth + 1));
+                    return Ok(ListStep::Need(sub));
+                }
+            }
+        }
+        Ok(ListStep::Done(std::mem::take(&mut self.out)))
+    }
+
+    /// The bytes of the sub-shard the last [`ListStep::Need`] asked for.
+    pub fn give(&mut self, bytes: &Bytes) -> Result<(), ReadError> {
+        let Some((sub, depth)) = self.waiting.take() else { return Ok(()) };
+        let (n, d) = shard_of(&sub, bytes)?;
+        let items = hamt::items(&n, &d).map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: sub, source }))?;
+        self.stack.push((sub, depth, items.into_iter().rev().collect()));
+        Ok(())
+    }
+}
+
 /// Every entry of a directory (for a HAMT, across all its sub-shards, in slot order). Entry
 /// names are checked: an unsafe one fails the whole listing.
 pub fn list(
     dir: &Cid,
     node: &Node,
-    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>,
+    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, SourceError>,
 ) -> Result<Vec<Entry>, ReadError> {
-    match node {
-        Node::Directory { links } => {
-            links.iter().map(|l| checked_entry(dir, l.name.clone().unwrap_or_default(), l)).collect()
-        }
-        Node::Shard { node, data } => {
-            let mut out = Vec::new();
-            // Iterative walk: (shard node CID, its items in reverse so pop() yields slot order).
-            let mut stack: Vec<(Cid, usize, Vec<ShardItem>)> = Vec::new();
-            let root_items =
-                hamt::items(node, data).map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: *dir, source }))?;
-            stack.push((*dir, 0, root_items.into_iter().rev().collect()));
-            while let Some((cid, depth, mut items)) = stack.pop() {
-                let Some(item) = items.pop() else { continue };
-                stack.push((cid, depth, items));
-                match item {
-                    ShardItem::Entry { name, link } => out.push(checked_entry(dir, name, &link)?),
-                    ShardItem::Shard(sub) => {
-                        if depth + 1 >= hamt::MAX_DEPTH {
-                            return Err(ReadError::from(ReadErrorKind::Hamt { cid: sub, source: HamtError::TooDeep }));
-                        }
-                        let bytes = fetch_block(&sub, fetch)?;
-                        let (n, d) = shard_of(&sub, &bytes)?;
-                        let items = hamt::items(&n, &d)
-                            .map_err(|source| ReadError::from(ReadErrorKind::Hamt { cid: sub, source }))?;
-                        stack.push((sub, depth + 1, items.into_iter().rev().collect()));
-                    }
-                }
+    let mut listing = Listing::new(dir, node)?;
+    loop {
+        match listing.next_step()? {
+            ListStep::Need(cid) => {
+                let bytes = fetch_block(&cid, fetch)?;
+                listing.give(&bytes)?;
             }
-            Ok(out)
-        }
-        other => {
-            Err(ReadError::from(ReadErrorKind::NotDirectory { cid: *dir, kind: other.kind(), name: String::new() }))
+            ListStep::Done(entries) => return Ok(entries),
         }
     }
 }
@@ -426,8 +524,20 @@ struct Pending {
     expect: Option<u64>,
 }
 
-/// Streams the bytes `[offset, offset + length)` of a UnixFS file in order, fetching only the
-/// blocks that overlap that range. Call [`FileCursor::next_piece`] until it returns `None`.
+/// What a [`FileCursor`] wants next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The bytes of this block: pass them to [`FileCursor::give`].
+    Need(Cid),
+    /// The next non-empty piece of the range, in file order.
+    Piece(Bytes),
+    /// The range is complete (or the cursor failed).
+    End,
+}
+
+/// Streams the bytes `[offset, offset + length)` of a UnixFS file in order, asking only for the
+/// blocks that overlap that range: call [`FileCursor::next_step`] and answer each [`Read::Need`]
+/// with [`FileCursor::give`] until it returns [`Read::End`].
 #[derive(Debug)]
 pub struct FileCursor {
     root: Cid,
@@ -437,7 +547,13 @@ pub struct FileCursor {
     end: u64,
     /// Blocks to visit, the next one last.
     stack: Vec<Pending>,
+    /// The block asked for and not given yet.
+    waiting: Option<Pending>,
+    /// A piece of the block given last, not yet returned.
+    ready: Option<Bytes>,
     started: bool,
+    /// The root was given, so `end` is known.
+    sized: bool,
     failed: bool,
 }
 
@@ -445,61 +561,101 @@ impl FileCursor {
     /// A cursor over `[offset, offset + length)` of the file `root` (to the end when `length`
     /// is `None`; a range past the end yields nothing).
     pub fn new(root: Cid, offset: u64, length: Option<u64>) -> Self {
-        FileCursor { root, start: offset, length, end: 0, stack: Vec::new(), started: false, failed: false }
+        FileCursor {
+            root,
+            start: offset,
+            length,
+            end: 0,
+            stack: Vec::new(),
+            waiting: None,
+            ready: None,
+            started: false,
+            sized: false,
+            failed: false,
+        }
     }
 
-    /// The file's total size, once the first piece has been asked for.
+    /// The file's total size, once the root block has been given.
     pub fn file_size(&self) -> Option<u64> {
-        self.started.then_some(self.end)
+        self.sized.then_some(self.end)
     }
 
-    /// The next non-empty piece of the range in file order, `None` at the end. After an error
-    /// the cursor yields nothing more.
-    pub fn next_piece(
-        &mut self,
-        fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>,
-    ) -> Option<Result<Bytes, ReadError>> {
+    /// What the cursor wants next. Asking again before [`FileCursor::give`] repeats the need.
+    pub fn next_step(&mut self) -> Read {
+        if let Some(piece) = self.ready.take() {
+            return Read::Piece(piece);
+        }
         if self.failed {
-            return None;
+            return Read::End;
         }
         if !self.started {
             self.started = true;
             self.stack.push(Pending { cid: self.root, offset: 0, expect: None });
         }
-        match self.advance(fetch) {
-            Ok(piece) => piece.map(Ok),
+        if let Some(p) = &self.waiting {
+            return Read::Need(p.cid);
+        }
+        let Some(p) = self.stack.pop() else { return Read::End };
+        if p.expect.is_some() && p.offset >= self.end {
+            // Everything left lies past the range.
+            self.stack.clear();
+            return Read::End;
+        }
+        let cid = p.cid;
+        self.waiting = Some(p);
+        Read::Need(cid)
+    }
+
+    /// The bytes of the block the last [`Read::Need`] asked for (verified by the caller).
+    /// After an error the cursor yields nothing more.
+    pub fn give(&mut self, bytes: &Bytes) -> Result<(), ReadError> {
+        let Some(p) = self.waiting.take() else { return Ok(()) };
+        match self.expand(&p, bytes) {
+            Ok((inline, size)) => {
+                if p.expect.is_none() {
+                    self.end = match self.length {
+                        Some(len) => self.start.saturating_add(len).min(size),
+                        None => size,
+                    };
+                    self.sized = true;
+                }
+                self.ready = self.clip(p.offset, inline);
+                Ok(())
+            }
             Err(e) => {
-                self.failed = true;
-                self.stack.clear();
-                Some(Err(e))
+                self.fail();
+                Err(e)
             }
         }
     }
 
-    fn advance(
+    /// Stop: the cursor yields nothing more (its source failed).
+    pub fn fail(&mut self) {
+        self.failed = true;
+        self.stack.clear();
+        self.waiting = None;
+        self.ready = None;
+    }
+
+    /// The next non-empty piece of the range in file order, `None` at the end, each block
+    /// from a blocking `fetch`. After an error the cursor yields nothing more.
+    pub fn next_piece(
         &mut self,
-        fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>,
-    ) -> Result<Option<Bytes>, ReadError> {
-        while let Some(p) = self.stack.pop() {
-            let is_root = p.expect.is_none();
-            if !is_root && p.offset >= self.end {
-                // Everything left lies past the range.
-                self.stack.clear();
-                return Ok(None);
-            }
-            let bytes = fetch_block(&p.cid, fetch)?;
-            let (inline, size) = self.expand(&p, &bytes)?;
-            if is_root {
-                self.end = match self.length {
-                    Some(len) => self.start.saturating_add(len).min(size),
-                    None => size,
-                };
-            }
-            if let Some(piece) = self.clip(p.offset, inline) {
-                return Ok(Some(piece));
+        fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, SourceError>,
+    ) -> Option<Result<Bytes, ReadError>> {
+        loop {
+            match self.next_step() {
+                Read::Piece(piece) => return Some(Ok(piece)),
+                Read::End => return None,
+                Read::Need(cid) => {
+                    let given = fetch_block(&cid, fetch).and_then(|bytes| self.give(&bytes));
+                    if let Err(e) = given {
+                        self.fail();
+                        return Some(Err(e));
+                    }
+                }
             }
         }
-        Ok(None)
     }
 
     /// Decode one block of the file: push its overlapping children and return its inline bytes
@@ -586,7 +742,7 @@ mod tests {
 
     type Blocks = HashMap<Cid, Bytes>;
 
-    fn fetcher(blocks: &Blocks) -> impl FnMut(&Cid) -> Result<Bytes, FetchError> + '_ {
+    fn fetcher(blocks: &Blocks) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + '_ {
         move |cid: &Cid| blocks.get(cid).cloned().ok_or_else(|| format!("missing {cid}").into())
     }
 
@@ -622,7 +778,7 @@ mod tests {
         let mut asked = Vec::new();
         let mut fetch = |cid: &Cid| {
             asked.push(*cid);
-            blocks.get(cid).cloned().ok_or_else(|| FetchError::from("missing"))
+            blocks.get(cid).cloned().ok_or_else(|| SourceError::from("missing"))
         };
         let mut cur = FileCursor::new(root, 500, Some(20));
         let mut out = Vec::new();
@@ -633,6 +789,42 @@ mod tests {
         let leaves = asked.iter().filter(|c| c.codec() == RAW).count();
         assert_eq!(leaves, 2, "bytes 500..520 span two 16-byte chunks");
         assert!(asked.len() < 12, "a range read walks one path, asked {}", asked.len());
+    }
+
+    #[test]
+    fn the_cursor_asks_for_one_block_at_a_time_and_repeats_until_given() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let (blocks, root) = import(&small(Layout::Balanced, true), &data);
+        let mut cur = FileCursor::new(root, 0, None);
+        assert_eq!(cur.next_step(), Read::Need(root));
+        assert_eq!(cur.next_step(), Read::Need(root), "asking again repeats the need");
+        assert_eq!(cur.file_size(), None, "unknown until the root is given");
+        cur.give(&blocks[&root]).unwrap();
+        assert_eq!(cur.file_size(), Some(100));
+        let mut out = Vec::new();
+        let mut needs = 1;
+        loop {
+            match cur.next_step() {
+                Read::Need(cid) => {
+                    needs += 1;
+                    cur.give(&blocks[&cid]).unwrap();
+                }
+                Read::Piece(p) => out.extend_from_slice(&p),
+                Read::End => break,
+            }
+        }
+        assert_eq!((out, needs), (data, blocks.len()), "every block asked for once");
+
+        // A source that fails stops the cursor.
+        let mut cur = FileCursor::new(root, 0, None);
+        assert!(matches!(cur.next_step(), Read::Need(_)));
+        cur.fail();
+        assert_eq!(cur.next_step(), Read::End);
+        // Bytes that do not decode fail it too.
+        let mut cur = FileCursor::new(root, 0, None);
+        cur.next_step();
+        assert!(cur.give(&Bytes::from_static(b"not dag-pb")).is_err());
+        assert_eq!(cur.next_step(), Read::End);
     }
 
     proptest! {

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use cairn_protocol::car::read_all;
 use cairn_protocol::reader::{self, Node};
 use cairn_protocol::{cids, Cid};
@@ -288,5 +288,71 @@ fn content_is_fetched_from_peers_on_demand_or_times_out() -> Result<()> {
     let r = curl(&format!("{}/ipfs/{missing}", db.gateway), &[])?;
     assert_eq!(r.status, 504, "{}", String::from_utf8_lossy(&r.body));
     assert!(start.elapsed() < Duration::from_secs(30), "answered in {:?}", start.elapsed());
+    Ok(())
+}
+
+/// OS threads of a process.
+fn threads(pid: u32) -> Result<usize> {
+    Ok(fs::read_dir(format!("/proc/{pid}/task"))?.count())
+}
+
+/// A file body waiting for a block from the network is async work: many clients stalled on a
+/// missing block at once add no OS threads to the daemon (one blocking thread each, before).
+#[test]
+fn stalled_file_bodies_hold_no_thread() -> Result<()> {
+    const CLIENTS: usize = 24;
+    let a = TestRepo::new()?;
+    let config = a.path().join("config.toml");
+    let text = fs::read_to_string(&config)?;
+    fs::write(&config, text.replace("retrieval_timeout_secs = 30", "retrieval_timeout_secs = 8"))?;
+    let da = Daemon::start(&a)?;
+
+    // A 3.5-chunk file whose second leaf is gone: its head and first chunk are local, then the
+    // body waits on the network for a block nobody has.
+    let data = prng(3 * CHUNK + CHUNK / 2);
+    let src = a.scratch("stall.bin");
+    fs::write(&src, &data)?;
+    let cid = a.ok(&["add", "-Q", "--pin=false", src.to_str().unwrap()])?.trim().to_string();
+    let root = a.run(&["block", "get", &cid])?.stdout;
+    let node = cairn_protocol::dagpb::PbNode::decode(&root.into()).context("the root is dag-pb")?;
+    ensure!(node.links.len() == 4, "four leaves, got {}", node.links.len());
+    let gone = node.links[1].hash.to_string();
+    a.ok(&["block", "rm", &gone])?;
+
+    let url = format!("{}/ipfs/{cid}", da.gateway);
+    let _ = curl(&url, &["--max-time", "2"]); // warm up the runtime's worker threads
+    let before = threads(da.pid())?;
+    // Clients arrive 100 ms apart, so their short planning steps share the blocking pool's
+    // idle threads; what stays is what a stalled body holds.
+    let mut stalled = Vec::new();
+    for _ in 0..CLIENTS {
+        let curl = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "--max-time", "30", &url]).spawn();
+        stalled.push(curl.context("starting curl")?);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every client has its first chunk and waits for the missing one.
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = threads(da.pid())?;
+    eprintln!("daemon threads: {before} before, {during} with {CLIENTS} stalled bodies");
+    for mut c in stalled {
+        c.wait()?;
+    }
+    ensure!(
+        during < before + CLIENTS / 2,
+        "{CLIENTS} stalled bodies grew the daemon from {before} to {during} threads"
+    );
+    // And the stall ends as the timeout says: the body is cut short, not a hang.
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--max-time", "25", &url])
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let got: u64 = said.split(' ').nth(1).and_then(|n| n.parse().ok()).unwrap_or(u64::MAX);
+    ensure!(
+        !out.status.success() && said.starts_with("200") && got < data.len() as u64,
+        "a body cut short, got {said:?} ({:?})",
+        out.status
+    );
+    ensure!(start.elapsed() < Duration::from_secs(20), "cut after {:?}", start.elapsed());
     Ok(())
 }

@@ -261,12 +261,8 @@ impl Bitswap {
             store.clone(),
             shutdown.clone(),
         ));
-        let inbound = wire::Inbound {
-            server: wants_tx,
-            client: peer_tx,
-            counters: counters.clone(),
-            shutdown: shutdown.clone(),
-        };
+        let inbound =
+            wire::Inbound { server: wants_tx, client: peer_tx, counters: counters.clone(), shutdown: shutdown.clone() };
         let accept_task = tokio::spawn(wire::run_accept(net.stream_control(), inbound));
         Bitswap {
             client: client_tx,

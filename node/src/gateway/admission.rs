@@ -12,6 +12,8 @@
 //! longer than the retrieval timeout for a retrieval permit is answered 503 with `Retry-After`.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use cairn_protocol::Cid;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::error::GatewayError;
+use crate::dag_read::{BlockError, NetworkGate};
 
 /// Retrieval slots for a gateway of `max_requests` slots: `max_retrievals`, at most three
 /// quarters of `max_requests` (and at least one), so local content always keeps a quarter.
@@ -157,8 +160,8 @@ pub fn busy() -> GatewayError {
 
 impl Slot {
     /// Before a block is fetched from the network: trade the local permit for a retrieval
-    /// one (once; later misses keep it). Runs on a blocking thread.
-    pub fn to_network(&self, runtime: &tokio::runtime::Handle) -> Result<(), GatewayError> {
+    /// one (once; later misses keep it).
+    pub async fn to_network(&self) -> Result<(), GatewayError> {
         use std::sync::atomic::Ordering;
         if self.network.load(Ordering::Acquire) {
             return Ok(());
@@ -169,8 +172,8 @@ impl Slot {
                 // No retrieval slot free: give the local one back before waiting, so requests
                 // that wait on the network never hold the slots of local content.
                 self.held.lock().expect("slot lock").take();
-                runtime
-                    .block_on(tokio::time::timeout(self.wait, self.retrievals.clone().acquire_owned()))
+                tokio::time::timeout(self.wait, self.retrievals.clone().acquire_owned())
+                    .await
                     .map_err(|_| busy())?
                     .map_err(|_| GatewayError::unavailable("the gateway is shutting down"))?
             }
@@ -181,8 +184,15 @@ impl Slot {
     }
 
     /// Whether this request has moved to the retrieval pool.
+    #[cfg(test)]
     pub fn is_network(&self) -> bool {
         self.network.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl NetworkGate for Slot {
+    fn enter(&self) -> Pin<Box<dyn Future<Output = Result<(), BlockError>> + Send + '_>> {
+        Box::pin(async move { self.to_network().await.map_err(|e| BlockError::Unavailable(e.message)) })
     }
 }
 
@@ -203,16 +213,12 @@ mod tests {
         let a = adm.admit().await.unwrap();
         let _b = adm.admit().await.unwrap();
         assert_eq!(adm.local.available_permits(), 0);
-        let rt = tokio::runtime::Handle::current();
-        let a2 = a.clone();
-        tokio::task::spawn_blocking(move || a2.to_network(&rt)).await.unwrap().unwrap();
+        a.to_network().await.unwrap();
         assert!(a.is_network());
         assert_eq!(adm.local.available_permits(), 1, "the local slot went back");
         // The only retrieval slot is taken: a second network request gets 503 in time.
         let c = adm.admit().await.unwrap();
-        let rt = tokio::runtime::Handle::current();
-        let c2 = c.clone();
-        let err = tokio::task::spawn_blocking(move || c2.to_network(&rt)).await.unwrap().unwrap_err();
+        let err = c.to_network().await.unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(adm.local.available_permits(), 1, "only the local request holds a local slot");
         drop((a, c));

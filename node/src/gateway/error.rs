@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use cairn_protocol::reader::{ReadError, ReadErrorKind};
 
 use crate::bitswap::FetchError;
+use crate::dag_read::{BlockError, DagReadError};
 
 /// Seconds a client is told to wait (`Retry-After`) on 503 (busy) and 504 (slow network).
 pub const RETRY_AFTER_SECS: u64 = 5;
@@ -23,11 +24,6 @@ pub struct GatewayError {
     /// What went wrong, in one line.
     pub message: String,
 }
-
-/// A block the gateway's store-only fetcher (`gateway.no_fetch`) does not have.
-#[derive(Debug, thiserror::Error)]
-#[error("block {0} is not in this node's store and gateway.no_fetch is on")]
-pub struct NotLocal(pub cairn_protocol::Cid);
 
 impl GatewayError {
     fn new(status: StatusCode, message: impl Into<String>) -> GatewayError {
@@ -64,29 +60,41 @@ impl GatewayError {
         GatewayError::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
-    /// The status for a block that could not be had for `path` (`source` as the fetcher
-    /// returned it).
-    pub fn from_fetch(source: &(dyn std::error::Error + Send + Sync + 'static), path: &str) -> GatewayError {
+    /// The status for a block that could not be had for `path`.
+    pub fn from_block(source: &BlockError, path: &str) -> GatewayError {
         let msg = format!("{path}: {source}");
-        if let Some(f) = source.downcast_ref::<FetchError>() {
-            return match f {
-                FetchError::Timeout(cid) => GatewayError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("{path}: block {cid} could not be retrieved from the network in time"),
-                ),
-                FetchError::TooManyWants(_) => GatewayError::unavailable(msg),
-                FetchError::Shutdown => GatewayError::unavailable("the node is shutting down"),
-                FetchError::Store(_) => GatewayError::internal(msg),
-            };
+        match source {
+            BlockError::Fetch(FetchError::Timeout(cid)) => GatewayError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("{path}: block {cid} could not be retrieved from the network in time"),
+            ),
+            BlockError::Fetch(FetchError::TooManyWants(_)) => GatewayError::unavailable(msg),
+            BlockError::Fetch(FetchError::Shutdown) => GatewayError::unavailable("the node is shutting down"),
+            BlockError::Fetch(FetchError::Store(_)) | BlockError::Store(_) => GatewayError::internal(msg),
+            // Every retrieval slot busy, or shutting down.
+            BlockError::Unavailable(m) => GatewayError::unavailable(m.clone()),
+            BlockError::NotLocal(cid) => GatewayError::not_found(format!(
+                "{path}: block {cid} is not in this node's store and gateway.no_fetch is on"
+            )),
+            BlockError::Cancelled => GatewayError::unavailable(msg),
         }
-        if let Some(g) = source.downcast_ref::<GatewayError>() {
-            // Raised inside the fetcher (every retrieval slot busy): keep its status.
-            return g.clone();
+    }
+
+    /// The status for a block that could not be had through a blocking source (a
+    /// [`BlockError`] boxed by [`crate::dag_read::Blocks::sync`]).
+    pub fn from_fetch(source: &(dyn std::error::Error + Send + Sync + 'static), path: &str) -> GatewayError {
+        match source.downcast_ref::<BlockError>() {
+            Some(b) => GatewayError::from_block(b, path),
+            None => GatewayError::internal(format!("{path}: {source}")),
         }
-        if source.downcast_ref::<NotLocal>().is_some() {
-            return GatewayError::not_found(msg);
+    }
+
+    /// The status for a failed async DAG read of `path`.
+    pub fn from_dag(e: &DagReadError, path: &str) -> GatewayError {
+        match e {
+            DagReadError::Dag(e) => GatewayError::from_read(e, path),
+            DagReadError::Block { source, .. } => GatewayError::from_block(source, path),
         }
-        GatewayError::internal(msg)
     }
 
     /// The status for a DAG read failure of `path`.

@@ -18,9 +18,12 @@
 //! dropped; connections get header read deadlines ([`crate::http_serve`]). CIDs on the
 //! operator's denylist answer 410 ([`denylist`]).
 //!
-//! Work that reads blocks runs on blocking threads, in two steps: a plan (resolve the path,
-//! choose status and headers; errors here are proper error responses) and, for bodies, a
-//! producer streaming the bytes (an error there cuts the body short).
+//! A request reads blocks through one [`Blocks`] source (store, then network with read-ahead)
+//! in two steps: a plan on a blocking thread (resolve the path, choose status and headers;
+//! errors here are proper error responses) and the body. A file's body is streamed by async
+//! code driving the reader's [`FileCursor`], so a block on its way over the network holds no
+//! thread; a CAR body is written by a producer on a blocking thread. An error in a body cuts
+//! it short.
 
 pub mod admission;
 pub mod denylist;
@@ -42,13 +45,14 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
-use cairn_protocol::reader::{self, FetchError, ReadError, ReadErrorKind};
+use cairn_protocol::reader::{self, FileCursor, ReadError, ReadErrorKind, SourceError};
 use cairn_protocol::Cid;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::GatewayError;
 
+use crate::dag_read::Blocks;
 use crate::http_body::{self as stream, BodyWriter};
 use crate::node::Node;
 use crate::repo::config::GatewayConfig;
@@ -103,9 +107,6 @@ impl GatewayOptions {
     }
 }
 
-/// A block source for one request.
-pub(crate) type Fetcher = Box<dyn FnMut(&Cid) -> Result<Bytes, FetchError> + Send>;
-
 /// Shared by every request.
 struct Gateway {
     node: Arc<Node>,
@@ -132,39 +133,9 @@ impl Gateway {
 
     /// The store, then (unless `no_fetch`) the network, checking `token` before each block.
     /// Before its first network fetch the request moves to the retrieval pool (`slot`).
-    fn fetcher(&self, token: CancellationToken, slot: Arc<Slot>) -> Fetcher {
-        let store = self.node.store().clone();
-        let mut net: Option<Fetcher> = (!self.config.no_fetch)
-            .then(|| Box::new(self.node.fetcher_with_timeout(self.retrieval_timeout())) as Fetcher);
-        let runtime = tokio::runtime::Handle::current();
-        // The last block read, kept for the next call: sniffing a file's type and then
-        // streaming it would otherwise read (and verify) its first block twice.
-        let mut last: Option<(Cid, Bytes)> = None;
-        Box::new(move |cid: &Cid| {
-            if token.is_cancelled() {
-                return Err("the request was cancelled".into());
-            }
-            if let Some((c, b)) = &last {
-                if c == cid {
-                    return Ok(b.clone());
-                }
-            }
-            let block = match &mut net {
-                Some(f) => {
-                    if !slot.is_network() && !store.has(cid).unwrap_or(false) {
-                        slot.to_network(&runtime).map_err(|e| Box::new(e) as FetchError)?;
-                    }
-                    f(cid)
-                }
-                None => match store.get(cid) {
-                    Ok(Some(b)) => Ok(b),
-                    Ok(None) => Err(Box::new(error::NotLocal(*cid)) as FetchError),
-                    Err(e) => Err(Box::new(e) as FetchError),
-                },
-            }?;
-            last = Some((*cid, block.clone()));
-            Ok(block)
-        })
+    fn blocks(&self, token: CancellationToken, slot: Arc<Slot>) -> Blocks {
+        let session = (!self.config.no_fetch).then(|| self.node.session_with_timeout(self.retrieval_timeout()));
+        Blocks::new(self.node.store().clone(), session, token).with_gate(slot)
     }
 }
 
@@ -195,10 +166,23 @@ pub(crate) enum Plan {
     Done(Response),
     /// Status and headers, then a body the producer streams.
     Stream { head: Response, body: Producer },
+    /// Status and headers, then the cursor's bytes, streamed by async code.
+    File {
+        /// Status and headers.
+        head: Response,
+        /// The range to send.
+        cursor: Box<FileCursor>,
+        /// The content path, for errors.
+        path: String,
+    },
 }
 
-/// Writes a response body, reading blocks through the request's fetcher.
-pub(crate) type Producer = Box<dyn FnOnce(&mut BodyWriter, &mut Fetcher) -> Result<(), GatewayError> + Send>;
+/// A blocking block source for the planners: the request's [`Blocks`] through
+/// [`Blocks::sync`].
+pub(crate) type Fetcher<'a> = dyn FnMut(&Cid) -> Result<Bytes, SourceError> + Send + 'a;
+
+/// Writes a response body on a blocking thread, reading blocks through the request's source.
+pub(crate) type Producer = Box<dyn FnOnce(&mut BodyWriter, &mut Fetcher<'_>) -> Result<(), GatewayError> + Send>;
 
 /// A bound, not yet serving, gateway.
 pub struct Server {
@@ -311,44 +295,55 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
     *slot = Some(admitted.clone());
     let token = CancellationToken::new();
     let cancel_on_drop = token.clone().drop_guard();
-    let fetch = gw.fetcher(token, admitted);
+    let blocks = gw.blocks(token.clone(), admitted);
     let planned = tokio::task::spawn_blocking(move || {
-        let mut fetch = fetch;
-        let plan = plan(&r, &target, &mut fetch);
-        (plan, fetch)
+        let mut blocks = blocks;
+        let plan = plan(&r, &target, &mut blocks.sync());
+        (plan, blocks)
     })
     .await
     .map_err(|e| GatewayError::internal(format!("a worker thread failed: {e}")))?;
-    let (plan, fetch) = (planned.0?, planned.1);
+    let (plan, mut blocks) = (planned.0?, planned.1);
     let _ = cancel_on_drop.disarm();
-    match plan {
-        Plan::Done(resp) => Ok(resp),
+    let (head, mut resp) = match plan {
+        Plan::Done(resp) => return Ok(resp),
         Plan::Stream { head, body } => {
-            let mut fetch = fetch;
-            let mut resp = stream::stream_body(
+            let resp = stream::stream_body(
                 move |w: &mut BodyWriter| {
                     let gone = w.token();
-                    let mut guarded: Fetcher = Box::new(move |cid: &Cid| {
+                    let mut fetch = blocks.sync();
+                    let mut guarded = move |cid: &Cid| {
                         if gone.is_cancelled() {
                             return Err("the client went away".into());
                         }
                         fetch(cid)
-                    });
+                    };
                     body(w, &mut guarded)
                 },
                 Some(SEND_TIMEOUT),
             )
             .await?;
-            let (parts, _) = head.into_parts();
-            *resp.status_mut() = parts.status;
-            resp.headers_mut().extend(parts.headers);
-            Ok(resp)
+            (head, resp)
         }
-    }
+        Plan::File { head, mut cursor, path } => {
+            let body = move |tx: stream::PieceSender| async move {
+                while let Some(piece) = blocks.next_piece(&mut cursor).await {
+                    tx.send(piece.map_err(|e| GatewayError::from_dag(&e, &path))?).await?;
+                }
+                Ok::<(), GatewayError>(())
+            };
+            let resp = stream::async_body(token, body, SEND_TIMEOUT).await?;
+            (head, resp)
+        }
+    };
+    let (parts, _) = head.into_parts();
+    *resp.status_mut() = parts.status;
+    resp.headers_mut().extend(parts.headers);
+    Ok(resp)
 }
 
 /// Runs on a blocking thread: the denylist may stat and re-read its file.
-fn plan(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+fn plan(req: &Req, t: &Target, fetch: &mut Fetcher<'_>) -> Result<Plan, GatewayError> {
     if req.denied(&t.root) {
         return Err(GatewayError::denied(&t.root));
     }
@@ -361,11 +356,7 @@ fn plan(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayError
 
 /// Resolve `segments` below `root` one directory at a time: the CID of every step, the
 /// root first and the terminal last (what `X-Ipfs-Roots` lists).
-fn walk_path(
-    root: Cid,
-    segments: &[String],
-    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>,
-) -> Result<Vec<Cid>, ReadError> {
+fn walk_path(root: Cid, segments: &[String], fetch: &mut Fetcher<'_>) -> Result<Vec<Cid>, ReadError> {
     let mut roots = vec![root];
     for name in segments {
         let cid = *roots.last().expect("starts with the root");

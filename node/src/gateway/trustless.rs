@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use bytes::{Bytes, BytesMut};
 use cairn_protocol::car::{encode_header, encode_section};
 use cairn_protocol::cids::IDENTITY;
-use cairn_protocol::reader::{self, FetchError, FileCursor, Node};
+use cairn_protocol::reader::{self, FileCursor, Node, SourceError};
 use cairn_protocol::Cid;
 use sha2::{Digest, Sha256};
 
@@ -26,9 +26,9 @@ const CAR_TYPE: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=n";
 /// Resolve `t`'s path, recording every block read on the way (they prove the path): the
 /// CIDs of the path's steps (terminal last) and the proof blocks.
 #[allow(clippy::type_complexity)]
-fn resolve(t: &Target, fetch: &mut Fetcher) -> Result<(Vec<Cid>, Vec<(Cid, Bytes)>), GatewayError> {
+fn resolve(t: &Target, fetch: &mut Fetcher<'_>) -> Result<(Vec<Cid>, Vec<(Cid, Bytes)>), GatewayError> {
     let mut proof = Vec::new();
-    let mut recording = |cid: &Cid| -> Result<Bytes, FetchError> {
+    let mut recording = |cid: &Cid| -> Result<Bytes, SourceError> {
         let b = fetch(cid)?;
         proof.push((*cid, b.clone()));
         Ok(b)
@@ -38,13 +38,13 @@ fn resolve(t: &Target, fetch: &mut Fetcher) -> Result<(Vec<Cid>, Vec<(Cid, Bytes
     Ok((roots, proof))
 }
 
-fn fetch_block(cid: &Cid, path: &str, fetch: &mut Fetcher) -> Result<Bytes, GatewayError> {
+fn fetch_block(cid: &Cid, path: &str, fetch: &mut Fetcher<'_>) -> Result<Bytes, GatewayError> {
     fetch(cid)
         .map_err(|source| GatewayError::from_read(&reader::ReadErrorKind::Fetch { cid: *cid, source }.into(), path))
 }
 
 /// `?format=raw`: the terminal block's bytes.
-pub fn raw(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+pub fn raw(req: &Req, t: &Target, fetch: &mut Fetcher<'_>) -> Result<Plan, GatewayError> {
     let path = t.content_path();
     let (roots, proof) = resolve(t, fetch)?;
     let cid = *roots.last().expect("the path's steps end with the terminal");
@@ -70,7 +70,7 @@ pub fn raw(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayEr
 }
 
 /// `?format=car`: the path's proof, then the blocks `params` selects.
-pub fn car(req: &Req, t: &Target, params: CarParams, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+pub fn car(req: &Req, t: &Target, params: CarParams, fetch: &mut Fetcher<'_>) -> Result<Plan, GatewayError> {
     let path = t.content_path();
     let (roots, proof) = resolve(t, fetch)?;
     let terminal = *roots.last().expect("the path's steps end with the terminal");
@@ -104,7 +104,7 @@ pub fn car(req: &Req, t: &Target, params: CarParams, fetch: &mut Fetcher) -> Res
                 car.block(cid, data)?;
             }
             car.block(&terminal, &terminal_data)?;
-            let mut recording = |cid: &Cid| -> Result<Bytes, FetchError> {
+            let mut recording = |cid: &Cid| -> Result<Bytes, SourceError> {
                 let b = fetch(cid)?;
                 car.block(cid, &b)?;
                 Ok(b)
@@ -134,12 +134,7 @@ pub fn car(req: &Req, t: &Target, params: CarParams, fetch: &mut Fetcher) -> Res
 }
 
 /// Depth-first, every block once.
-fn walk(
-    root: &Cid,
-    data: &Bytes,
-    fetch: &mut dyn FnMut(&Cid) -> Result<Bytes, FetchError>,
-    path: &str,
-) -> Result<(), GatewayError> {
+fn walk(root: &Cid, data: &Bytes, fetch: &mut Fetcher<'_>, path: &str) -> Result<(), GatewayError> {
     let links_of = |cid: &Cid, data: &Bytes| {
         crate::dag::links(cid, data)
             .map_err(|e| GatewayError { status: StatusCode::BAD_GATEWAY, message: format!("{path}: {e}") })

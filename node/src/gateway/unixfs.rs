@@ -12,7 +12,8 @@ use http_range_header::{parse_range_header, RangeUnsatisfiableError};
 use super::request::Target;
 use super::{common_headers, etag_matches, mime, redirects, Fetcher, GatewayError, Plan, Req};
 
-/// Files (or ranges) up to this size are answered in one piece from the planning thread.
+/// Files (or ranges) up to this size are answered in one piece from the planning thread;
+/// larger ones are streamed by async code ([`Plan::File`]).
 const IN_PLACE: u64 = 1024 * 1024;
 
 /// Bump when the listing page changes, so caches drop old listings (part of its ETag).
@@ -25,7 +26,7 @@ struct Resolved {
     roots: Vec<Cid>,
 }
 
-fn resolve(root: Cid, segments: &[String], fetch: &mut Fetcher) -> Result<Resolved, ReadError> {
+fn resolve(root: Cid, segments: &[String], fetch: &mut Fetcher<'_>) -> Result<Resolved, ReadError> {
     let roots = super::walk_path(root, segments, fetch)?;
     let cid = *roots.last().expect("walk_path returns the root at least");
     let node = reader::load(&cid, fetch)?;
@@ -33,7 +34,7 @@ fn resolve(root: Cid, segments: &[String], fetch: &mut Fetcher) -> Result<Resolv
 }
 
 /// Plan the UnixFS response for `t`.
-pub fn plan(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+pub fn plan(req: &Req, t: &Target, fetch: &mut Fetcher<'_>) -> Result<Plan, GatewayError> {
     let content_path = t.content_path();
     match resolve(t.root, &t.segments, fetch) {
         Ok(r) => {
@@ -56,7 +57,13 @@ pub fn plan(req: &Req, t: &Target, fetch: &mut Fetcher) -> Result<Plan, GatewayE
 }
 
 /// The response for a resolved node.
-fn entity(req: &Req, t: &Target, r: Resolved, status: StatusCode, fetch: &mut Fetcher) -> Result<Plan, GatewayError> {
+fn entity(
+    req: &Req,
+    t: &Target,
+    r: Resolved,
+    status: StatusCode,
+    fetch: &mut Fetcher<'_>,
+) -> Result<Plan, GatewayError> {
     let name = t.segments.last().map(String::as_str);
     match &r.node {
         Node::File { size, .. } => file(req, t, &r.roots, r.cid, *size, name, status, fetch),
@@ -107,7 +114,7 @@ fn file(
     size: u64,
     name: Option<&str>,
     status: StatusCode,
-    fetch: &mut Fetcher,
+    fetch: &mut Fetcher<'_>,
 ) -> Result<Plan, GatewayError> {
     let path = t.content_path();
     let etag = format!("\"{cid}\"");
@@ -161,16 +168,7 @@ fn file(
         let (parts, _) = head.into_parts();
         return Ok(Plan::Done(Response::from_parts(parts, axum::body::Body::from(body))));
     }
-    Ok(Plan::Stream {
-        head,
-        body: Box::new(move |w, fetch| {
-            let mut cursor = FileCursor::new(cid, start, Some(len));
-            while let Some(piece) = cursor.next_piece(fetch) {
-                w.send(piece.map_err(|e| GatewayError::from_read(&e, &path))?)?;
-            }
-            Ok(())
-        }),
-    })
+    Ok(Plan::File { head, cursor: Box::new(FileCursor::new(cid, start, Some(len))), path })
 }
 
 fn mime_by_name(name: Option<&str>) -> Option<String> {
@@ -179,13 +177,13 @@ fn mime_by_name(name: Option<&str>) -> Option<String> {
 }
 
 /// The file's first [`mime::SNIFF_LEN`] bytes.
-fn head_bytes(cid: Cid, size: u64, fetch: &mut Fetcher) -> Result<Bytes, ReadError> {
+fn head_bytes(cid: Cid, size: u64, fetch: &mut Fetcher<'_>) -> Result<Bytes, ReadError> {
     read_range(cid, 0, size.min(mime::SNIFF_LEN as u64), fetch)
 }
 
 /// Bytes `[start, start + len)` of a file, in one buffer (without copying when one block
 /// holds them).
-fn read_range(cid: Cid, start: u64, len: u64, fetch: &mut Fetcher) -> Result<Bytes, ReadError> {
+fn read_range(cid: Cid, start: u64, len: u64, fetch: &mut Fetcher<'_>) -> Result<Bytes, ReadError> {
     let mut cursor = FileCursor::new(cid, start, Some(len));
     let mut pieces = Vec::new();
     while let Some(piece) = cursor.next_piece(fetch) {
@@ -245,9 +243,9 @@ fn value(s: &str) -> HeaderValue {
 }
 
 /// A `_redirects` rule for a path that does not exist, as a plan to run.
-type RedirectPlan = Box<dyn FnOnce(&Req, &mut Fetcher) -> Result<Plan, GatewayError>>;
+type RedirectPlan = Box<dyn FnOnce(&Req, &mut Fetcher<'_>) -> Result<Plan, GatewayError>>;
 
-fn redirect(t: &Target, fetch: &mut Fetcher) -> Result<Option<RedirectPlan>, GatewayError> {
+fn redirect(t: &Target, fetch: &mut Fetcher<'_>) -> Result<Option<RedirectPlan>, GatewayError> {
     let file = match reader::resolve(t.root, &["_redirects".to_string()], fetch) {
         Ok(cid) => cid,
         // No such file, or a root that is not a directory: no rules.

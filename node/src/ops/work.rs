@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 use cairn_protocol::cids::RAW;
-use cairn_protocol::reader::FetchError;
+use cairn_protocol::reader::SourceError;
 use cairn_protocol::{Block, Cid};
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +14,7 @@ use crate::dag;
 use crate::store::{key_of, BatchWriter, Store};
 
 /// A block source for the DAG reader.
-pub type Fetcher = Box<dyn FnMut(&Cid) -> Result<Bytes, FetchError> + Send>;
+pub type Fetcher = Box<dyn FnMut(&Cid) -> Result<Bytes, SourceError> + Send>;
 
 /// Run `work` on a blocking thread. If the caller goes away first (its future is dropped),
 /// the token `work` gets is cancelled; long walks and fetches check it between blocks.
@@ -49,7 +49,7 @@ pub fn fetcher(ctx: &Ctx, offline: bool, token: CancellationToken) -> Fetcher {
             None => match store.get(cid) {
                 Ok(Some(b)) => Ok(b),
                 Ok(None) => Err(format!("block {cid} is not in the local store").into()),
-                Err(e) => Err(Box::new(e) as FetchError),
+                Err(e) => Err(Box::new(e) as SourceError),
             },
         }
     })

@@ -1,0 +1,138 @@
+//! Reading UnixFS DAGs from async code: the protocol reader's state machines, fed by
+//! [`Blocks`], so a block on its way over the network holds no thread, and failures stay
+//! typed ([`DagReadError`]) for the one place that turns them into a status or a message.
+//!
+//! Code that runs on a blocking thread (a sync planner, an exporter writing files) uses the
+//! same source through [`Blocks::sync`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_protocol::reader::{FileCursor, Read, ReadError, SourceError};
+use cairn_protocol::Cid;
+use tokio_util::sync::CancellationToken;
+
+use crate::bitswap::Session;
+pub use crate::read_ahead::BlockError;
+use crate::read_ahead::{read_store, ReadAhead};
+use crate::store::Store;
+
+/// Why reading a DAG failed: the DAG itself, or one of its blocks.
+#[derive(Debug, thiserror::Error)]
+pub enum DagReadError {
+    /// A block was had but the DAG is malformed, or the path names nothing.
+    #[error(transparent)]
+    Dag(#[from] ReadError),
+    /// A block could not be had.
+    #[error("{source}")]
+    Block {
+        /// The block.
+        cid: Cid,
+        /// Why.
+        source: Box<BlockError>,
+    },
+}
+
+/// Asked before a request's first block is fetched from the network (the gateway moves the
+/// request to its retrieval pool there); it may wait, or refuse.
+pub trait NetworkGate: Send + Sync {
+    /// Let the request fetch from the network.
+    fn enter(&self) -> Pin<Box<dyn Future<Output = Result<(), BlockError>> + Send + '_>>;
+}
+
+/// A block source for one read: the store, then (when it has a session) the network with
+/// read-ahead; every call first checks that the read is still wanted.
+pub struct Blocks {
+    store: Store,
+    net: Option<ReadAhead>,
+    token: CancellationToken,
+    gate: Option<Arc<dyn NetworkGate>>,
+    /// The last block given, for the next call: sniffing a file's type and then streaming it
+    /// would otherwise read (and verify) its first block twice.
+    last: Option<(Cid, Bytes)>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Blocks {
+    /// A source over `store`, and the network through `session` when there is one. Must be
+    /// created inside a tokio runtime.
+    pub fn new(store: Store, session: Option<Session>, token: CancellationToken) -> Blocks {
+        Blocks {
+            store,
+            net: session.map(ReadAhead::new),
+            token,
+            gate: None,
+            last: None,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Ask `gate` before the first block that must come from the network.
+    pub fn with_gate(mut self, gate: Arc<dyn NetworkGate>) -> Blocks {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The block `cid`, verified.
+    pub async fn get(&mut self, cid: &Cid) -> Result<Bytes, BlockError> {
+        if self.token.is_cancelled() {
+            return Err(BlockError::Cancelled);
+        }
+        if let Some((c, b)) = &self.last {
+            if c == cid {
+                return Ok(b.clone());
+            }
+        }
+        let block = match &mut self.net {
+            Some(ahead) => {
+                if let Some(gate) = &self.gate {
+                    if !self.store.has(cid).unwrap_or(false) {
+                        gate.enter().await?;
+                        // Entered once, for the rest of the read.
+                        self.gate = None;
+                    }
+                }
+                tokio::select! {
+                    _ = self.token.cancelled() => Err(BlockError::Cancelled),
+                    r = ahead.get(cid, &self.store) => r,
+                }?
+            }
+            None => read_store(&self.store, cid).await?.ok_or(BlockError::NotLocal(*cid))?,
+        };
+        self.last = Some((*cid, block.clone()));
+        Ok(block)
+    }
+
+    /// [`Blocks::get`] as a blocking `fetch` callback for the protocol reader's sync drivers.
+    /// Call it on a blocking thread.
+    pub fn sync(&mut self) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + '_ {
+        move |cid: &Cid| {
+            let runtime = self.runtime.clone();
+            runtime.block_on(self.get(cid)).map_err(|e| Box::new(e) as SourceError)
+        }
+    }
+
+    /// The next non-empty piece of `cursor`'s range, `None` at the end. After an error the
+    /// cursor yields nothing more.
+    pub async fn next_piece(&mut self, cursor: &mut FileCursor) -> Option<Result<Bytes, DagReadError>> {
+        loop {
+            match cursor.next_step() {
+                Read::Piece(piece) => return Some(Ok(piece)),
+                Read::End => return None,
+                Read::Need(cid) => match self.get(&cid).await {
+                    Ok(bytes) => {
+                        if let Err(e) = cursor.give(&bytes) {
+                            return Some(Err(e.into()));
+                        }
+                    }
+                    Err(source) => {
+                        cursor.fail();
+                        return Some(Err(DagReadError::Block { cid, source: Box::new(source) }));
+                    }
+                },
+            }
+        }
+    }
+}
