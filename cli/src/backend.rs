@@ -2,11 +2,11 @@
 //! daemon's RPC API ([`Api`]). Both take the same typed requests of `cairn_node::ops` and
 //! give the same typed answers, so each command is written once, above this module.
 
-use std::io::{self, Read, Write};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
+use bytes::Bytes;
 use cairn_node::ops::{self, Ctx, Op, OpError, PartKind, UploadOp, WriteOp};
 use cairn_node::repo::Repo;
 use cairn_node::upload;
@@ -16,11 +16,8 @@ use crate::client::{self, Api};
 use crate::multipart;
 use crate::waiting::Waiter;
 
-/// Pieces in flight between an in-process producer and its reader.
+/// Pieces in flight between an in-process command and its reader.
 const PIPE_PIECES: usize = 8;
-
-/// Bytes an in-process producer collects before handing a piece over.
-const PIPE_PIECE: usize = 256 * 1024;
 
 /// Where commands run.
 pub enum Backend {
@@ -33,7 +30,7 @@ pub enum Backend {
 /// Operations run in this process, over a repo or (in tests) a running node.
 pub struct Local {
     ctx: Ctx,
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
 }
 
 impl Local {
@@ -48,7 +45,7 @@ impl Local {
             .enable_all()
             .build()
             .context("starting the command's runtime")?;
-        Ok(Local { ctx, rt })
+        Ok(Local { ctx, rt: Arc::new(rt) })
     }
 
     /// The repo.
@@ -120,82 +117,55 @@ impl Backend {
 
 impl Local {
     fn open<W: WriteOp>(&self, op: W) -> Result<Box<dyn Read + Send>> {
-        let (tx, rx) = sync_channel(PIPE_PIECES);
+        let (tx, rx) = tokio::sync::mpsc::channel(PIPE_PIECES);
         let token = CancellationToken::new();
-        let (ctx, t) = (self.ctx.clone(), token.clone());
-        self.rt.spawn_blocking(move || {
-            let mut w = PipeWriter { tx, buf: Vec::with_capacity(PIPE_PIECE) };
-            let end = match op.write(&ctx, &mut w, &t).and_then(|()| Ok(w.flush()?)) {
-                Ok(()) => Piece::End,
-                Err(e) => Piece::Failed(e.message()),
-            };
-            let _ = w.tx.send(end);
-        });
-        let (first, done) = match rx.recv() {
-            Ok(Piece::Data(first)) => (first, false),
-            Ok(Piece::Failed(msg)) => return Err(anyhow!("{msg}")),
-            Ok(Piece::End) => (Vec::new(), true),
-            Err(_) => return Err(anyhow!("the command stopped before it finished (see the log)")),
-        };
-        Ok(Box::new(PipeReader { rx, cur: io::Cursor::new(first), done, _stop: token.drop_guard() }))
+        let out = ops::PieceSender::new(tx, None, token.clone());
+        let task = self.rt.spawn(op.write(self.ctx.clone(), out));
+        let mut reader =
+            PipeReader { rt: self.rt.clone(), rx, task: Some(task), cur: Bytes::new(), _stop: token.drop_guard() };
+        // An error before the first byte is the command's answer.
+        reader.fill().map_err(|e| anyhow!("{e}"))?;
+        Ok(Box::new(reader))
     }
 }
 
-/// What an in-process producer hands its reader.
-enum Piece {
-    Data(Vec<u8>),
-    /// Everything was written.
-    End,
-    /// The command failed after this point.
-    Failed(String),
-}
-
-/// The producer's end of an in-process stream.
-struct PipeWriter {
-    tx: SyncSender<Piece>,
-    buf: Vec<u8>,
-}
-
-impl Write for PipeWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= PIPE_PIECE {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(PIPE_PIECE));
-        self.tx.send(Piece::Data(piece)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader went away"))
-    }
-}
-
-/// The reader's end; dropping it cancels the producer. A producer that ends without saying
-/// so (it panicked) is an error, never a short stream taken for a whole one.
+/// The reader's end of an in-process stream; reading drives the command's runtime, and
+/// dropping the reader cancels the command. A command that ends without finishing (it
+/// panicked) is an error, never a short stream taken for a whole one.
 struct PipeReader {
-    rx: Receiver<Piece>,
-    cur: io::Cursor<Vec<u8>>,
-    done: bool,
+    rt: Arc<tokio::runtime::Runtime>,
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    task: Option<tokio::task::JoinHandle<Result<(), OpError>>>,
+    cur: Bytes,
     _stop: DropGuard,
+}
+
+impl PipeReader {
+    /// Wait for the next piece: false at the end, an error if the command failed.
+    fn fill(&mut self) -> io::Result<bool> {
+        if let Some(piece) = self.rt.block_on(self.rx.recv()) {
+            self.cur = piece;
+            return Ok(true);
+        }
+        let Some(task) = self.task.take() else { return Ok(false) };
+        match self.rt.block_on(task) {
+            Ok(Ok(())) => Ok(false),
+            Ok(Err(e)) => Err(io::Error::other(e.message())),
+            Err(_) => Err(io::Error::other("the command stopped before it finished (see the log)")),
+        }
+    }
 }
 
 impl Read for PipeReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let n = self.cur.read(out)?;
-            if n > 0 || out.is_empty() || self.done {
-                return Ok(n);
-            }
-            match self.rx.recv() {
-                Ok(Piece::Data(piece)) => self.cur = io::Cursor::new(piece),
-                Ok(Piece::End) => self.done = true,
-                Ok(Piece::Failed(msg)) => return Err(io::Error::other(msg)),
-                Err(_) => return Err(io::Error::other("the command stopped before it finished (see the log)")),
+        while self.cur.is_empty() {
+            if out.is_empty() || !self.fill()? {
+                return Ok(0);
             }
         }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
     }
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_protocol::reader::{FileCursor, Read, ReadError, SourceError};
+use cairn_protocol::reader::{self, FileCursor, Lookup, Node, Read, ReadError, ReadErrorKind, SourceError};
 use cairn_protocol::Cid;
 use tokio_util::sync::CancellationToken;
 
@@ -114,6 +114,46 @@ impl Blocks {
         }
     }
 
+    /// The block `cid`, or why it could not be had, as a read failure.
+    async fn block(&mut self, cid: &Cid) -> Result<Bytes, DagReadError> {
+        self.get(cid).await.map_err(|source| DagReadError::Block { cid: *cid, source: Box::new(source) })
+    }
+
+    /// Fetch and decode a block.
+    pub async fn load(&mut self, cid: &Cid) -> Result<Node, DagReadError> {
+        let bytes = self.block(cid).await?;
+        Ok(reader::decode(cid, &bytes)?)
+    }
+
+    /// Find `name` in the directory `node` (the block `dir`), fetching HAMT sub-shards as
+    /// needed.
+    pub async fn find(&mut self, dir: &Cid, node: &Node, name: &str) -> Result<Option<Cid>, DagReadError> {
+        let mut step = reader::lookup(dir, node, name)?;
+        loop {
+            match step {
+                Lookup::Found(cid) => return Ok(Some(cid)),
+                Lookup::Missing => return Ok(None),
+                Lookup::Need { shard, depth } => {
+                    let bytes = self.block(&shard).await?;
+                    step = reader::lookup_in(&shard, &bytes, name, depth)?;
+                }
+            }
+        }
+    }
+
+    /// Resolve `segments` below `root`, one directory at a time.
+    pub async fn resolve(&mut self, root: Cid, segments: &[String]) -> Result<Cid, DagReadError> {
+        let mut cid = root;
+        for name in segments {
+            let node = self.load(&cid).await?;
+            cid = self
+                .find(&cid, &node, name)
+                .await?
+                .ok_or_else(|| ReadError::from(ReadErrorKind::NotFound { parent: cid, name: name.clone() }))?;
+        }
+        Ok(cid)
+    }
+
     /// The next non-empty piece of `cursor`'s range, `None` at the end. After an error the
     /// cursor yields nothing more.
     pub async fn next_piece(&mut self, cursor: &mut FileCursor) -> Option<Result<Bytes, DagReadError>> {
@@ -121,15 +161,15 @@ impl Blocks {
             match cursor.next_step() {
                 Read::Piece(piece) => return Some(Ok(piece)),
                 Read::End => return None,
-                Read::Need(cid) => match self.get(&cid).await {
+                Read::Need(cid) => match self.block(&cid).await {
                     Ok(bytes) => {
                         if let Err(e) = cursor.give(&bytes) {
                             return Some(Err(e.into()));
                         }
                     }
-                    Err(source) => {
+                    Err(e) => {
                         cursor.fail();
-                        return Some(Err(DagReadError::Block { cid, source: Box::new(source) }));
+                        return Some(Err(e));
                     }
                 },
             }

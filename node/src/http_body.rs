@@ -2,8 +2,8 @@
 //! reads, DAG walks, network fetches) or from async work, request bodies read on blocking
 //! threads, ndjson.
 //!
-//! A producer runs on a blocking thread and writes through a [`BodyWriter`] ([`stream_body`]),
-//! or runs as a task and sends through a [`PieceSender`] ([`async_body`]); either hands
+//! A producer runs as a task and sends through a [`PieceSender`] ([`async_body`]), or runs on
+//! a blocking thread and writes through its [`BodyWriter`] ([`stream_body`]); either hands
 //! pieces to the response over a channel of [`STREAM_QUEUE`] entries, so at most a few MiB
 //! are in flight whatever the content size and a slow client slows the producer down. When the
 //! client goes away the channel closes, the next write fails with `BrokenPipe`, and the producer
@@ -24,8 +24,6 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::ops::OpError;
-
 /// Pieces queued between a producer and the response (each up to [`PIECE`] bytes, or one
 /// file chunk of up to 1 MiB).
 pub const STREAM_QUEUE: usize = 8;
@@ -33,14 +31,64 @@ pub const STREAM_QUEUE: usize = 8;
 /// Bytes [`BodyWriter`] collects before it sends a piece.
 pub const PIECE: usize = 256 * 1024;
 
-/// The producer's end of a streaming body.
-pub struct BodyWriter {
+/// A producer's end of a streaming body: pieces go to the response through a channel of
+/// [`STREAM_QUEUE`] entries. Async producers [`PieceSender::send`]; blocking ones write
+/// through [`PieceSender::writer`].
+#[derive(Clone)]
+pub struct PieceSender {
     tx: mpsc::Sender<Bytes>,
-    buf: BytesMut,
-    /// Cancelled when the response body is dropped (the client went away).
-    token: CancellationToken,
     /// Longest wait for the client to take a piece before giving up on it.
     send_timeout: Option<Duration>,
+    /// Cancelled when the response body is dropped (the client went away).
+    token: CancellationToken,
+}
+
+impl PieceSender {
+    /// A sender into `tx`; `token` is the producer's signal that its reader went away.
+    pub fn new(tx: mpsc::Sender<Bytes>, send_timeout: Option<Duration>, token: CancellationToken) -> PieceSender {
+        PieceSender { tx, send_timeout, token }
+    }
+
+    /// Send one piece, waiting (at most the send timeout) for the client to make room.
+    pub async fn send(&self, piece: Bytes) -> io::Result<()> {
+        if piece.is_empty() {
+            return Ok(());
+        }
+        match self.send_timeout {
+            None => self.tx.send(piece).await.map_err(|_| gone()),
+            Some(t) => match tokio::time::timeout(t, self.tx.send(piece)).await {
+                Ok(sent) => sent.map_err(|_| gone()),
+                Err(_) => Err(timed_out(t)),
+            },
+        }
+    }
+
+    /// Whether the client has gone away (the response was dropped).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// A token cancelled when the client goes away, for fetches between sends.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// A blocking, buffered `Write` into this body, for producers on a blocking thread. Must
+    /// be created inside the runtime.
+    pub fn writer(&self) -> BodyWriter {
+        BodyWriter {
+            out: self.clone(),
+            buf: BytesMut::with_capacity(PIECE),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+/// A blocking producer's end of a streaming body: what it writes is collected into pieces of
+/// [`PIECE`] bytes and sent, waiting when the client is behind.
+pub struct BodyWriter {
+    out: PieceSender,
+    buf: BytesMut,
     runtime: tokio::runtime::Handle,
 }
 
@@ -53,12 +101,12 @@ impl BodyWriter {
 
     /// Whether the client has gone away (the response was dropped).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.out.is_closed()
     }
 
     /// A token cancelled when the client goes away, for fetches between writes.
     pub fn token(&self) -> CancellationToken {
-        self.token.clone()
+        self.out.token()
     }
 
     fn flush_buf(&mut self) -> io::Result<()> {
@@ -70,16 +118,8 @@ impl BodyWriter {
     }
 
     fn push(&mut self, piece: Bytes) -> io::Result<()> {
-        if piece.is_empty() {
-            return Ok(());
-        }
-        match self.send_timeout {
-            None => self.tx.blocking_send(piece).map_err(|_| gone()),
-            Some(t) => match self.runtime.block_on(tokio::time::timeout(t, self.tx.send(piece))) {
-                Ok(sent) => sent.map_err(|_| gone()),
-                Err(_) => Err(timed_out(t)),
-            },
-        }
+        let runtime = self.runtime.clone();
+        runtime.block_on(self.out.send(piece))
     }
 }
 
@@ -89,25 +129,6 @@ fn gone() -> io::Error {
 
 fn timed_out(t: Duration) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, format!("the client read nothing for {t:?}; giving up on it"))
-}
-
-/// An async producer's end of a streaming body.
-pub struct PieceSender {
-    tx: mpsc::Sender<Bytes>,
-    send_timeout: Duration,
-}
-
-impl PieceSender {
-    /// Send one piece, waiting at most the send timeout for the client to make room.
-    pub async fn send(&self, piece: Bytes) -> io::Result<()> {
-        if piece.is_empty() {
-            return Ok(());
-        }
-        match tokio::time::timeout(self.send_timeout, self.tx.send(piece)).await {
-            Ok(sent) => sent.map_err(|_| gone()),
-            Err(_) => Err(timed_out(self.send_timeout)),
-        }
-    }
 }
 
 impl Write for BodyWriter {
@@ -124,69 +145,63 @@ impl Write for BodyWriter {
     }
 }
 
-/// Run `produce` on a blocking thread and stream what it writes as the response body, with
-/// `content_type`. Fails with `produce`'s error if it fails before writing anything.
-pub async fn blocking_body<F>(content_type: &'static str, produce: F) -> Result<Response, OpError>
-where
-    F: FnOnce(&mut BodyWriter) -> Result<(), OpError> + Send + 'static,
-{
-    let mut resp = stream_body(produce, None).await?;
+/// Mark a streamed answer as kubo does (its clients look for `X-Stream-Output`), with
+/// `content_type`.
+pub fn stream_output(mut resp: Response, content_type: &'static str) -> Response {
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // kubo marks streamed output this way; its clients look for it.
     headers.insert("X-Stream-Output", HeaderValue::from_static("1"));
-    Ok(resp)
+    resp
 }
 
-/// Run `produce` on a blocking thread and stream what it writes as a `200` body with no
-/// headers set. If it fails before its first byte, its error is returned instead; after
-/// that, the body is cut short. With `send_timeout`, a client that takes no piece for that
-/// long is given up on (a slow reader must not hold a thread forever).
+/// Run `produce` on a blocking thread, writing through a [`BodyWriter`], and stream what it
+/// writes as a `200` body with no headers set; otherwise as [`async_body`].
 pub async fn stream_body<F, E>(produce: F, send_timeout: Option<Duration>) -> Result<Response, E>
 where
     F: FnOnce(&mut BodyWriter) -> Result<(), E> + Send + 'static,
     E: From<io::Error> + std::fmt::Display + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-    let (done_tx, done_rx) = oneshot::channel::<Result<(), E>>();
-    let token = CancellationToken::new();
-    let guard = token.clone().drop_guard();
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let mut w = BodyWriter { tx, buf: BytesMut::with_capacity(PIECE), token, send_timeout, runtime };
-        let result = produce(&mut w).and_then(|()| w.flush_buf().map_err(E::from));
-        if let Err(e) = &result {
-            if !w.is_closed() {
-                tracing::debug!("streamed response failed: {e}");
-            }
-        }
-        // Close the data channel before reporting, so the reader sees the data end first.
-        drop(w);
-        let _ = done_tx.send(result);
-    });
-    respond(rx, done_rx, guard).await
+    async_body(CancellationToken::new(), move |out| run_blocking(out, produce), send_timeout).await
+}
+
+/// Run `produce` on a blocking thread over `out`'s [`BodyWriter`], flushing it at the end.
+pub async fn run_blocking<F, E>(out: PieceSender, produce: F) -> Result<(), E>
+where
+    F: FnOnce(&mut BodyWriter) -> Result<(), E> + Send + 'static,
+    E: From<io::Error> + Send + 'static,
+{
+    let mut w = out.writer();
+    tokio::task::spawn_blocking(move || produce(&mut w).and_then(|()| w.flush_buf().map_err(E::from)))
+        .await
+        .unwrap_or_else(|e| Err(E::from(io::Error::other(format!("a worker thread failed: {e}")))))
 }
 
 /// Run `produce` as a task and stream the pieces it sends as a `200` body with no headers
 /// set, holding no thread while it waits. If it fails before its first piece, its error is
-/// returned instead; after that, the body is cut short. A client that takes no piece for
-/// `send_timeout` is given up on; dropping the body cancels `token`.
-pub async fn async_body<F, Fut, E>(token: CancellationToken, produce: F, send_timeout: Duration) -> Result<Response, E>
+/// returned instead; after that, the body is cut short. With `send_timeout`, a client that
+/// takes no piece for that long is given up on (it must not hold a request slot forever);
+/// dropping the body cancels `token`.
+pub async fn async_body<F, Fut, E>(
+    token: CancellationToken,
+    produce: F,
+    send_timeout: Option<Duration>,
+) -> Result<Response, E>
 where
     F: FnOnce(PieceSender) -> Fut,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: From<io::Error> + std::fmt::Display + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let (done_tx, done_rx) = oneshot::channel::<Result<(), E>>();
+    let out = PieceSender::new(tx, send_timeout, token.clone());
     let guard = token.drop_guard();
-    let work = produce(PieceSender { tx, send_timeout });
+    let work = produce(out);
     tokio::spawn(async move {
         let result = work.await;
         if let Err(e) = &result {
             tracing::debug!("streamed response failed: {e}");
         }
-        // The sender was dropped with `work`: the reader sees the data end first.
+        // Every sender went with `work`: the reader sees the data end before the result.
         let _ = done_tx.send(result);
     });
     respond(rx, done_rx, guard).await

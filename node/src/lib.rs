@@ -1,7 +1,10 @@
 //! The cairn node: everything that needs a disk or the network.
 //!
-//! Module map:
-//! - [`store`]: the block store (files for large blocks, sled for small ones) and its writer.
+//! Module map (who owns what: the store owns every sled tree, the provider actor owns the
+//! announcement queue, the swarm task owns the Swarm, the Bitswap client and server tasks own
+//! their wants and ledgers; everything else talks to them through handles and commands):
+//! - [`store`]: the block store (files for large blocks, sled for small ones) and its writer;
+//!   the only owner of the metadata trees (pins, pending pins, provide schedule, DHT records).
 //! - [`repo`]: the repo folder: format version, config, identity key, lock.
 //! - [`pins`]: recursive and direct pins.
 //! - [`gc`]: mark-and-sweep garbage collection from the pins.
@@ -17,14 +20,20 @@
 //! - [`api`]: the RPC API (kubo's `/api/v0/…` over HTTP) that `cairn daemon` serves, routing
 //!   onto [`ops`].
 //! - [`gateway`]: the HTTP gateway (path, trustless and subdomain) that `cairn daemon` serves.
-//! - [`provider`]: the DHT announcement schedule (persisted, re-announced every 22 h).
+//! - [`provider`]: the actor announcing content to the DHT from the store's schedule
+//!   (re-announced every 22 h, due keys read from an index, a bounded queue in memory).
 //! - [`maintenance`]: `repo stat` and `repo verify`.
 //! - [`pinning`]: pinning remote content (fetch the DAG, then pin; resumes after a restart).
 //! - [`read_ahead`]: fetching the blocks a DAG reader wants next, in file order.
+//! - [`dag_read`]: one async block source per read ([`dag_read::Blocks`]) driving the
+//!   protocol reader's state machines, with typed failures.
 //! - [`cache`]: the storage budget: unpinned blocks evicted past `store.max_size_bytes`.
 //! - [`memory`]: handing freed heap memory back to the system while the daemon runs.
 //! - [`http_serve`]: the connection loop of the API and the gateway, with read deadlines.
-//! - [`http_body`]: streaming response bodies and request bodies read on blocking threads.
+//! - [`http_body`]: streaming response bodies (from blocking or async producers) and request
+//!   bodies read on blocking threads.
+//! - `testnet` (feature `test-utils`): in-process memory-transport testnets for tests and
+//!   benchmarks.
 
 pub mod api;
 pub mod bitswap;
@@ -49,4 +58,6 @@ pub mod provider;
 pub mod read_ahead;
 pub mod repo;
 pub mod store;
+#[cfg(feature = "test-utils")]
+pub mod testnet;
 pub mod upload;

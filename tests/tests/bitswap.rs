@@ -12,8 +12,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use cairn_node::bitswap::{Bitswap, BitswapConfig, FetchError};
-use cairn_node::net::{self, DhtMode, NetConfig, Network, TransportKind};
+use cairn_node::net::{self, DhtMode, NetConfig, Network};
 use cairn_node::store::{DiskFiles, SledMeta, Store};
+use cairn_node::testnet;
 use cairn_protocol::bitswap::{FrameDecoder, Message, Presence, Version, WantType, PROTOCOL_1_2_0};
 use cairn_protocol::chunker::ChunkerSpec;
 use cairn_protocol::cids::{cid_for, HashFn, RAW};
@@ -28,14 +29,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Every wait in these tests ends by then.
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Memory-transport ports: unique within the process (tests run in parallel).
-static NEXT_PORT: AtomicU64 = AtomicU64::new(0);
-
-fn next_port() -> u64 {
-    let base = 1_000_000 + u64::from(std::process::id()) * 1000;
-    base + NEXT_PORT.fetch_add(1, Ordering::Relaxed)
-}
 
 /// Timeouts short enough for tests, long enough for a loaded 2-core machine.
 fn test_config() -> BitswapConfig {
@@ -68,14 +61,8 @@ impl TestNode {
         // `RUST_LOG=cairn_node::bitswap=trace` shows every want, presence and block.
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
         let dir = tempfile::tempdir()?;
-        let port = next_port();
-        let cfg = NetConfig {
-            listen: vec![format!("/memory/{port}").parse()?],
-            dht_mode,
-            transport: TransportKind::Memory,
-            autonat: false,
-            ..NetConfig::default()
-        };
+        let port = testnet::fresh_ports(1);
+        let cfg = NetConfig { dht_mode, ..testnet::memory_config(port, Vec::new()) };
         let shutdown = CancellationToken::new();
         let (net, swarm) = net::task::spawn(Keypair::generate_ed25519(), &cfg, shutdown.child_token())?;
         let store = Store::new(
@@ -83,7 +70,7 @@ impl TestNode {
             Box::new(SledMeta::open(&dir.path().join("meta"), 8 << 20)?),
         );
         let bitswap = bitswap.map(|cfg| Bitswap::start(net.clone(), store.clone(), cfg, shutdown.child_token()));
-        let addr = format!("/memory/{port}/p2p/{}", net.local_peer_id()).parse()?;
+        let addr = testnet::memory_addr(port, net.local_peer_id());
         Ok(TestNode { net, addr, store, bitswap, shutdown, swarm: Some(swarm), _dir: dir })
     }
 

@@ -8,34 +8,15 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use cairn_node::exporter;
 use cairn_node::importer::{self, AddOptions};
-use cairn_node::net::{DhtMode, NetConfig, NetError, TransportKind};
-use cairn_node::node::{Node, NodeOptions};
-use cairn_node::repo::Repo;
+use cairn_node::net::NetError;
+use cairn_node::node::Node;
+use cairn_node::testnet;
 use cairn_protocol::chunker::ChunkerSpec;
 use cairn_protocol::records::{self, RecordError};
 use libp2p::identity::Keypair;
-use libp2p::Multiaddr;
 
 /// Nodes in the testnet.
 const NODES: usize = 20;
-
-/// A node over the memory transport, listening on `/memory/{port}`.
-async fn memory_node(dir: &tempfile::TempDir, port: u64, bootstrap: Vec<Multiaddr>) -> Result<Node> {
-    let path = dir.path().join(format!("node-{port}"));
-    Repo::init(&path, "local")?;
-    let repo = Repo::open(&path)?;
-    let net = NetConfig {
-        listen: vec![format!("/memory/{port}").parse()?],
-        bootstrap,
-        dht_mode: DhtMode::Server,
-        transport: TransportKind::Memory,
-        autonat: false,
-        ..NetConfig::default()
-    };
-    let mut opts = NodeOptions { net: Some(net), ..NodeOptions::default() };
-    opts.bitswap.provider_search_delay = Duration::from_millis(200);
-    Ok(Node::start(repo, opts).await?)
-}
 
 /// Wait (bounded) until `f` is true.
 async fn eventually(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> bool) -> Result<()> {
@@ -49,24 +30,16 @@ async fn eventually(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> b
     bail!("{what} not reached within {timeout:?}")
 }
 
-/// `n` DHT servers on `/memory/{base}…`, bootstrapped through the first, routing tables filled.
-async fn testnet(dir: &tempfile::TempDir, base: u64, n: usize) -> Result<Vec<Node>> {
-    let first = memory_node(dir, base, Vec::new()).await?;
-    let hub: Multiaddr = format!("/memory/{base}/p2p/{}", first.net().local_peer_id()).parse()?;
-    let mut nodes = vec![first];
-    for i in 1..n as u64 {
-        nodes.push(memory_node(dir, base + i, vec![hub.clone()]).await?);
-    }
-    let nets: Vec<_> = nodes.iter().map(|n| n.net().clone()).collect();
-    cairn_node::net::settle_testnet(&nets, Duration::from_secs(30)).await?;
-    Ok(nodes)
+/// `n` DHT servers, bootstrapped through the first, routing tables filled; provider searches
+/// start after 200 ms.
+async fn testnet(dir: &tempfile::TempDir, n: usize) -> Result<Vec<Node>> {
+    Ok(testnet::nodes(dir.path(), n, |o| o.bitswap.provider_search_delay = Duration::from_millis(200)).await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_is_found_through_the_dht_and_fetched_by_a_stranger() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let base = 40_000 + u64::from(std::process::id() % 10_000) * 100;
-    let nodes = testnet(&dir, base, NODES).await?;
+    let nodes = testnet(&dir, NODES).await?;
 
     // The adder: a multi-level DAG (4 KiB chunks, 8 links per node).
     let (adder, fetcher) = (7, NODES - 1);
@@ -117,8 +90,7 @@ async fn a_file_is_found_through_the_dht_and_fetched_by_a_stranger() -> Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipns_records_are_validated_replaced_and_resolved() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let base = 20_000 + u64::from(std::process::id() % 10_000) * 100;
-    let nodes = testnet(&dir, base, 6).await?;
+    let nodes = testnet(&dir, 6).await?;
     let name_key = Keypair::generate_ed25519();
     let name = name_key.public().to_peer_id();
     let key = records::ipns_key(&name);

@@ -296,8 +296,9 @@ fn threads(pid: u32) -> Result<usize> {
     Ok(fs::read_dir(format!("/proc/{pid}/task"))?.count())
 }
 
-/// A file body waiting for a block from the network is async work: many clients stalled on a
-/// missing block at once add no OS threads to the daemon (one blocking thread each, before).
+/// A file body waiting for a block from the network is async work: many gateway clients, or
+/// `cairn cat`s through the API, stalled on a missing block at once add no OS threads to the
+/// daemon (one blocking thread each, before).
 #[test]
 fn stalled_file_bodies_hold_no_thread() -> Result<()> {
     const CLIENTS: usize = 24;
@@ -341,6 +342,25 @@ fn stalled_file_bodies_hold_no_thread() -> Result<()> {
         during < before + CLIENTS / 2,
         "{CLIENTS} stalled bodies grew the daemon from {before} to {during} threads"
     );
+
+    // The same through the API: `cairn cat` streams from the daemon with the same reader.
+    let before = threads(da.pid())?;
+    let mut cats = Vec::new();
+    for _ in 0..CLIENTS {
+        let cat = a.cmd(&["cat", &cid]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn();
+        cats.push(cat.context("starting cairn cat")?);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = threads(da.pid())?;
+    eprintln!("daemon threads: {before} before, {during} with {CLIENTS} stalled `cairn cat`s");
+    for mut c in cats {
+        // Still waiting for the block (the node's own fetch timeout is longer): stop them.
+        ensure!(c.try_wait()?.is_none(), "a cat of a file with a missing block cannot have finished");
+        c.kill()?;
+        c.wait()?;
+    }
+    ensure!(during < before + CLIENTS / 2, "{CLIENTS} stalled cats grew the daemon from {before} to {during} threads");
     // And the stall ends as the timeout says: the body is cut short, not a hang.
     let start = std::time::Instant::now();
     let out = std::process::Command::new("curl")

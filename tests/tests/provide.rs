@@ -4,42 +4,18 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use cairn_node::net::{self, DhtMode, NetConfig, Network, TransportKind};
 use cairn_node::provider::sweep;
+use cairn_node::testnet;
 use cairn_protocol::cids::{cid_for, HashFn, RAW};
-use libp2p::identity::Keypair;
-use libp2p::Multiaddr;
 use tokio_util::sync::CancellationToken;
 
-const NODES: u64 = 20;
+const NODES: usize = 20;
 const KEYS: u32 = 2000;
-
-fn config(port: u64, bootstrap: Vec<Multiaddr>) -> NetConfig {
-    NetConfig {
-        listen: vec![format!("/memory/{port}").parse().expect("memory address")],
-        bootstrap,
-        dht_mode: DhtMode::Server,
-        transport: TransportKind::Memory,
-        autonat: false,
-        ..NetConfig::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_keys_take_a_few_walks_and_are_all_findable() -> Result<()> {
     let shutdown = CancellationToken::new();
-    let base = 20_000 + u64::from(std::process::id() % 10_000) * 100;
-    let mut nets: Vec<Network> = Vec::new();
-    let mut hub: Vec<Multiaddr> = Vec::new();
-    for i in 0..NODES {
-        let (n, _task) =
-            net::task::spawn(Keypair::generate_ed25519(), &config(base + i, hub.clone()), shutdown.clone())?;
-        if i == 0 {
-            hub = vec![format!("/memory/{base}/p2p/{}", n.local_peer_id()).parse()?];
-        }
-        nets.push(n);
-    }
-    net::settle_testnet(&nets, Duration::from_secs(30)).await?;
+    let nets = testnet::networks(NODES, &shutdown).await?;
 
     let cids: Vec<_> = (0..KEYS).map(|i| cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, &i.to_be_bytes())).collect();
     let provider = &nets[3];

@@ -9,55 +9,24 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use cairn_node::exporter;
 use cairn_node::importer::{self, AddOptions};
-use cairn_node::net::{self, DhtMode, NetConfig, Network, TransportKind};
-use cairn_node::node::{Node, NodeOptions};
+use cairn_node::net::Network;
+use cairn_node::node::Node;
 use cairn_node::provider::sweep;
-use cairn_node::repo::Repo;
+use cairn_node::testnet;
 use cairn_protocol::cids::{cid_for, HashFn, RAW};
 use cairn_protocol::Cid;
 use futures::StreamExt;
-use libp2p::identity::Keypair;
-use libp2p::Multiaddr;
 use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
 use crate::measure;
 use crate::report::Row;
 
-/// Memory-transport ports of this process's testnets.
-fn port_base(offset: u64) -> u64 {
-    100_000 + u64::from(std::process::id() % 1000) * 1000 + offset
-}
-
-fn net_config(port: u64, bootstrap: Vec<Multiaddr>) -> NetConfig {
-    NetConfig {
-        listen: vec![format!("/memory/{port}").parse().expect("memory address")],
-        bootstrap,
-        dht_mode: DhtMode::Server,
-        transport: TransportKind::Memory,
-        autonat: false,
-        ..NetConfig::default()
-    }
-}
-
 /// Time to first byte through a 20-node DHT, in milliseconds.
 pub async fn ttfb(ctx: &Ctx) -> Result<Vec<Row>> {
-    const NODES: u64 = 20;
+    const NODES: usize = 20;
     let dir = tempfile::tempdir_in(&ctx.work)?;
-    let base = port_base(0);
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut hub = Vec::new();
-    for i in 0..NODES {
-        let path = dir.path().join(format!("node-{i}"));
-        Repo::init(&path, "local")?;
-        let opts = NodeOptions { net: Some(net_config(base + i, hub.clone())), ..NodeOptions::default() };
-        let node = Node::start(Repo::open(&path)?, opts).await?;
-        if i == 0 {
-            hub = vec![format!("/memory/{base}/p2p/{}", node.net().local_peer_id()).parse()?];
-        }
-        nodes.push(node);
-    }
-    net::settle_testnet(&nodes.iter().map(|n| n.net().clone()).collect::<Vec<_>>(), Duration::from_secs(60)).await?;
+    let nodes: Vec<Node> = testnet::nodes(dir.path(), NODES, |_| {}).await?;
 
     let runs = ctx.runs.max(3);
     let (mut ours, mut lookup) = (Vec::new(), Vec::new());
@@ -135,20 +104,9 @@ pub async fn ttfb(ctx: &Ctx) -> Result<Vec<Row>> {
 
 /// Time until `keys` keys announced into a `nodes`-node DHT are findable, in seconds.
 pub async fn provide(ctx: &Ctx) -> Result<Vec<Row>> {
-    let (nodes, keys, sample) = if ctx.quick { (20u64, 5_000u32, 200u32) } else { (50, 100_000, 1_000) };
+    let (nodes, keys, sample) = if ctx.quick { (20usize, 5_000u32, 200u32) } else { (50, 100_000, 1_000) };
     let shutdown = CancellationToken::new();
-    let base = port_base(500);
-    let mut nets: Vec<Network> = Vec::new();
-    let mut hub: Vec<Multiaddr> = Vec::new();
-    for i in 0..nodes {
-        let (n, _task) =
-            net::task::spawn(Keypair::generate_ed25519(), &net_config(base + i, hub.clone()), shutdown.clone())?;
-        if i == 0 {
-            hub = vec![format!("/memory/{base}/p2p/{}", n.local_peer_id()).parse()?];
-        }
-        nets.push(n);
-    }
-    net::settle_testnet(&nets, Duration::from_secs(60)).await?;
+    let nets: Vec<Network> = testnet::networks(nodes, &shutdown).await?;
     let salt: u64 = rand::random();
     let key = |i: u32| {
         cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, &[salt.to_be_bytes(), u64::from(i).to_be_bytes()].concat())
@@ -163,7 +121,7 @@ pub async fn provide(ctx: &Ctx) -> Result<Vec<Row>> {
     if !report.failed.is_empty() {
         bail!("{} of {keys} keys were not announced", report.failed.len());
     }
-    let asker = &nets[(nodes - 3) as usize];
+    let asker = &nets[nodes - 3];
     let step = (keys / 100).max(1) as usize;
     for cid in cids.iter().step_by(step) {
         let mut found = asker.find_providers(*cid, 1).await?;

@@ -13,9 +13,10 @@ use axum::Router;
 use bytes::Bytes;
 use cairn_protocol::unixfs::Metadata;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
-use crate::http_body::{blocking_body, ndjson_lines, BodyReader};
+use crate::http_body::{async_body, ndjson_lines, stream_output, BodyReader};
 use crate::ops::{self, Args, Command, Op, OpError, Part, PartKind, Reply, UploadOp, WriteOp};
 
 /// How long an upload that failed keeps reading its body, so the client gets the answer
@@ -76,11 +77,8 @@ async fn run_op<O: Op>(State(ctx): State<Ctx>, args: Args) -> Result<Response, O
 async fn run_write<W: WriteOp>(State(ctx): State<Ctx>, args: Args) -> Result<Response, OpError> {
     let req = W::from_args(&args)?;
     let ctx = ops::Ctx::Online(ctx.node.clone());
-    blocking_body(W::CONTENT_TYPE, move |w| {
-        let token = w.token();
-        req.write(&ctx, w, &token)
-    })
-    .await
+    let resp = async_body(CancellationToken::new(), move |out| req.write(ctx, out), None).await?;
+    Ok(stream_output(resp, W::CONTENT_TYPE))
 }
 
 /// Each multipart part becomes a [`Part`] whose bytes the operation reads on its blocking

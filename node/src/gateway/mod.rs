@@ -332,7 +332,7 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
                 }
                 Ok::<(), GatewayError>(())
             };
-            let resp = stream::async_body(token, body, SEND_TIMEOUT).await?;
+            let resp = stream::async_body(token, body, Some(SEND_TIMEOUT)).await?;
             (head, resp)
         }
     };

@@ -1,18 +1,17 @@
 //! `block/get|put|stat|rm`: raw blocks. `get` and `stat` fetch a missing block through the
 //! node when it runs (unless `offline`).
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use bytes::Bytes;
 use cairn_protocol::cids::{self, HashFn};
 use cairn_protocol::dagpb::PbNode;
 use cairn_protocol::{Block, Cid};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 use super::args::cid_arg;
 use super::work::{self, blocking};
-use super::{json_reply, Args, Command, Ctx, Lines, Op, OpError, Parts, UploadOp, WriteOp};
+use super::{json_reply, Args, Command, Ctx, Lines, Op, OpError, Parts, PieceSender, UploadOp, WriteOp};
 use crate::pins::{self, PinKind};
 use crate::store::key_of;
 
@@ -43,12 +42,10 @@ impl Command for BlockGet {
 impl WriteOp for BlockGet {
     const CONTENT_TYPE: &'static str = "application/octet-stream";
 
-    fn write(self, ctx: &Ctx, out: &mut dyn Write, token: &CancellationToken) -> Result<(), OpError> {
+    async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
         let cid = cid_arg(&self.cid)?;
-        let mut fetch = work::fetcher(ctx, self.offline, token.clone());
-        let data = fetch(&cid).map_err(|e| OpError::failed(e.to_string()))?;
-        out.write_all(&data)?;
-        out.flush()?;
+        let data = work::blocks(&ctx, self.offline, out.token()).get(&cid).await?;
+        out.send(data).await?;
         Ok(())
     }
 }

@@ -12,10 +12,9 @@ use bytes::{Buf, Bytes};
 use cairn_protocol::reader::{self, FileCursor, Kind, Node};
 use cairn_protocol::Cid;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 use super::work::{self, blocking, Fetcher};
-use super::{json_reply, Args, Command, Ctx, Op, OpError, WriteOp};
+use super::{json_reply, Args, Command, Ctx, Op, OpError, PieceSender, WriteOp};
 use crate::exporter;
 
 /// `cat`: a file's bytes, or the range `[offset, offset+length)`.
@@ -54,14 +53,15 @@ impl Command for Cat {
 impl WriteOp for Cat {
     const CONTENT_TYPE: &'static str = "text/plain";
 
-    fn write(self, ctx: &Ctx, out: &mut dyn Write, token: &CancellationToken) -> Result<(), OpError> {
-        let mut fetch = work::fetcher(ctx, self.offline, token.clone());
-        let cid = exporter::resolve_from(&mut fetch, &self.path)?;
+    /// Async end to end: a block on its way over the network holds no thread.
+    async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
+        let (root, segments) = exporter::parse_path(&self.path)?;
+        let mut blocks = work::blocks(&ctx, self.offline, out.token());
+        let cid = blocks.resolve(root, &segments).await?;
         let mut cursor = FileCursor::new(cid, self.offset, self.length);
-        while let Some(piece) = cursor.next_piece(&mut fetch) {
-            out.write_all(&piece?)?;
+        while let Some(piece) = blocks.next_piece(&mut cursor).await {
+            out.send(piece?).await?;
         }
-        out.flush()?;
         Ok(())
     }
 }
@@ -93,11 +93,14 @@ impl Command for Get {
 impl WriteOp for Get {
     const CONTENT_TYPE: &'static str = "application/x-tar";
 
-    fn write(self, ctx: &Ctx, out: &mut dyn Write, token: &CancellationToken) -> Result<(), OpError> {
-        let name = self.path.trim_end_matches('/').rsplit('/').next().unwrap_or(&self.path).to_string();
-        let mut fetch = work::fetcher(ctx, self.offline, token.clone());
-        let root = exporter::resolve_from(&mut fetch, &self.path)?;
-        write_tar(root, &name, &mut fetch, out)
+    async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
+        work::blocking_write(out, move |out, token| {
+            let name = self.path.trim_end_matches('/').rsplit('/').next().unwrap_or(&self.path).to_string();
+            let mut fetch = work::fetcher(&ctx, self.offline, token.clone());
+            let root = exporter::resolve_from(&mut fetch, &self.path)?;
+            write_tar(root, &name, &mut fetch, out)
+        })
+        .await
     }
 }
 

@@ -6,14 +6,11 @@
 //! file pins nothing. Export first makes the whole DAG local (fetching it when the node runs),
 //! so a CAR is never cut short by a missing block after its header went out.
 
-use std::io::Write;
-
 use cairn_protocol::Cid;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 use super::work::{self, blocking, ensure_local};
-use super::{Args, Command, Ctx, Lines, OpError, Parts, UploadOp, WriteOp};
+use super::{Args, Command, Ctx, Lines, OpError, Parts, PieceSender, UploadOp, WriteOp};
 use crate::car_io::{self, ImportOptions};
 use crate::exporter;
 
@@ -41,15 +38,18 @@ impl Command for DagExport {
 impl WriteOp for DagExport {
     const CONTENT_TYPE: &'static str = "application/vnd.ipld.car";
 
-    fn write(self, ctx: &Ctx, out: &mut dyn Write, token: &CancellationToken) -> Result<(), OpError> {
-        let path = self.path;
-        let mut fetch = work::fetcher(ctx, self.offline, token.clone());
-        let root =
-            exporter::resolve_from(&mut fetch, &path).map_err(|e| OpError::context(format!("resolving {path}"), &e))?;
-        let store = ctx.store();
-        let _fetched = ensure_local(store, &root, &mut fetch, token)?;
-        car_io::export(store, &root, out).map_err(|e| OpError::context(format!("exporting {root}"), &e))?;
-        Ok(())
+    async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
+        work::blocking_write(out, move |out, token| {
+            let path = self.path;
+            let mut fetch = work::fetcher(&ctx, self.offline, token.clone());
+            let root = exporter::resolve_from(&mut fetch, &path)
+                .map_err(|e| OpError::context(format!("resolving {path}"), &e))?;
+            let store = ctx.store();
+            let _fetched = ensure_local(store, &root, &mut fetch, token)?;
+            car_io::export(store, &root, out).map_err(|e| OpError::context(format!("exporting {root}"), &e))?;
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -48,14 +48,13 @@ pub mod work;
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::io::Write;
 use std::sync::Arc;
 
 use cairn_protocol::Cid;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
+pub use crate::http_body::PieceSender;
 pub use crate::upload::{Part, PartKind, Parts};
 pub use args::Args;
 pub use error::OpError;
@@ -132,10 +131,10 @@ pub trait WriteOp: Command {
     /// The HTTP content type of the stream.
     const CONTENT_TYPE: &'static str;
 
-    /// Write the answer into `out`. Runs on a blocking thread; stops with an error once
-    /// `token` is cancelled (the reader went away). An error before the first byte is the
-    /// command's answer; after it, the stream is cut short.
-    fn write(self, ctx: &Ctx, out: &mut dyn Write, token: &CancellationToken) -> Result<(), OpError>;
+    /// Send the answer's bytes through `out`. An error before the first byte is the
+    /// command's answer; after it, the stream is cut short. `out.token()` is cancelled once
+    /// the reader went away; long work checks it between blocks.
+    fn write(self, ctx: Ctx, out: PieceSender) -> impl Future<Output = Result<(), OpError>> + Send;
 }
 
 /// A command reading a sequence of uploaded [`Part`]s (multipart parts over HTTP, files

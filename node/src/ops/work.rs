@@ -2,6 +2,7 @@
 //! sources for the DAG reader, and making a DAG local before pinning or exporting it.
 
 use std::collections::HashSet;
+use std::io::Write;
 
 use bytes::Bytes;
 use cairn_protocol::cids::RAW;
@@ -9,8 +10,10 @@ use cairn_protocol::reader::SourceError;
 use cairn_protocol::{Block, Cid};
 use tokio_util::sync::CancellationToken;
 
-use super::{Ctx, OpError};
+use super::{Ctx, OpError, PieceSender};
 use crate::dag;
+use crate::dag_read::Blocks;
+use crate::http_body::{self, BodyWriter};
 use crate::store::{key_of, BatchWriter, Store};
 
 /// A block source for the DAG reader.
@@ -30,6 +33,25 @@ where
         .map_err(|e| OpError::failed(format!("internal error: a worker thread failed: {e}")))?;
     guard.disarm();
     result
+}
+
+/// Run a blocking writer (a tar or CAR stream) over `out` on a blocking thread; it gets a
+/// `Write` into the answer and the token cancelled when the reader goes away.
+pub async fn blocking_write<F>(out: PieceSender, work: F) -> Result<(), OpError>
+where
+    F: FnOnce(&mut dyn Write, &CancellationToken) -> Result<(), OpError> + Send + 'static,
+{
+    let token = out.token();
+    http_body::run_blocking(out, move |w: &mut BodyWriter| work(w, &token)).await
+}
+
+/// An async block source for one read: the store, then (online, unless `offline`) the
+/// network through the node; it stops once `token` is cancelled.
+pub fn blocks(ctx: &Ctx, offline: bool, token: CancellationToken) -> Blocks {
+    match ctx {
+        Ctx::Online(node) if !offline => node.blocks(token),
+        _ => Blocks::new(ctx.store().clone(), None, token),
+    }
 }
 
 /// A block source: the store, then (online, unless `offline`) the network through the node;

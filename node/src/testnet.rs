@@ -1,0 +1,95 @@
+//! In-process testnets for tests and benchmarks (feature `test-utils`): nodes on the memory
+//! transport, each with its own repo, DHT servers bootstrapped through the first one and
+//! settled (every routing table holds a peer) before they are handed out.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::Multiaddr;
+use tokio_util::sync::CancellationToken;
+
+use crate::net::{self, DhtMode, NetConfig, Network, TransportKind};
+use crate::node::{Node, NodeOptions};
+use crate::repo::Repo;
+
+/// What a testnet could not do (a repo, a node or a swarm failed to start, or the routing
+/// tables did not fill in time).
+#[derive(Debug, thiserror::Error)]
+#[error("testnet: {0}")]
+pub struct TestnetError(String);
+
+fn err(e: impl std::fmt::Display) -> TestnetError {
+    TestnetError(e.to_string())
+}
+
+/// Longest wait for a testnet's routing tables to fill.
+pub const SETTLE: Duration = Duration::from_secs(60);
+
+/// Memory ports handed out so far in this process (the memory transport's ports are
+/// process-wide, so parallel tests must not share them).
+static NEXT_PORT: AtomicU64 = AtomicU64::new(1 << 20);
+
+/// `n` memory ports no other testnet of this process uses; the first of them.
+pub fn fresh_ports(n: u64) -> u64 {
+    NEXT_PORT.fetch_add(n.max(1), Ordering::Relaxed)
+}
+
+/// A DHT server listening on `/memory/{port}`, no AutoNAT (there is no outside).
+pub fn memory_config(port: u64, bootstrap: Vec<Multiaddr>) -> NetConfig {
+    NetConfig {
+        listen: vec![format!("/memory/{port}").parse().expect("a memory address")],
+        bootstrap,
+        dht_mode: DhtMode::Server,
+        transport: TransportKind::Memory,
+        autonat: false,
+        ..NetConfig::default()
+    }
+}
+
+/// The address of the node listening on `/memory/{port}`.
+pub fn memory_addr(port: u64, peer: libp2p::PeerId) -> Multiaddr {
+    format!("/memory/{port}/p2p/{peer}").parse().expect("a memory address")
+}
+
+/// `n` full nodes, each with a repo under `dir`, bootstrapped through the first and settled.
+/// `tweak` adjusts each node's options (Bitswap timeouts, say) before it starts.
+pub async fn nodes(dir: &Path, n: usize, tweak: impl Fn(&mut NodeOptions)) -> Result<Vec<Node>, TestnetError> {
+    let base = fresh_ports(n as u64);
+    let mut nodes: Vec<Node> = Vec::with_capacity(n);
+    let mut hub = Vec::new();
+    for i in 0..n as u64 {
+        let path = dir.join(format!("node-{i}"));
+        Repo::init(&path, "local").map_err(err)?;
+        let mut opts = NodeOptions { net: Some(memory_config(base + i, hub.clone())), ..NodeOptions::default() };
+        tweak(&mut opts);
+        let node = Node::start(Repo::open(&path).map_err(err)?, opts).await.map_err(err)?;
+        if i == 0 {
+            hub = vec![memory_addr(base, node.net().local_peer_id())];
+        }
+        nodes.push(node);
+    }
+    let nets: Vec<Network> = nodes.iter().map(|n| n.net().clone()).collect();
+    net::settle_testnet(&nets, SETTLE).await.map_err(err)?;
+    Ok(nodes)
+}
+
+/// `n` bare swarms (no store, no Bitswap), bootstrapped through the first and settled; they
+/// stop when `shutdown` is cancelled.
+pub async fn networks(n: usize, shutdown: &CancellationToken) -> Result<Vec<Network>, TestnetError> {
+    let base = fresh_ports(n as u64);
+    let mut nets: Vec<Network> = Vec::with_capacity(n);
+    let mut hub = Vec::new();
+    for i in 0..n as u64 {
+        let (net, _task) =
+            net::task::spawn(Keypair::generate_ed25519(), &memory_config(base + i, hub.clone()), shutdown.clone())
+                .map_err(err)?;
+        if i == 0 {
+            hub = vec![memory_addr(base, net.local_peer_id())];
+        }
+        nets.push(net);
+    }
+    net::settle_testnet(&nets, SETTLE).await.map_err(err)?;
+    Ok(nets)
+}
