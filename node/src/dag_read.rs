@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_protocol::reader::{self, FileCursor, Lookup, Node, Read, ReadError, ReadErrorKind, SourceError};
+use cairn_protocol::reader::{
+    self, Entry, FileCursor, ListStep, Listing, Lookup, Node, Read, ReadError, ReadErrorKind, SourceError,
+};
 use cairn_protocol::Cid;
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +54,19 @@ pub struct Blocks {
     /// The last block given, for the next call: sniffing a file's type and then streaming it
     /// would otherwise read (and verify) its first block twice.
     last: Option<(Cid, Bytes)>,
+    /// Every block given while recording (the trustless gateway's path proof).
+    recorded: Option<Vec<(Cid, Bytes)>>,
     runtime: tokio::runtime::Handle,
+}
+
+impl DagReadError {
+    /// The reader's failure, when the DAG (not a block source) failed.
+    pub fn dag(&self) -> Option<&ReadErrorKind> {
+        match self {
+            DagReadError::Dag(e) => Some(e.kind()),
+            DagReadError::Block { .. } => None,
+        }
+    }
 }
 
 impl Blocks {
@@ -65,6 +79,7 @@ impl Blocks {
             token,
             gate: None,
             last: None,
+            recorded: None,
             runtime: tokio::runtime::Handle::current(),
         }
     }
@@ -82,7 +97,9 @@ impl Blocks {
         }
         if let Some((c, b)) = &self.last {
             if c == cid {
-                return Ok(b.clone());
+                let b = b.clone();
+                self.record(cid, &b);
+                return Ok(b);
             }
         }
         let block = match &mut self.net {
@@ -101,8 +118,25 @@ impl Blocks {
             }
             None => read_store(&self.store, cid).await?.ok_or(BlockError::NotLocal(*cid))?,
         };
+        self.record(cid, &block);
         self.last = Some((*cid, block.clone()));
         Ok(block)
+    }
+
+    fn record(&mut self, cid: &Cid, block: &Bytes) {
+        if let Some(r) = &mut self.recorded {
+            r.push((*cid, block.clone()));
+        }
+    }
+
+    /// Keep every block given from now on, for [`Blocks::take_recorded`].
+    pub fn start_recording(&mut self) {
+        self.recorded = Some(Vec::new());
+    }
+
+    /// The blocks given since [`Blocks::start_recording`], in order; recording stops.
+    pub fn take_recorded(&mut self) -> Vec<(Cid, Bytes)> {
+        self.recorded.take().unwrap_or_default()
     }
 
     /// [`Blocks::get`] as a blocking `fetch` callback for the protocol reader's sync drivers.
@@ -114,8 +148,8 @@ impl Blocks {
         }
     }
 
-    /// The block `cid`, or why it could not be had, as a read failure.
-    async fn block(&mut self, cid: &Cid) -> Result<Bytes, DagReadError> {
+    /// [`Blocks::get`], its failure as a read failure naming the block.
+    pub async fn block(&mut self, cid: &Cid) -> Result<Bytes, DagReadError> {
         self.get(cid).await.map_err(|source| DagReadError::Block { cid: *cid, source: Box::new(source) })
     }
 
@@ -152,6 +186,35 @@ impl Blocks {
                 .ok_or_else(|| ReadError::from(ReadErrorKind::NotFound { parent: cid, name: name.clone() }))?;
         }
         Ok(cid)
+    }
+
+    /// Every entry of the directory `node` (the block `dir`), across its HAMT sub-shards.
+    pub async fn list(&mut self, dir: &Cid, node: &Node) -> Result<Vec<Entry>, DagReadError> {
+        let mut listing = Listing::new(dir, node)?;
+        loop {
+            match listing.next_step()? {
+                ListStep::Need(cid) => {
+                    let bytes = self.block(&cid).await?;
+                    listing.give(&bytes)?;
+                }
+                ListStep::Done(entries) => return Ok(entries),
+            }
+        }
+    }
+
+    /// Bytes `[start, start + len)` of a file, in one buffer (without copying when one block
+    /// holds them).
+    pub async fn read_range(&mut self, cid: Cid, start: u64, len: u64) -> Result<Bytes, DagReadError> {
+        let mut cursor = FileCursor::new(cid, start, Some(len));
+        let mut pieces = Vec::new();
+        while let Some(piece) = self.next_piece(&mut cursor).await {
+            pieces.push(piece?);
+        }
+        Ok(match pieces.len() {
+            0 => Bytes::new(),
+            1 => pieces.pop().expect("one piece"),
+            _ => Bytes::from(pieces.concat()),
+        })
     }
 
     /// The next non-empty piece of `cursor`'s range, `None` at the end. After an error the

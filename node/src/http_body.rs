@@ -3,7 +3,7 @@
 //! threads, ndjson.
 //!
 //! A producer runs as a task and sends through a [`PieceSender`] ([`async_body`]), or runs on
-//! a blocking thread and writes through its [`BodyWriter`] ([`stream_body`]); either hands
+//! a blocking thread and writes through its [`BodyWriter`] ([`run_blocking`]); either hands
 //! pieces to the response over a channel of [`STREAM_QUEUE`] entries, so at most a few MiB
 //! are in flight whatever the content size and a slow client slows the producer down. When the
 //! client goes away the channel closes, the next write fails with `BrokenPipe`, and the producer
@@ -154,16 +154,6 @@ pub fn stream_output(mut resp: Response, content_type: &'static str) -> Response
     resp
 }
 
-/// Run `produce` on a blocking thread, writing through a [`BodyWriter`], and stream what it
-/// writes as a `200` body with no headers set; otherwise as [`async_body`].
-pub async fn stream_body<F, E>(produce: F, send_timeout: Option<Duration>) -> Result<Response, E>
-where
-    F: FnOnce(&mut BodyWriter) -> Result<(), E> + Send + 'static,
-    E: From<io::Error> + std::fmt::Display + Send + 'static,
-{
-    async_body(CancellationToken::new(), move |out| run_blocking(out, produce), send_timeout).await
-}
-
 /// Run `produce` on a blocking thread over `out`'s [`BodyWriter`], flushing it at the end.
 pub async fn run_blocking<F, E>(out: PieceSender, produce: F) -> Result<(), E>
 where
@@ -177,7 +167,7 @@ where
 }
 
 /// Run `produce` as a task and stream the pieces it sends as a `200` body with no headers
-/// set, holding no thread while it waits. If it fails before its first piece, its error is
+/// set, holding no thread while it waits (a blocking producer runs through [`run_blocking`]). If it fails before its first piece, its error is
 /// returned instead; after that, the body is cut short. With `send_timeout`, a client that
 /// takes no piece for that long is given up on (it must not hold a request slot forever);
 /// dropping the body cancels `token`.
@@ -254,30 +244,14 @@ pub fn hold_until_body_ends<P: Send + Sync + 'static>(resp: Response, permit: P)
     Response::from_parts(parts, Body::from_stream(body))
 }
 
-/// A complete newline-delimited JSON body (one value per line), as kubo streams lists.
-pub fn ndjson(values: impl IntoIterator<Item = serde_json::Value>) -> Response {
-    let mut out = Vec::new();
-    for v in values {
-        serde_json::to_writer(&mut out, &v).expect("JSON values serialize");
-        out.push(b'\n');
-    }
-    ndjson_lines(out)
-}
-
-/// [`ndjson`] of lines already serialized (one JSON value and `\n` each).
+/// A complete newline-delimited JSON body of lines already serialized (one JSON value and
+/// `\n` each), as kubo streams lists.
 pub fn ndjson_lines(out: Vec<u8>) -> Response {
     let mut resp = Body::from(out).into_response();
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("X-Chunked-Output", HeaderValue::from_static("1"));
     resp
-}
-
-/// Write one ndjson line to a streaming body.
-pub fn ndjson_line(w: &mut BodyWriter, v: &serde_json::Value) -> io::Result<()> {
-    let mut line = serde_json::to_vec(v).expect("JSON values serialize");
-    line.push(b'\n');
-    w.send(Bytes::from(line))
 }
 
 /// A request body fed chunk by chunk from the async side, read as `io::Read` on a blocking

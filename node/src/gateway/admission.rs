@@ -76,13 +76,13 @@ impl Admission {
         }))
     }
 
-    /// Fetch the root block `cid` with `fetch` (on a blocking thread, holding a retrieval
-    /// slot), once for every request that asks for it meanwhile. A leader that goes away (its
+    /// Fetch the root block `cid` with `fetch` (as a task holding a retrieval slot), once for
+    /// every request that asks for it meanwhile. A leader that goes away (its
     /// client hung up) hands the fetch on: its entry is removed and its followers see a closed
     /// channel and lead in turn, so no CID is ever stuck behind a request that is gone.
     pub async fn fetch_root<F>(&self, cid: Cid, fetch: F) -> Result<(), GatewayError>
     where
-        F: FnOnce() -> Result<(), GatewayError> + Send + 'static,
+        F: Future<Output = Result<(), GatewayError>> + Send + 'static,
     {
         let mut fetch = Some(fetch);
         loop {
@@ -113,7 +113,7 @@ impl Admission {
 
     async fn lead_fetch<F>(&self, fetch: F) -> Result<(), GatewayError>
     where
-        F: FnOnce() -> Result<(), GatewayError> + Send + 'static,
+        F: Future<Output = Result<(), GatewayError>> + Send + 'static,
     {
         let permit = match tokio::time::timeout(self.wait, self.retrievals.clone().acquire_owned()).await {
             Ok(Ok(p)) => p,
@@ -122,12 +122,12 @@ impl Admission {
         };
         // The permit goes with the work: if this request is dropped, the fetch still counts
         // against the pool until it ends.
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             let _held = permit;
-            fetch()
+            fetch.await
         })
         .await
-        .unwrap_or_else(|e| Err(GatewayError::internal(format!("a worker thread failed: {e}"))))
+        .unwrap_or_else(|e| Err(GatewayError::internal(format!("a root fetch failed: {e}"))))
     }
 }
 
@@ -228,8 +228,8 @@ mod tests {
         let slow = {
             let adm = adm.clone();
             tokio::spawn(async move {
-                adm.fetch_root(cid0, || {
-                    std::thread::sleep(Duration::from_millis(100));
+                adm.fetch_root(cid0, async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     Ok(())
                 })
                 .await
@@ -238,7 +238,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         slow.abort();
         let _ = slow.await;
-        tokio::time::timeout(Duration::from_secs(2), adm.fetch_root(cid0, || Ok(())))
+        tokio::time::timeout(Duration::from_secs(2), adm.fetch_root(cid0, async { Ok(()) }))
             .await
             .expect("not stuck behind the cancelled leader")
             .unwrap();
@@ -249,9 +249,9 @@ mod tests {
         for _ in 0..20 {
             let (adm, calls) = (adm.clone(), calls.clone());
             waiters.push(tokio::spawn(async move {
-                adm.fetch_root(cid, move || {
+                adm.fetch_root(cid, async move {
                     calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(300));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
                     Ok(())
                 })
                 .await

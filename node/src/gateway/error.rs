@@ -80,15 +80,6 @@ impl GatewayError {
         }
     }
 
-    /// The status for a block that could not be had through a blocking source (a
-    /// [`BlockError`] boxed by [`crate::dag_read::Blocks::sync`]).
-    pub fn from_fetch(source: &(dyn std::error::Error + Send + Sync + 'static), path: &str) -> GatewayError {
-        match source.downcast_ref::<BlockError>() {
-            Some(b) => GatewayError::from_block(b, path),
-            None => GatewayError::internal(format!("{path}: {source}")),
-        }
-    }
-
     /// The status for a failed async DAG read of `path`.
     pub fn from_dag(e: &DagReadError, path: &str) -> GatewayError {
         match e {
@@ -102,7 +93,11 @@ impl GatewayError {
         use ReadErrorKind as K;
         let msg = format!("{path}: {e}");
         match e.kind() {
-            K::Fetch { source, .. } => GatewayError::from_fetch(source.as_ref(), path),
+            // Only from the reader's blocking drivers, over a `Blocks::sync` source.
+            K::Fetch { source, .. } => match source.downcast_ref::<BlockError>() {
+                Some(b) => GatewayError::from_block(b, path),
+                None => GatewayError::internal(msg),
+            },
             K::NotFound { .. } | K::NotDirectory { .. } => GatewayError::not_found(msg),
             K::BadSegment(_) => GatewayError::bad_request(msg),
             K::UnsupportedCodec { .. } => GatewayError::not_implemented(format!(

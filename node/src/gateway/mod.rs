@@ -18,12 +18,12 @@
 //! dropped; connections get header read deadlines ([`crate::http_serve`]). CIDs on the
 //! operator's denylist answer 410 ([`denylist`]).
 //!
-//! A request reads blocks through one [`Blocks`] source (store, then network with read-ahead)
-//! in two steps: a plan on a blocking thread (resolve the path, choose status and headers;
-//! errors here are proper error responses) and the body. A file's body is streamed by async
-//! code driving the reader's [`FileCursor`], so a block on its way over the network holds no
-//! thread; a CAR body is written by a producer on a blocking thread. An error in a body cuts
-//! it short.
+//! A request reads blocks through one [`Blocks`] source (store, then network with read-ahead),
+//! all in async code driving the protocol reader's state machines, so a block on its way over
+//! the network holds no thread. Two steps: a plan (resolve the path, choose status and
+//! headers; errors here are proper error responses) and the body (a file's range, or a CAR);
+//! an error in a body cuts it short. Failures stay typed ([`DagReadError`]) until
+//! [`GatewayError::from_dag`] picks their status.
 
 pub mod admission;
 pub mod denylist;
@@ -44,16 +44,15 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use bytes::Bytes;
-use cairn_protocol::reader::{self, FileCursor, ReadError, ReadErrorKind, SourceError};
+use cairn_protocol::reader::{FileCursor, ReadError, ReadErrorKind};
 use cairn_protocol::Cid;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use error::GatewayError;
 
-use crate::dag_read::Blocks;
-use crate::http_body::{self as stream, BodyWriter};
+use crate::dag_read::{Blocks, DagReadError};
+use crate::http_body as stream;
 use crate::node::Node;
 use crate::repo::config::GatewayConfig;
 use crate::repo::Repo;
@@ -123,12 +122,12 @@ impl Gateway {
     /// Fetch a missing root block before the request takes a slot (coalesced with identical
     /// requests, in the retrieval pool).
     async fn fetch_root(&self, root: Cid) -> Result<(), GatewayError> {
-        let mut net = self.node.fetcher_with_timeout(self.retrieval_timeout());
-        self.admission
-            .fetch_root(root, move || {
-                net(&root).map(|_| ()).map_err(|e| GatewayError::from_fetch(e.as_ref(), &format!("/ipfs/{root}")))
-            })
-            .await
+        let session = self.node.session_with_timeout(self.retrieval_timeout());
+        let mut blocks = Blocks::new(self.node.store().clone(), Some(session), CancellationToken::new());
+        let fetch = async move {
+            blocks.get(&root).await.map(|_| ()).map_err(|e| GatewayError::from_block(&e, &format!("/ipfs/{root}")))
+        };
+        self.admission.fetch_root(root, fetch).await
     }
 
     /// The store, then (unless `no_fetch`) the network, checking `token` before each block.
@@ -164,9 +163,9 @@ impl Req {
 pub(crate) enum Plan {
     /// A complete response.
     Done(Response),
-    /// Status and headers, then a body the producer streams.
-    Stream { head: Response, body: Producer },
-    /// Status and headers, then the cursor's bytes, streamed by async code.
+    /// Status and headers, then a CAR stream.
+    Car { head: Response, body: Box<trustless::CarBody> },
+    /// Status and headers, then the cursor's bytes.
     File {
         /// Status and headers.
         head: Response,
@@ -176,13 +175,6 @@ pub(crate) enum Plan {
         path: String,
     },
 }
-
-/// A blocking block source for the planners: the request's [`Blocks`] through
-/// [`Blocks::sync`].
-pub(crate) type Fetcher<'a> = dyn FnMut(&Cid) -> Result<Bytes, SourceError> + Send + 'a;
-
-/// Writes a response body on a blocking thread, reading blocks through the request's source.
-pub(crate) type Producer = Box<dyn FnOnce(&mut BodyWriter, &mut Fetcher<'_>) -> Result<(), GatewayError> + Send>;
 
 /// A bound, not yet serving, gateway.
 pub struct Server {
@@ -294,46 +286,21 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
     let admitted = gw.admission.admit().await?;
     *slot = Some(admitted.clone());
     let token = CancellationToken::new();
-    let cancel_on_drop = token.clone().drop_guard();
-    let blocks = gw.blocks(token.clone(), admitted);
-    let planned = tokio::task::spawn_blocking(move || {
-        let mut blocks = blocks;
-        let plan = plan(&r, &target, &mut blocks.sync());
-        (plan, blocks)
-    })
-    .await
-    .map_err(|e| GatewayError::internal(format!("a worker thread failed: {e}")))?;
-    let (plan, mut blocks) = (planned.0?, planned.1);
-    let _ = cancel_on_drop.disarm();
-    let (head, mut resp) = match plan {
+    let mut blocks = gw.blocks(token.clone(), admitted);
+    let (head, mut resp) = match plan(&r, &target, &mut blocks).await? {
         Plan::Done(resp) => return Ok(resp),
-        Plan::Stream { head, body } => {
-            let resp = stream::stream_body(
-                move |w: &mut BodyWriter| {
-                    let gone = w.token();
-                    let mut fetch = blocks.sync();
-                    let mut guarded = move |cid: &Cid| {
-                        if gone.is_cancelled() {
-                            return Err("the client went away".into());
-                        }
-                        fetch(cid)
-                    };
-                    body(w, &mut guarded)
-                },
-                Some(SEND_TIMEOUT),
-            )
-            .await?;
-            (head, resp)
+        Plan::Car { head, body } => {
+            let car = move |out| trustless::stream_car(*body, blocks, out);
+            (head, stream::async_body(token, car, Some(SEND_TIMEOUT)).await?)
         }
         Plan::File { head, mut cursor, path } => {
-            let body = move |tx: stream::PieceSender| async move {
+            let body = move |out: stream::PieceSender| async move {
                 while let Some(piece) = blocks.next_piece(&mut cursor).await {
-                    tx.send(piece.map_err(|e| GatewayError::from_dag(&e, &path))?).await?;
+                    out.send(piece.map_err(|e| GatewayError::from_dag(&e, &path))?).await?;
                 }
                 Ok::<(), GatewayError>(())
             };
-            let resp = stream::async_body(token, body, Some(SEND_TIMEOUT)).await?;
-            (head, resp)
+            (head, stream::async_body(token, body, Some(SEND_TIMEOUT)).await?)
         }
     };
     let (parts, _) = head.into_parts();
@@ -342,26 +309,28 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
     Ok(resp)
 }
 
-/// Runs on a blocking thread: the denylist may stat and re-read its file.
-fn plan(req: &Req, t: &Target, fetch: &mut Fetcher<'_>) -> Result<Plan, GatewayError> {
+/// The response's plan. The denylist may stat its file (and re-read it when it changed).
+async fn plan(req: &Req, t: &Target, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
     if req.denied(&t.root) {
         return Err(GatewayError::denied(&t.root));
     }
     match &t.format {
-        Format::UnixFs => unixfs::plan(req, t, fetch),
-        Format::Raw => trustless::raw(req, t, fetch),
-        Format::Car(params) => trustless::car(req, t, *params, fetch),
+        Format::UnixFs => unixfs::plan(req, t, blocks).await,
+        Format::Raw => trustless::raw(req, t, blocks).await,
+        Format::Car(params) => trustless::car(req, t, *params, blocks).await,
     }
 }
 
 /// Resolve `segments` below `root` one directory at a time: the CID of every step, the
 /// root first and the terminal last (what `X-Ipfs-Roots` lists).
-fn walk_path(root: Cid, segments: &[String], fetch: &mut Fetcher<'_>) -> Result<Vec<Cid>, ReadError> {
+async fn walk_path(root: Cid, segments: &[String], blocks: &mut Blocks) -> Result<Vec<Cid>, DagReadError> {
     let mut roots = vec![root];
     for name in segments {
         let cid = *roots.last().expect("starts with the root");
-        let node = reader::load(&cid, fetch)?;
-        let next = reader::find(&cid, &node, name, fetch)?
+        let node = blocks.load(&cid).await?;
+        let next = blocks
+            .find(&cid, &node, name)
+            .await?
             .ok_or_else(|| ReadError::from(ReadErrorKind::NotFound { parent: cid, name: name.clone() }))?;
         roots.push(next);
     }

@@ -5,20 +5,20 @@
 //! file that cover that byte range.
 
 use std::collections::HashSet;
-use std::io::{self, Write};
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use bytes::{Bytes, BytesMut};
 use cairn_protocol::car::{encode_header, encode_section};
 use cairn_protocol::cids::IDENTITY;
-use cairn_protocol::reader::{self, FileCursor, Node, SourceError};
+use cairn_protocol::reader::{self, FileCursor, ListStep, Listing, Node, Read};
 use cairn_protocol::Cid;
 use sha2::{Digest, Sha256};
 
 use super::request::{CarParams, DagScope, Target};
-use super::{common_headers, etag_matches, Fetcher, GatewayError, Plan, Req};
-use crate::http_body::BodyWriter;
+use super::{common_headers, etag_matches, GatewayError, Plan, Req};
+use crate::dag_read::{Blocks, DagReadError};
+use crate::http_body::{PieceSender, PIECE};
 
 /// The CAR's content type: version 1, depth-first order, no duplicate blocks.
 const CAR_TYPE: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=n";
@@ -26,27 +26,26 @@ const CAR_TYPE: &str = "application/vnd.ipld.car; version=1; order=dfs; dups=n";
 /// Resolve `t`'s path, recording every block read on the way (they prove the path): the
 /// CIDs of the path's steps (terminal last) and the proof blocks.
 #[allow(clippy::type_complexity)]
-fn resolve(t: &Target, fetch: &mut Fetcher<'_>) -> Result<(Vec<Cid>, Vec<(Cid, Bytes)>), GatewayError> {
-    let mut proof = Vec::new();
-    let mut recording = |cid: &Cid| -> Result<Bytes, SourceError> {
-        let b = fetch(cid)?;
-        proof.push((*cid, b.clone()));
-        Ok(b)
-    };
-    let roots = super::walk_path(t.root, &t.segments, &mut recording)
-        .map_err(|e| GatewayError::from_read(&e, &t.content_path()))?;
+async fn resolve(t: &Target, blocks: &mut Blocks) -> Result<(Vec<Cid>, Vec<(Cid, Bytes)>), GatewayError> {
+    blocks.start_recording();
+    let roots = super::walk_path(t.root, &t.segments, blocks).await;
+    let proof = blocks.take_recorded();
+    let roots = roots.map_err(|e| GatewayError::from_dag(&e, &t.content_path()))?;
     Ok((roots, proof))
 }
 
-fn fetch_block(cid: &Cid, path: &str, fetch: &mut Fetcher<'_>) -> Result<Bytes, GatewayError> {
-    fetch(cid)
-        .map_err(|source| GatewayError::from_read(&reader::ReadErrorKind::Fetch { cid: *cid, source }.into(), path))
+/// A block of the path's proof, or fetched.
+async fn block(cid: &Cid, proof: &[(Cid, Bytes)], path: &str, blocks: &mut Blocks) -> Result<Bytes, GatewayError> {
+    match proof.iter().find(|(c, _)| c == cid) {
+        Some((_, b)) => Ok(b.clone()),
+        None => blocks.block(cid).await.map_err(|e| GatewayError::from_dag(&e, path)),
+    }
 }
 
 /// `?format=raw`: the terminal block's bytes.
-pub fn raw(req: &Req, t: &Target, fetch: &mut Fetcher<'_>) -> Result<Plan, GatewayError> {
+pub async fn raw(req: &Req, t: &Target, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
     let path = t.content_path();
-    let (roots, proof) = resolve(t, fetch)?;
+    let (roots, proof) = resolve(t, blocks).await?;
     let cid = *roots.last().expect("the path's steps end with the terminal");
     if req.denied(&cid) {
         return Err(GatewayError::denied(&cid));
@@ -55,10 +54,7 @@ pub fn raw(req: &Req, t: &Target, fetch: &mut Fetcher<'_>) -> Result<Plan, Gatew
     if etag_matches(req, &etag) {
         return Ok(Plan::Done(super::not_modified(&etag, &path, &roots)));
     }
-    let data = match proof.iter().find(|(c, _)| *c == cid) {
-        Some((_, b)) => b.clone(),
-        None => fetch_block(&cid, &path, fetch)?,
-    };
+    let data = block(&cid, &proof, &path, blocks).await?;
     let len = data.len();
     let mut resp = if req.head { StatusCode::OK.into_response() } else { data.into_response() };
     let h = resp.headers_mut();
@@ -69,19 +65,26 @@ pub fn raw(req: &Req, t: &Target, fetch: &mut Fetcher<'_>) -> Result<Plan, Gatew
     Ok(Plan::Done(resp))
 }
 
+/// What a CAR answer sends once its headers are out.
+pub(crate) struct CarBody {
+    root: Cid,
+    proof: Vec<(Cid, Bytes)>,
+    terminal: Cid,
+    terminal_data: Bytes,
+    params: CarParams,
+    path: String,
+}
+
 /// `?format=car`: the path's proof, then the blocks `params` selects.
-pub fn car(req: &Req, t: &Target, params: CarParams, fetch: &mut Fetcher<'_>) -> Result<Plan, GatewayError> {
+pub async fn car(req: &Req, t: &Target, params: CarParams, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
     let path = t.content_path();
-    let (roots, proof) = resolve(t, fetch)?;
+    let (roots, proof) = resolve(t, blocks).await?;
     let terminal = *roots.last().expect("the path's steps end with the terminal");
     if req.denied(&terminal) {
         return Err(GatewayError::denied(&terminal));
     }
     // Fetch the terminal block now, so a missing one is a 504 rather than a cut stream.
-    let terminal_data = match proof.iter().find(|(c, _)| *c == terminal) {
-        Some((_, b)) => b.clone(),
-        None => fetch_block(&terminal, &path, fetch)?,
-    };
+    let terminal_data = block(&terminal, &proof, &path, blocks).await?;
     let etag = format!("\"{terminal}.car.{}\"", params_digest(&params));
     if etag_matches(req, &etag) {
         return Ok(Plan::Done(super::not_modified(&etag, &path, &roots)));
@@ -95,46 +98,59 @@ pub fn car(req: &Req, t: &Target, params: CarParams, fetch: &mut Fetcher<'_>) ->
     if req.head {
         return Ok(Plan::Done(head));
     }
-    let root = t.root;
-    Ok(Plan::Stream {
-        head,
-        body: Box::new(move |w, fetch| {
-            let mut car = CarWriter::new(w, root)?;
-            for (cid, data) in &proof {
-                car.block(cid, data)?;
-            }
-            car.block(&terminal, &terminal_data)?;
-            let mut recording = |cid: &Cid| -> Result<Bytes, SourceError> {
-                let b = fetch(cid)?;
-                car.block(cid, &b)?;
-                Ok(b)
-            };
-            let read_err = |e: reader::ReadError| GatewayError::from_read(&e, &path);
-            match params.scope {
-                DagScope::Block => {}
-                DagScope::Entity => match reader::decode(&terminal, &terminal_data) {
-                    Ok(Node::File { size, .. }) => {
-                        let (start, end) = params.entity_bytes.map_or((0, size), |eb| eb.resolve(size));
-                        let mut cursor = FileCursor::new(terminal, start, Some(end - start));
-                        while let Some(piece) = cursor.next_piece(&mut recording) {
-                            piece.map_err(read_err)?;
+    let body = CarBody { root: t.root, proof, terminal, terminal_data, params, path };
+    Ok(Plan::Car { head, body: Box::new(body) })
+}
+
+/// Send a CAR: the header, the proof, the terminal block, then what the scope selects.
+pub(crate) async fn stream_car(body: CarBody, mut blocks: Blocks, out: PieceSender) -> Result<(), GatewayError> {
+    let CarBody { root, proof, terminal, terminal_data, params, path } = body;
+    let mut car = CarOut::new(out, root);
+    for (cid, data) in &proof {
+        car.block(cid, data).await?;
+    }
+    car.block(&terminal, &terminal_data).await?;
+    // What the plan fetched goes out at once; the rest in pieces as it comes.
+    car.flush().await?;
+    let dag_err = |e: DagReadError| GatewayError::from_dag(&e, &path);
+    let read_err = |e: reader::ReadError| GatewayError::from_read(&e, &path);
+    match params.scope {
+        DagScope::Block => {}
+        DagScope::Entity => match reader::decode(&terminal, &terminal_data) {
+            Ok(Node::File { size, .. }) => {
+                // Only the blocks covering the range: the cursor asks for each one.
+                let (start, end) = params.entity_bytes.map_or((0, size), |eb| eb.resolve(size));
+                let mut cursor = FileCursor::new(terminal, start, Some(end - start));
+                loop {
+                    match cursor.next_step() {
+                        Read::Need(cid) => {
+                            let b = blocks.block(&cid).await.map_err(dag_err)?;
+                            car.block(&cid, &b).await?;
+                            cursor.give(&b).map_err(read_err)?;
                         }
+                        Read::Piece(_) => {}
+                        Read::End => break,
                     }
-                    Ok(node @ Node::Shard { .. }) => {
-                        reader::list(&terminal, &node, &mut recording).map_err(read_err)?;
-                    }
-                    // A plain directory, a symlink or a non-UnixFS block is its own entity.
-                    _ => {}
-                },
-                DagScope::All => walk(&terminal, &terminal_data, &mut recording, &path)?,
+                }
             }
-            car.finish()
-        }),
-    })
+            Ok(node @ Node::Shard { .. }) => {
+                let mut listing = Listing::new(&terminal, &node).map_err(read_err)?;
+                while let ListStep::Need(cid) = listing.next_step().map_err(read_err)? {
+                    let b = blocks.block(&cid).await.map_err(dag_err)?;
+                    car.block(&cid, &b).await?;
+                    listing.give(&b).map_err(read_err)?;
+                }
+            }
+            // A plain directory, a symlink or a non-UnixFS block is its own entity.
+            _ => {}
+        },
+        DagScope::All => walk(&terminal, &terminal_data, &mut blocks, &mut car, &path).await?,
+    }
+    car.finish().await
 }
 
 /// Depth-first, every block once.
-fn walk(root: &Cid, data: &Bytes, fetch: &mut Fetcher<'_>, path: &str) -> Result<(), GatewayError> {
+async fn walk(root: &Cid, data: &Bytes, blocks: &mut Blocks, car: &mut CarOut, path: &str) -> Result<(), GatewayError> {
     let links_of = |cid: &Cid, data: &Bytes| {
         crate::dag::links(cid, data)
             .map_err(|e| GatewayError { status: StatusCode::BAD_GATEWAY, message: format!("{path}: {e}") })
@@ -145,40 +161,44 @@ fn walk(root: &Cid, data: &Bytes, fetch: &mut Fetcher<'_>, path: &str) -> Result
         if !seen.insert(cid) || cid.hash().code() == IDENTITY {
             continue;
         }
-        let data = fetch(&cid)
-            .map_err(|source| GatewayError::from_read(&reader::ReadErrorKind::Fetch { cid, source }.into(), path))?;
+        let data = blocks.block(&cid).await.map_err(|e| GatewayError::from_dag(&e, path))?;
+        car.block(&cid, &data).await?;
         stack.extend(links_of(&cid, &data)?.into_iter().rev());
     }
     Ok(())
 }
 
-/// A CAR stream into a response body, each block once.
-struct CarWriter<'a> {
-    w: &'a mut BodyWriter,
+/// A CAR stream into a response body, each block once, sent in pieces of about [`PIECE`].
+struct CarOut {
+    out: PieceSender,
     seen: HashSet<Cid>,
     buf: BytesMut,
 }
 
-impl<'a> CarWriter<'a> {
-    fn new(w: &'a mut BodyWriter, root: Cid) -> io::Result<CarWriter<'a>> {
-        let mut buf = BytesMut::new();
+impl CarOut {
+    fn new(out: PieceSender, root: Cid) -> CarOut {
+        let mut buf = BytesMut::with_capacity(PIECE);
         encode_header(&[root], &mut buf);
-        w.write_all(&buf)?;
-        buf.clear();
-        Ok(CarWriter { w, seen: HashSet::new(), buf })
+        CarOut { out, seen: HashSet::new(), buf }
     }
 
-    fn block(&mut self, cid: &Cid, data: &[u8]) -> io::Result<()> {
+    async fn block(&mut self, cid: &Cid, data: &[u8]) -> Result<(), GatewayError> {
         if cid.hash().code() == IDENTITY || !self.seen.insert(*cid) {
             return Ok(());
         }
-        self.buf.clear();
         encode_section(cid, data, &mut self.buf);
-        self.w.write_all(&self.buf)
+        if self.buf.len() >= PIECE {
+            self.out.send(self.buf.split().freeze()).await?;
+        }
+        Ok(())
     }
 
-    fn finish(self) -> Result<(), GatewayError> {
-        Ok(self.w.flush()?)
+    async fn flush(&mut self) -> Result<(), GatewayError> {
+        Ok(self.out.send(self.buf.split().freeze()).await?)
+    }
+
+    async fn finish(mut self) -> Result<(), GatewayError> {
+        self.flush().await
     }
 }
 

@@ -5,12 +5,13 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use cairn_protocol::reader::{self, Entry, FileCursor, Node, ReadError, ReadErrorKind};
+use cairn_protocol::reader::{self, Entry, FileCursor, Node, ReadErrorKind};
 use cairn_protocol::Cid;
 use http_range_header::{parse_range_header, RangeUnsatisfiableError};
 
 use super::request::Target;
-use super::{common_headers, etag_matches, mime, redirects, Fetcher, GatewayError, Plan, Req};
+use super::{common_headers, etag_matches, mime, redirects, GatewayError, Plan, Req};
+use crate::dag_read::{Blocks, DagReadError};
 
 /// Files (or ranges) up to this size are answered in one piece from the planning thread;
 /// larger ones are streamed by async code ([`Plan::File`]).
@@ -26,47 +27,48 @@ struct Resolved {
     roots: Vec<Cid>,
 }
 
-fn resolve(root: Cid, segments: &[String], fetch: &mut Fetcher<'_>) -> Result<Resolved, ReadError> {
-    let roots = super::walk_path(root, segments, fetch)?;
+async fn resolve(root: Cid, segments: &[String], blocks: &mut Blocks) -> Result<Resolved, DagReadError> {
+    let roots = super::walk_path(root, segments, blocks).await?;
     let cid = *roots.last().expect("walk_path returns the root at least");
-    let node = reader::load(&cid, fetch)?;
+    let node = blocks.load(&cid).await?;
     Ok(Resolved { cid, node, roots })
 }
 
+/// A path that names nothing (or goes through a file): where `_redirects` may apply.
+fn names_nothing(e: &DagReadError) -> bool {
+    matches!(e.dag(), Some(ReadErrorKind::NotFound { .. } | ReadErrorKind::NotDirectory { .. }))
+}
+
 /// Plan the UnixFS response for `t`.
-pub fn plan(req: &Req, t: &Target, fetch: &mut Fetcher<'_>) -> Result<Plan, GatewayError> {
+pub async fn plan(req: &Req, t: &Target, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
     let content_path = t.content_path();
-    match resolve(t.root, &t.segments, fetch) {
+    match resolve(t.root, &t.segments, blocks).await {
         Ok(r) => {
             if req.denied(&r.cid) {
                 return Err(GatewayError::denied(&r.cid));
             }
-            entity(req, t, r, StatusCode::OK, fetch)
+            entity(req, t, r, StatusCode::OK, blocks).await
         }
-        Err(e)
-            if t.subdomain
-                && matches!(e.kind(), ReadErrorKind::NotFound { .. } | ReadErrorKind::NotDirectory { .. }) =>
-        {
-            match redirect(t, fetch)? {
-                Some(plan) => Ok(plan(req, fetch)?),
-                None => Err(GatewayError::from_read(&e, &content_path)),
-            }
-        }
-        Err(e) => Err(GatewayError::from_read(&e, &content_path)),
+        Err(e) if t.subdomain && names_nothing(&e) => match redirect(t, blocks).await? {
+            Some(rule) => rule.plan(req, blocks).await,
+            None => Err(GatewayError::from_dag(&e, &content_path)),
+        },
+        Err(e) => Err(GatewayError::from_dag(&e, &content_path)),
     }
 }
 
 /// The response for a resolved node.
-fn entity(
+async fn entity(
     req: &Req,
     t: &Target,
     r: Resolved,
     status: StatusCode,
-    fetch: &mut Fetcher<'_>,
+    blocks: &mut Blocks,
 ) -> Result<Plan, GatewayError> {
     let name = t.segments.last().map(String::as_str);
+    let dag_err = |e: DagReadError| GatewayError::from_dag(&e, &t.content_path());
     match &r.node {
-        Node::File { size, .. } => file(req, t, &r.roots, r.cid, *size, name, status, fetch),
+        Node::File { size, .. } => file(req, t, &r.roots, r.cid, *size, name, status, blocks).await,
         Node::Symlink { target } => {
             let mut resp = Bytes::from(target.clone().into_bytes()).into_response();
             common_headers(resp.headers_mut(), &format!("\"{}\"", r.cid), &t.content_path(), &r.roots);
@@ -78,18 +80,15 @@ fn entity(
                 let to = format!("{}/{}", req.path, req.query_suffix());
                 return Ok(Plan::Done(super::redirect_response(StatusCode::MOVED_PERMANENTLY, &to)));
             }
-            if let Some(index) = reader::find(&r.cid, &r.node, "index.html", fetch)
-                .map_err(|e| GatewayError::from_read(&e, &t.content_path()))?
-            {
-                let node = reader::load(&index, fetch).map_err(|e| GatewayError::from_read(&e, &t.content_path()))?;
+            if let Some(index) = blocks.find(&r.cid, &r.node, "index.html").await.map_err(dag_err)? {
+                let node = blocks.load(&index).await.map_err(dag_err)?;
                 if let Node::File { size, .. } = node {
                     let mut roots = r.roots.clone();
                     roots.push(index);
-                    return file(req, t, &roots, index, size, Some("index.html"), status, fetch);
+                    return file(req, t, &roots, index, size, Some("index.html"), status, blocks).await;
                 }
             }
-            let entries =
-                reader::list(&r.cid, &r.node, fetch).map_err(|e| GatewayError::from_read(&e, &t.content_path()))?;
+            let entries = blocks.list(&r.cid, &r.node).await.map_err(dag_err)?;
             let etag = format!("\"DirIndex-{LISTING_VERSION}_CID-{}\"", r.cid);
             if etag_matches(req, &etag) {
                 return Ok(Plan::Done(super::not_modified(&etag, &t.content_path(), &r.roots)));
@@ -106,7 +105,7 @@ fn entity(
 
 /// A file: `200` (or `status`), or `206` for a satisfiable single range, `416` otherwise.
 #[allow(clippy::too_many_arguments)]
-fn file(
+async fn file(
     req: &Req,
     t: &Target,
     roots: &[Cid],
@@ -114,7 +113,7 @@ fn file(
     size: u64,
     name: Option<&str>,
     status: StatusCode,
-    fetch: &mut Fetcher<'_>,
+    blocks: &mut Blocks,
 ) -> Result<Plan, GatewayError> {
     let path = t.content_path();
     let etag = format!("\"{cid}\"");
@@ -124,7 +123,10 @@ fn file(
     let filename = req.query.get("filename").filter(|f| !f.is_empty());
     let content_type = match mime_by_name(filename.or(name)) {
         Some(ct) => ct,
-        None => mime::sniff(&head_bytes(cid, size, fetch).map_err(|e| GatewayError::from_read(&e, &path))?),
+        None => {
+            let head = blocks.read_range(cid, 0, size.min(mime::SNIFF_LEN as u64)).await;
+            mime::sniff(&head.map_err(|e| GatewayError::from_dag(&e, &path))?)
+        }
     };
     let (mut status, mut start, mut len) = (status, 0, size);
     let mut content_range = None;
@@ -162,9 +164,9 @@ fn file(
         return Ok(Plan::Done(head));
     }
     if len <= IN_PLACE {
-        // Small answers are read here, on the planning thread, and sent whole: no second
-        // blocking task, no body channel. Usually one block, so no copy either.
-        let body = read_range(cid, start, len, fetch).map_err(|e| GatewayError::from_read(&e, &path))?;
+        // Small answers are read while planning and sent whole: no body task, no channel.
+        // Usually one block, so no copy either.
+        let body = blocks.read_range(cid, start, len).await.map_err(|e| GatewayError::from_dag(&e, &path))?;
         let (parts, _) = head.into_parts();
         return Ok(Plan::Done(Response::from_parts(parts, axum::body::Body::from(body))));
     }
@@ -174,26 +176,6 @@ fn file(
 fn mime_by_name(name: Option<&str>) -> Option<String> {
     let ext = name?.rsplit_once('.')?.1;
     mime_guess::from_ext(ext).first_raw().map(|_| mime::content_type(name, b""))
-}
-
-/// The file's first [`mime::SNIFF_LEN`] bytes.
-fn head_bytes(cid: Cid, size: u64, fetch: &mut Fetcher<'_>) -> Result<Bytes, ReadError> {
-    read_range(cid, 0, size.min(mime::SNIFF_LEN as u64), fetch)
-}
-
-/// Bytes `[start, start + len)` of a file, in one buffer (without copying when one block
-/// holds them).
-fn read_range(cid: Cid, start: u64, len: u64, fetch: &mut Fetcher<'_>) -> Result<Bytes, ReadError> {
-    let mut cursor = FileCursor::new(cid, start, Some(len));
-    let mut pieces = Vec::new();
-    while let Some(piece) = cursor.next_piece(fetch) {
-        pieces.push(piece?);
-    }
-    Ok(match pieces.len() {
-        0 => Bytes::new(),
-        1 => pieces.pop().expect("one piece"),
-        _ => Bytes::from(pieces.concat()),
-    })
 }
 
 enum RangeAnswer {
@@ -242,54 +224,68 @@ fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// A `_redirects` rule for a path that does not exist, as a plan to run.
-type RedirectPlan = Box<dyn FnOnce(&Req, &mut Fetcher<'_>) -> Result<Plan, GatewayError>>;
+/// What a `_redirects` rule says for a path that does not exist.
+enum Rule {
+    /// Serve another path of the site with this status (200, 404).
+    Serve { target: Target, to: String, status: u16 },
+    /// The path is gone (410, 451).
+    Gone { path: String, status: u16 },
+    /// Redirect the browser.
+    Redirect { to: String, status: u16 },
+}
 
-fn redirect(t: &Target, fetch: &mut Fetcher<'_>) -> Result<Option<RedirectPlan>, GatewayError> {
-    let file = match reader::resolve(t.root, &["_redirects".to_string()], fetch) {
+impl Rule {
+    async fn plan(self, req: &Req, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
+        match self {
+            Rule::Serve { target, to, status } => {
+                let to_path = to.split(['?', '#']).next().unwrap_or("");
+                let segments = reader::split_path(to_path)
+                    .map_err(|_| GatewayError::internal(format!("_redirects target {to:?} is not a path")))?;
+                let t = Target { segments, trailing_slash: to_path.ends_with('/'), ..target };
+                let r = resolve(t.root, &t.segments, blocks)
+                    .await
+                    .map_err(|e| GatewayError::from_dag(&e, &t.content_path()))?;
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                entity(req, &Target { trailing_slash: true, ..t }, r, status, blocks).await
+            }
+            Rule::Gone { path, status } => Err(GatewayError {
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::GONE),
+                message: format!("{path} is unavailable (rule in _redirects)"),
+            }),
+            Rule::Redirect { to, status } => Ok(Plan::Done(super::redirect_response(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+                &to,
+            ))),
+        }
+    }
+}
+
+/// The site's `_redirects` rule for `t`'s path, if any.
+async fn redirect(t: &Target, blocks: &mut Blocks) -> Result<Option<Rule>, GatewayError> {
+    let rules_path = format!("/ipfs/{}/_redirects", t.root);
+    let file = match blocks.resolve(t.root, &["_redirects".to_string()]).await {
         Ok(cid) => cid,
         // No such file, or a root that is not a directory: no rules.
-        Err(e) if matches!(e.kind(), ReadErrorKind::NotFound { .. } | ReadErrorKind::NotDirectory { .. }) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(GatewayError::from_read(&e, &format!("/ipfs/{}/_redirects", t.root))),
+        Err(e) if names_nothing(&e) => return Ok(None),
+        Err(e) => return Err(GatewayError::from_dag(&e, &rules_path)),
     };
-    let read_err = |e: ReadError| GatewayError::from_read(&e, &format!("/ipfs/{}/_redirects", t.root));
-    let size = reader::load(&file, fetch).map_err(read_err)?.file_size();
+    let dag_err = |e: DagReadError| GatewayError::from_dag(&e, &rules_path);
+    let size = blocks.load(&file).await.map_err(dag_err)?.file_size();
     if size > redirects::MAX_SIZE {
         return Err(GatewayError::internal(format!(
             "_redirects is {size} bytes; the limit is {}",
             redirects::MAX_SIZE
         )));
     }
-    let mut text = Vec::new();
-    let mut cursor = FileCursor::new(file, 0, None);
-    while let Some(piece) = cursor.next_piece(fetch) {
-        text.extend_from_slice(&piece.map_err(read_err)?);
-    }
+    let text = blocks.read_range(file, 0, size).await.map_err(dag_err)?;
     let rules = redirects::parse(&String::from_utf8_lossy(&text)).map_err(|e| GatewayError::internal(e.to_string()))?;
     let path = format!("/{}", t.segments.join("/"));
     let Some((status, to)) = redirects::find(&rules, &path) else { return Ok(None) };
-    let target = t.clone();
-    Ok(Some(Box::new(move |req: &Req, fetch: &mut Fetcher| match status {
-        200 | 404 => {
-            let to_path = to.split(['?', '#']).next().unwrap_or("");
-            let segments = reader::split_path(to_path)
-                .map_err(|_| GatewayError::internal(format!("_redirects target {to:?} is not a path")))?;
-            let t = Target { segments, trailing_slash: to_path.ends_with('/'), ..target };
-            let r = resolve(t.root, &t.segments, fetch).map_err(|e| GatewayError::from_read(&e, &t.content_path()))?;
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            entity(req, &Target { trailing_slash: true, ..t }, r, status, fetch)
-        }
-        410 | 451 => Err(GatewayError {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::GONE),
-            message: format!("{path} is unavailable (rule in _redirects)"),
-        }),
-        _ => Ok(Plan::Done(super::redirect_response(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
-            &to,
-        ))),
-    })))
+    Ok(Some(match status {
+        200 | 404 => Rule::Serve { target: t.clone(), to, status },
+        410 | 451 => Rule::Gone { path, status },
+        _ => Rule::Redirect { to, status },
+    }))
 }
 
 /// An HTML listing of a directory with no `index.html`.
