@@ -10,7 +10,7 @@
 use bytes::{BufMut, Bytes};
 use cid::Cid;
 
-use crate::cids;
+use crate::{cids, varint};
 
 /// Largest dag-pb block we decode: the Bitswap block limit.
 pub const MAX_NODE_SIZE: usize = 2 * 1024 * 1024;
@@ -68,25 +68,15 @@ pub enum DagPbError {
     TooLarge(usize),
 }
 
-fn put_varint(out: &mut impl BufMut, v: u64) {
-    let mut buf = unsigned_varint::encode::u64_buffer();
-    out.put_slice(unsigned_varint::encode::u64(v, &mut buf));
-}
-
-fn varint_len(v: u64) -> usize {
-    let mut buf = unsigned_varint::encode::u64_buffer();
-    unsigned_varint::encode::u64(v, &mut buf).len()
-}
-
 impl PbLink {
     fn encoded_len(&self) -> usize {
         let hash = self.hash.encoded_len();
-        let mut n = 1 + varint_len(hash as u64) + hash;
+        let mut n = 1 + varint::len(hash as u64) + hash;
         if let Some(name) = &self.name {
-            n += 1 + varint_len(name.len() as u64) + name.len();
+            n += 1 + varint::len(name.len() as u64) + name.len();
         }
         if let Some(t) = self.tsize {
-            n += 1 + varint_len(t);
+            n += 1 + varint::len(t);
         }
         n
     }
@@ -94,16 +84,16 @@ impl PbLink {
     fn encode(&self, out: &mut impl BufMut) {
         let hash = self.hash.to_bytes();
         out.put_u8(0x0a);
-        put_varint(out, hash.len() as u64);
+        varint::put(hash.len() as u64, out);
         out.put_slice(&hash);
         if let Some(name) = &self.name {
             out.put_u8(0x12);
-            put_varint(out, name.len() as u64);
+            varint::put(name.len() as u64, out);
             out.put_slice(name.as_bytes());
         }
         if let Some(t) = self.tsize {
             out.put_u8(0x18);
-            put_varint(out, t);
+            varint::put(t, out);
         }
     }
 }
@@ -114,12 +104,12 @@ impl PbNode {
         let mut out = Vec::with_capacity(self.encoded_len());
         for link in &self.links {
             out.put_u8(0x12);
-            put_varint(&mut out, link.encoded_len() as u64);
+            varint::put(link.encoded_len() as u64, &mut out);
             link.encode(&mut out);
         }
         if let Some(data) = &self.data {
             out.put_u8(0x0a);
-            put_varint(&mut out, data.len() as u64);
+            varint::put(data.len() as u64, &mut out);
             out.put_slice(data);
         }
         out
@@ -132,10 +122,10 @@ impl PbNode {
             .iter()
             .map(|l| {
                 let n = l.encoded_len();
-                1 + varint_len(n as u64) + n
+                1 + varint::len(n as u64) + n
             })
             .sum();
-        let data = self.data.as_ref().map_or(0, |d| 1 + varint_len(d.len() as u64) + d.len());
+        let data = self.data.as_ref().map_or(0, |d| 1 + varint::len(d.len() as u64) + d.len());
         links + data
     }
 

@@ -33,6 +33,7 @@ use crate::dagpb::{PbLink, PbNode};
 use crate::hamt::{self, HamtError};
 use crate::profile::{HamtSizing, ImportSettings};
 use crate::unixfs::{Data, DataType, Metadata};
+use crate::varint;
 
 pub use crate::unixfs::DirEntry;
 
@@ -67,14 +68,10 @@ pub fn validate_entry_name(name: &str) -> Result<(), DirError> {
     Err(DirError::InvalidName { name: name.to_string(), reason })
 }
 
-/// Bytes of a protobuf varint.
-fn varint_len(v: u64) -> u64 {
-    u64::from(64 - v.leading_zeros()).div_ceil(7).max(1)
-}
-
+/// Bytes a length-delimited field of `len` bytes takes with its one-byte tag.
 /// Bytes a length-delimited field of `len` bytes takes with its one-byte tag.
 fn field_len(len: u64) -> u64 {
-    1 + varint_len(len) + len
+    1 + varint::len(len) as u64 + len
 }
 
 /// Collects a directory's entries, then writes it as a basic directory or a HAMT.
@@ -116,7 +113,7 @@ impl DirBuilder {
         let name = entry.name.len() as u64;
         let cid = entry.cid.encoded_len() as u64;
         self.links_bytes += name + cid;
-        let link = field_len(cid) + field_len(name) + 1 + varint_len(entry.tsize);
+        let link = field_len(cid) + field_len(name) + 1 + varint::len(entry.tsize) as u64;
         self.block_links_bytes += field_len(link);
         self.entries.insert(entry.name, (entry.cid, entry.tsize));
         Ok(())

@@ -31,6 +31,7 @@ pub mod profile;
 pub mod reader;
 pub mod records;
 pub mod unixfs;
+pub mod varint;
 
 pub use block::Block;
 pub use cid::Cid;

@@ -8,6 +8,7 @@ use cairn_protocol::reader::split_path;
 use cairn_protocol::{cids, Cid};
 
 use super::GatewayError;
+use crate::ops::Args;
 
 /// The response format asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,33 +288,22 @@ fn subdomain_of<'a>(host: &'a str, hosts: &'a [String]) -> Option<(&'a str, &'st
     None
 }
 
-/// Query parameters, decoded.
+/// Query parameters, decoded by the API's parser (a query that does not parse has none).
 pub struct Query {
-    pairs: Vec<(String, String)>,
+    args: Args,
     raw: Option<String>,
 }
 
 impl Query {
     /// Parse a raw query string.
     pub fn parse(raw: Option<&str>) -> Query {
-        let pairs = raw
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                let dec = |s: &str| {
-                    percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned()
-                };
-                (dec(k), dec(v))
-            })
-            .collect();
-        Query { pairs, raw: raw.filter(|r| !r.is_empty()).map(String::from) }
+        let args = Args::parse(raw.unwrap_or("")).unwrap_or_default();
+        Query { args, raw: raw.filter(|r| !r.is_empty()).map(String::from) }
     }
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.args.first(key)
     }
 
     /// `?{raw}` or nothing, to carry the query over a redirect.

@@ -45,6 +45,11 @@ impl Args {
         Ok(all)
     }
 
+    /// The first value of option `name`.
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     /// The last value of option `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())

@@ -6,10 +6,8 @@ use super::*;
 /// Put a length prefix (unsigned varint) in front of a message body. The caller keeps bodies
 /// within [`MAX_MESSAGE_SIZE`]; [`Message::encode_framed`] checks that itself.
 pub fn frame(body: &[u8]) -> Vec<u8> {
-    let mut buf = unsigned_varint::encode::usize_buffer();
-    let prefix = unsigned_varint::encode::usize(body.len(), &mut buf);
-    let mut out = Vec::with_capacity(prefix.len() + body.len());
-    out.extend_from_slice(prefix);
+    let mut out = Vec::with_capacity(crate::varint::len(body.len() as u64) + body.len());
+    crate::varint::put(body.len() as u64, &mut out);
     out.extend_from_slice(body);
     out
 }
@@ -109,10 +107,7 @@ impl FrameDecoder {
         if self.buf.is_empty() && self.body_len.is_none() {
             return Ok(());
         }
-        let prefix = self.body_len.map_or(0, |len| {
-            let mut buf = unsigned_varint::encode::usize_buffer();
-            unsigned_varint::encode::usize(len, &mut buf).len()
-        });
+        let prefix = self.body_len.map_or(0, |len| crate::varint::len(len as u64));
         Err(BitswapError::Truncated { buffered: prefix + self.body.len() + self.buf.len() })
     }
 

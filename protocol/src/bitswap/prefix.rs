@@ -12,8 +12,7 @@ pub fn prefix_of(cid: &Cid) -> Vec<u8> {
     let mh = cid.hash();
     let mut out = Vec::with_capacity(8);
     for v in [version, cid.codec(), mh.code(), u64::from(mh.size())] {
-        let mut buf = unsigned_varint::encode::u64_buffer();
-        out.extend_from_slice(unsigned_varint::encode::u64(v, &mut buf));
+        crate::varint::put(v, &mut out);
     }
     out
 }

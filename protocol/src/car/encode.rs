@@ -6,7 +6,7 @@ use super::*;
 pub fn encode_header(roots: &[Cid], out: &mut impl BufMut) {
     let cbor = serde_ipld_dagcbor::to_vec(&RawHeaderOut { roots, version: 1 })
         .expect("a list of CIDs and an integer always encode as DAG-CBOR");
-    put_varint(cbor.len() as u64, out);
+    crate::varint::put(cbor.len() as u64, out);
     out.put_slice(&cbor);
 }
 
@@ -20,11 +20,6 @@ pub fn encode_section(cid: &Cid, data: &[u8], out: &mut impl BufMut) {
 /// writer can send large blocks without copying them into a frame first.
 pub fn encode_section_head(cid: &Cid, data_len: usize, out: &mut impl BufMut) {
     let cid_bytes = cid.to_bytes();
-    put_varint((cid_bytes.len() + data_len) as u64, out);
+    crate::varint::put((cid_bytes.len() + data_len) as u64, out);
     out.put_slice(&cid_bytes);
-}
-
-pub(super) fn put_varint(n: u64, out: &mut impl BufMut) {
-    let mut buf = varint_encode::u64_buffer();
-    out.put_slice(varint_encode::u64(n, &mut buf));
 }

@@ -14,7 +14,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use cid::Cid;
 use serde::{Deserialize, Serialize};
-use unsigned_varint::{decode as varint_decode, encode as varint_encode};
+use unsigned_varint::decode as varint_decode;
 
 use crate::block::Block;
 use crate::cids::{self, CidError};

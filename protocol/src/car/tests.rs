@@ -1,6 +1,6 @@
-use super::encode::put_varint;
 use super::*;
 use crate::cids::{cid_for, HashFn, DAG_PB, RAW};
+use crate::varint::put as put_varint;
 use proptest::prelude::*;
 
 /// sha2-256 of "hello world\n".
