@@ -8,6 +8,7 @@ use cairn_protocol::cids::{self, HashFn};
 use cairn_protocol::dagpb::PbNode;
 use cairn_protocol::{Block, Cid};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::args::cid_arg;
 use super::work::{self, blocking};
@@ -87,14 +88,11 @@ impl Op for BlockStat {
 
     async fn run(self, ctx: Ctx) -> Result<BlockInfo, OpError> {
         let cid = cid_arg(&self.cid)?;
-        let size = blocking(move |token| {
-            if let Some(size) = ctx.store().size(&cid)? {
-                return Ok(size);
-            }
-            let mut fetch = work::fetcher(&ctx, self.offline, token.clone());
-            Ok(fetch(&cid).map_err(|e| OpError::failed(e.to_string()))?.len() as u64)
-        })
-        .await?;
+        let store = ctx.store().clone();
+        let size = match blocking(move |_| Ok(store.size(&cid)?)).await? {
+            Some(size) => size,
+            None => work::blocks(&ctx, self.offline, CancellationToken::new()).get(&cid).await?.len() as u64,
+        };
         Ok(BlockInfo { key: cid.to_string(), size })
     }
 }

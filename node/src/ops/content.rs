@@ -6,15 +6,17 @@
 //! UnixFS mode when recorded (else 0644, directories 0755). The CLI unpacks it with its own
 //! rules (nothing outside the destination, nothing overwritten), in-process or not.
 
-use std::io::{self, Read, Write};
+use std::io;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use cairn_protocol::reader::{self, FileCursor, Kind, Node};
 use cairn_protocol::Cid;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
-use super::work::{self, blocking, Fetcher};
+use super::work::{self, blocking};
 use super::{json_reply, Args, Command, Ctx, Op, OpError, PieceSender, WriteOp};
+use crate::dag_read::Blocks;
 use crate::exporter;
 
 /// `cat`: a file's bytes, or the range `[offset, offset+length)`.
@@ -93,23 +95,25 @@ impl Command for Get {
 impl WriteOp for Get {
     const CONTENT_TYPE: &'static str = "application/x-tar";
 
+    /// Async end to end, as `cat`.
     async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
-        work::blocking_write(out, move |out, token| {
-            let name = self.path.trim_end_matches('/').rsplit('/').next().unwrap_or(&self.path).to_string();
-            let mut fetch = work::fetcher(&ctx, self.offline, token.clone());
-            let root = exporter::resolve_from(&mut fetch, &self.path)?;
-            write_tar(root, &name, &mut fetch, out)
-        })
-        .await
+        let name = self.path.trim_end_matches('/').rsplit('/').next().unwrap_or(&self.path).to_string();
+        let (root, segments) = exporter::parse_path(&self.path)?;
+        let mut blocks = work::blocks(&ctx, self.offline, out.token());
+        let root = blocks.resolve(root, &segments).await?;
+        write_tar(root, &name, &mut blocks, &out).await
     }
 }
 
-/// Walk the DAG depth-first (parents first) and write each entry into a tar stream.
-fn write_tar(root: Cid, name: &str, fetch: &mut Fetcher, w: &mut dyn Write) -> Result<(), OpError> {
-    let mut tar = tar::Builder::new(w);
+/// Walk the DAG depth-first (parents first) and send each entry as tar. Headers (with GNU
+/// long-name entries when a path needs them) come from the `tar` crate's builder writing into
+/// memory; a file's bytes then stream from the reader, followed by the padding to 512 bytes
+/// that the builder would have written after them.
+async fn write_tar(root: Cid, name: &str, blocks: &mut Blocks, out: &PieceSender) -> Result<(), OpError> {
+    let mut tar = tar::Builder::new(Vec::new());
     let mut stack = vec![(root, name.to_string())];
     while let Some((cid, path)) = stack.pop() {
-        let node = reader::load(&cid, fetch)?;
+        let node = blocks.load(&cid).await?;
         let mut header = tar::Header::new_gnu();
         header.set_mtime(0);
         match &node {
@@ -118,7 +122,8 @@ fn write_tar(root: Cid, name: &str, fetch: &mut Fetcher, w: &mut dyn Write) -> R
                 header.set_mode(0o755);
                 header.set_size(0);
                 tar.append_data(&mut header, format!("{path}/"), io::empty())?;
-                for e in reader::list(&cid, &node, fetch)?.into_iter().rev() {
+                send_written(&mut tar, out).await?;
+                for e in blocks.list(&cid, &node).await?.into_iter().rev() {
                     stack.push((e.cid, format!("{path}/{}", e.name)));
                 }
             }
@@ -127,41 +132,31 @@ fn write_tar(root: Cid, name: &str, fetch: &mut Fetcher, w: &mut dyn Write) -> R
                 header.set_mode(0o777);
                 header.set_size(0);
                 tar.append_link(&mut header, &path, target)?;
+                send_written(&mut tar, out).await?;
             }
             Node::File { size, mode } => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_mode(mode.unwrap_or(0o644));
                 header.set_size(*size);
-                let data = CursorReader { cursor: FileCursor::new(cid, 0, None), fetch, piece: Bytes::new() };
-                tar.append_data(&mut header, &path, data)?;
+                // The header alone: with no data the builder writes no padding either.
+                tar.append_data(&mut header, &path, io::empty())?;
+                send_written(&mut tar, out).await?;
+                let mut cursor = FileCursor::new(cid, 0, None);
+                while let Some(piece) = blocks.next_piece(&mut cursor).await {
+                    out.send(piece?).await?;
+                }
+                let pad = (512 - size % 512) % 512;
+                out.send(Bytes::from(vec![0u8; pad as usize])).await?;
             }
         }
     }
-    tar.into_inner()?.flush()?;
+    out.send(Bytes::from(tar.into_inner()?)).await?;
     Ok(())
 }
 
-/// A file's bytes as `io::Read`, piece by piece from a [`FileCursor`].
-struct CursorReader<'a> {
-    cursor: FileCursor,
-    fetch: &'a mut Fetcher,
-    piece: Bytes,
-}
-
-impl Read for CursorReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.piece.is_empty() {
-            match self.cursor.next_piece(self.fetch) {
-                None => return Ok(0),
-                Some(Ok(p)) => self.piece = p,
-                Some(Err(e)) => return Err(io::Error::other(e)),
-            }
-        }
-        let n = out.len().min(self.piece.len());
-        out[..n].copy_from_slice(&self.piece[..n]);
-        self.piece.advance(n);
-        Ok(n)
-    }
+/// Send what the tar builder has written so far.
+async fn send_written(tar: &mut tar::Builder<Vec<u8>>, out: &PieceSender) -> Result<(), OpError> {
+    Ok(out.send(Bytes::from(std::mem::take(tar.get_mut()))).await?)
 }
 
 /// `ls`: the entries of directories (a file lists as one nameless entry: itself).
@@ -223,6 +218,21 @@ impl LsLink {
     }
 }
 
+/// One listed entry, typed and sized from its root block when that is in the store.
+fn ls_link(store: &crate::store::Store, e: reader::Entry) -> LsLink {
+    let child = store.get(&e.cid).ok().flatten().and_then(|b| reader::decode(&e.cid, &b).ok());
+    let size = match &child {
+        Some(n) if n.kind() == Kind::File => n.file_size(),
+        _ => e.tsize,
+    };
+    let target = match &child {
+        Some(Node::Symlink { target }) => target.clone(),
+        _ => String::new(),
+    };
+    let kind = type_code(child.map(|n| n.kind()));
+    LsLink { name: e.name, hash: e.cid.to_string(), size, kind, target }
+}
+
 /// kubo's UnixFS type numbers in `ls`.
 fn type_code(kind: Option<Kind>) -> i32 {
     match kind {
@@ -251,37 +261,24 @@ impl Op for Ls {
     type Output = LsObjects;
 
     async fn run(self, ctx: Ctx) -> Result<LsObjects, OpError> {
-        blocking(move |token| {
-            let mut fetch = work::fetcher(&ctx, self.offline, token.clone());
-            let store = ctx.store();
-            let mut objects = Vec::new();
-            for path in self.paths {
-                let cid = exporter::resolve_from(&mut fetch, &path)?;
-                let node = reader::load(&cid, &mut fetch)?;
-                let links = if node.kind() == Kind::File {
-                    let size = node.file_size();
-                    vec![LsLink { name: String::new(), hash: cid.to_string(), size, kind: 2, target: String::new() }]
-                } else {
-                    let mut links = Vec::new();
-                    for e in reader::list(&cid, &node, &mut fetch)? {
-                        let child = store.get(&e.cid).ok().flatten().and_then(|b| reader::decode(&e.cid, &b).ok());
-                        let size = match &child {
-                            Some(n) if n.kind() == Kind::File => n.file_size(),
-                            _ => e.tsize,
-                        };
-                        let target = match &child {
-                            Some(Node::Symlink { target }) => target.clone(),
-                            _ => String::new(),
-                        };
-                        let kind = type_code(child.map(|n| n.kind()));
-                        links.push(LsLink { name: e.name, hash: e.cid.to_string(), size, kind, target });
-                    }
-                    links
-                };
-                objects.push(LsObject { hash: path, links });
-            }
-            Ok(LsObjects { objects })
-        })
-        .await
+        let mut blocks = work::blocks(&ctx, self.offline, CancellationToken::new());
+        let mut objects = Vec::new();
+        for path in self.paths {
+            let (root, segments) = exporter::parse_path(&path)?;
+            let cid = blocks.resolve(root, &segments).await?;
+            let node = blocks.load(&cid).await?;
+            let links = if node.kind() == Kind::File {
+                let size = node.file_size();
+                vec![LsLink { name: String::new(), hash: cid.to_string(), size, kind: 2, target: String::new() }]
+            } else {
+                let entries = blocks.list(&cid, &node).await?;
+                // Each entry's kind and size from its root block when that is local: store
+                // reads, on a blocking thread.
+                let store = ctx.store().clone();
+                blocking(move |_| Ok(entries.into_iter().map(|e| ls_link(&store, e)).collect())).await?
+            };
+            objects.push(LsObject { hash: path, links });
+        }
+        Ok(LsObjects { objects })
     }
 }

@@ -38,15 +38,19 @@ impl Command for DagExport {
 impl WriteOp for DagExport {
     const CONTENT_TYPE: &'static str = "application/vnd.ipld.car";
 
+    /// The DAG is made local (fetched asynchronously), then written from the store on a
+    /// blocking thread.
     async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
-        work::blocking_write(out, move |out, token| {
-            let path = self.path;
-            let mut fetch = work::fetcher(&ctx, self.offline, token.clone());
-            let root = exporter::resolve_from(&mut fetch, &path)
-                .map_err(|e| OpError::context(format!("resolving {path}"), &e))?;
-            let store = ctx.store();
-            let _fetched = ensure_local(store, &root, &mut fetch, token)?;
-            car_io::export(store, &root, out).map_err(|e| OpError::context(format!("exporting {root}"), &e))?;
+        let path = self.path;
+        let (root, segments) = exporter::parse_path(&path)?;
+        let mut blocks = work::blocks(&ctx, self.offline, out.token());
+        let root =
+            blocks.resolve(root, &segments).await.map_err(|e| OpError::context(format!("resolving {path}"), &e))?;
+        let store = ctx.store().clone();
+        let fetched = ensure_local(&store, &root, &mut blocks).await?;
+        work::blocking_write(out, move |out, _| {
+            let _fetched = fetched;
+            car_io::export(&store, &root, out).map_err(|e| OpError::context(format!("exporting {root}"), &e))?;
             Ok(())
         })
         .await

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use cairn_protocol::Cid;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::work::{self, blocking, ensure_local, ensure_local_block};
 use super::{json_reply, Args, Command, Ctx, Op, OpError, Reply};
@@ -67,12 +68,12 @@ impl Op for PinAdd {
         let pinned = match &ctx {
             Ctx::Online(node) if !offline => {
                 // Resolve first, then fetch each whole DAG and pin it (resumable).
-                let c = ctx.clone();
-                let roots = blocking(move |token| {
-                    let mut fetch = work::fetcher(&c, false, token.clone());
-                    paths.iter().map(|p| Ok(exporter::resolve_from(&mut fetch, p)?)).collect::<Result<Vec<_>, _>>()
-                })
-                .await?;
+                let mut blocks = work::blocks(&ctx, false, CancellationToken::new());
+                let mut roots = Vec::new();
+                for p in &paths {
+                    let (root, segments) = exporter::parse_path(p)?;
+                    roots.push(blocks.resolve(root, &segments).await?);
+                }
                 for cid in &roots {
                     node.pin_remote(*cid, kind, name.clone(), &|_| {})
                         .await
@@ -81,23 +82,23 @@ impl Op for PinAdd {
                 roots
             }
             _ => {
-                let c = ctx.clone();
-                blocking(move |token| {
-                    let store = c.store();
-                    let mut fetch = work::fetcher(&c, offline, token.clone());
-                    let mut pinned = Vec::new();
-                    for p in paths {
-                        let cid = exporter::resolve_from(&mut fetch, &p)?;
-                        let _fetched = match kind {
-                            PinKind::Recursive => ensure_local(store, &cid, &mut fetch, token)?,
-                            _ => ensure_local_block(store, &cid, &mut fetch)?,
-                        };
-                        pins::add(store, &cid, kind, name.clone())?;
-                        pinned.push(cid);
-                    }
-                    Ok(pinned)
-                })
-                .await?
+                let store = ctx.store().clone();
+                let mut blocks = work::blocks(&ctx, offline, CancellationToken::new());
+                let mut pinned = Vec::new();
+                for p in paths {
+                    let (root, segments) = exporter::parse_path(&p)?;
+                    let cid = blocks.resolve(root, &segments).await?;
+                    // Held until the pin is written: the fetched blocks stay safe from GC.
+                    let fetched = match kind {
+                        PinKind::Recursive => ensure_local(&store, &cid, &mut blocks).await?,
+                        _ => ensure_local_block(&store, &cid, &mut blocks).await?,
+                    };
+                    let (s, name) = (store.clone(), name.clone());
+                    blocking(move |_| Ok(pins::add(&s, &cid, kind, name)?)).await?;
+                    drop(fetched);
+                    pinned.push(cid);
+                }
+                pinned
             }
         };
         ctx.announce(pinned.clone()).await;

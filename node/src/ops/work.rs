@@ -1,12 +1,11 @@
-//! What several commands share: blocking work that stops when its caller goes away, block
-//! sources for the DAG reader, and making a DAG local before pinning or exporting it.
+//! What several commands share: blocking work that stops when its caller goes away, the
+//! async block source for the DAG reader, and making a DAG local before pinning or
+//! exporting it.
 
 use std::collections::HashSet;
 use std::io::Write;
 
-use bytes::Bytes;
 use cairn_protocol::cids::RAW;
-use cairn_protocol::reader::SourceError;
 use cairn_protocol::{Block, Cid};
 use tokio_util::sync::CancellationToken;
 
@@ -16,8 +15,8 @@ use crate::dag_read::Blocks;
 use crate::http_body::{self, BodyWriter};
 use crate::store::{key_of, BatchWriter, Store};
 
-/// A block source for the DAG reader.
-pub type Fetcher = Box<dyn FnMut(&Cid) -> Result<Bytes, SourceError> + Send>;
+/// Fetched blocks queued for the writer of [`ensure_local`].
+const ENSURE_QUEUE: usize = 16;
 
 /// Run `work` on a blocking thread. If the caller goes away first (its future is dropped),
 /// the token `work` gets is cancelled; long walks and fetches check it between blocks.
@@ -54,77 +53,64 @@ pub fn blocks(ctx: &Ctx, offline: bool, token: CancellationToken) -> Blocks {
     }
 }
 
-/// A block source: the store, then (online, unless `offline`) the network through the node;
-/// every call first checks that the request is still wanted. Call it on a blocking thread.
-pub fn fetcher(ctx: &Ctx, offline: bool, token: CancellationToken) -> Fetcher {
-    let store = ctx.store().clone();
-    let mut net: Option<Fetcher> = match ctx {
-        Ctx::Online(node) if !offline => Some(Box::new(node.fetcher())),
-        _ => None,
-    };
-    Box::new(move |cid: &Cid| {
-        if token.is_cancelled() {
-            return Err("the request was cancelled".into());
-        }
-        match &mut net {
-            Some(f) => f(cid),
-            None => match store.get(cid) {
-                Ok(Some(b)) => Ok(b),
-                Ok(None) => Err(format!("block {cid} is not in the local store").into()),
-                Err(e) => Err(Box::new(e) as SourceError),
-            },
-        }
-    })
-}
-
-/// Make every block of the DAG under `root` local, fetching what is missing. Returns the batch
-/// holding the fetched blocks (committed; drop it once they are pinned) if any were fetched.
-pub fn ensure_local(
-    store: &Store,
-    root: &Cid,
-    fetch: &mut Fetcher,
-    token: &CancellationToken,
-) -> Result<Option<BatchWriter>, OpError> {
-    let mut writer: Option<BatchWriter> = None;
-    let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    let mut stack = vec![*root];
-    while let Some(cid) = stack.pop() {
-        if token.is_cancelled() {
-            return Err(OpError::failed("the request was cancelled"));
-        }
-        if !seen.insert(key_of(&cid)) || (cid.codec() == RAW && store.has(&cid)?) {
-            continue;
-        }
-        let data = match store.get(&cid)? {
-            Some(d) => d,
-            None => {
-                let d = fetch(&cid).map_err(|e| OpError::failed(format!("fetching block {cid}: {e}")))?;
-                if !store.has(&cid)? {
-                    writer.get_or_insert_with(|| store.writer()).write(Block::new_unchecked(cid, d.clone()))?;
-                }
-                d
+/// Make every block of the DAG under `root` local, reading through `blocks` (the store, then
+/// the network). Fetched blocks go to a batch writer on a blocking thread; the batch comes
+/// back (committed: drop it once the blocks are pinned or exported) if any were fetched.
+pub async fn ensure_local(store: &Store, root: &Cid, blocks: &mut Blocks) -> Result<Option<BatchWriter>, OpError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Block>(ENSURE_QUEUE);
+    let s = store.clone();
+    let writing = tokio::task::spawn_blocking(move || -> Result<Option<BatchWriter>, OpError> {
+        let mut writer: Option<BatchWriter> = None;
+        while let Some(block) = rx.blocking_recv() {
+            if !s.has(&block.cid)? {
+                writer.get_or_insert_with(|| s.writer()).write(block)?;
             }
-        };
-        if cid.codec() != RAW {
-            stack.extend(dag::links(&cid, &data)?.into_iter().rev());
         }
+        if let Some(w) = &mut writer {
+            w.commit()?;
+        }
+        Ok(writer)
+    });
+    let walked = async {
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut stack = vec![*root];
+        while let Some(cid) = stack.pop() {
+            let local = store.has(&cid)?;
+            if !seen.insert(key_of(&cid)) || (cid.codec() == RAW && local) {
+                continue;
+            }
+            let data = blocks.block(&cid).await.map_err(|e| OpError::context(format!("fetching block {cid}"), &e))?;
+            if !local {
+                let sent = tx.send(Block::new_unchecked(cid, data.clone())).await;
+                sent.map_err(|_| OpError::failed("the block writer stopped"))?;
+            }
+            if cid.codec() != RAW {
+                stack.extend(dag::links(&cid, &data)?.into_iter().rev());
+            }
+        }
+        Ok::<(), OpError>(())
     }
-    if let Some(w) = &mut writer {
-        w.commit()?;
-    }
-    Ok(writer)
+    .await;
+    drop(tx);
+    let written = writing.await.map_err(|e| OpError::failed(format!("internal error: a worker thread failed: {e}")))?;
+    walked?;
+    written
 }
 
 /// One block, fetched if missing (for direct pins); the batch as in [`ensure_local`].
-pub fn ensure_local_block(store: &Store, cid: &Cid, fetch: &mut Fetcher) -> Result<Option<BatchWriter>, OpError> {
+pub async fn ensure_local_block(store: &Store, cid: &Cid, blocks: &mut Blocks) -> Result<Option<BatchWriter>, OpError> {
     if store.has(cid)? {
         return Ok(None);
     }
-    let data = fetch(cid).map_err(|e| OpError::failed(format!("fetching block {cid}: {e}")))?;
-    let mut w = store.writer();
-    if !store.has(cid)? {
-        w.write(Block::new_unchecked(*cid, data))?;
-        w.commit()?;
-    }
-    Ok(Some(w))
+    let data = blocks.block(cid).await.map_err(|e| OpError::context(format!("fetching block {cid}"), &e))?;
+    let (s, cid) = (store.clone(), *cid);
+    blocking(move |_| {
+        let mut w = s.writer();
+        if !s.has(&cid)? {
+            w.write(Block::new_unchecked(cid, data))?;
+            w.commit()?;
+        }
+        Ok(Some(w))
+    })
+    .await
 }
