@@ -46,7 +46,6 @@ use tokio_util::sync::CancellationToken;
 mod schedule;
 
 use super::wire::{self, PeerEvent, PeerSender, Role, SenderCtx};
-use super::writer::Unwritten;
 use super::{server, BitswapConfig, Counters, FetchError};
 use crate::net::{NetEvent, Network};
 use crate::store::Store;
@@ -252,7 +251,6 @@ pub(crate) struct Client {
     peer_events: mpsc::Receiver<PeerEvent>,
     server: mpsc::Sender<server::Command>,
     writer: mpsc::Sender<Block>,
-    unwritten: Unwritten,
     store: Store,
     events: broadcast::Receiver<NetEvent>,
     shutdown: CancellationToken,
@@ -287,7 +285,6 @@ impl Client {
         (peer_tx, peer_events): (mpsc::Sender<PeerEvent>, mpsc::Receiver<PeerEvent>),
         server: mpsc::Sender<server::Command>,
         writer: mpsc::Sender<Block>,
-        unwritten: Unwritten,
         store: Store,
         shutdown: CancellationToken,
     ) -> Self {
@@ -309,7 +306,6 @@ impl Client {
             peer_events,
             server,
             writer,
-            unwritten,
             store,
             shutdown,
             sender_ctx,
@@ -443,8 +439,8 @@ impl Client {
             }
             return;
         }
-        if let Some(data) = self.unwritten.get(&cid) {
-            // Delivered to another want moments ago and not yet in the store.
+        if let Some(data) = self.store.pending(&cid) {
+            // Delivered to another want moments ago and not yet on disk.
             if let Some(r) = reply {
                 let _ = r.send(Ok(data));
             }
@@ -584,8 +580,11 @@ impl Client {
         for waiter in w.waiters {
             let _ = waiter.send(Ok(block.data.clone()));
         }
-        self.unwritten.insert(&block);
+        // Readable from the store at once; durable once the write-behind has committed it.
+        self.store.stage(&block);
+        let cid = block.cid;
         if self.writer.send(block).await.is_err() {
+            self.store.unstage(&cid);
             tracing::warn!("bitswap store writer stopped; fetched block not stored");
         }
     }

@@ -216,7 +216,6 @@ pub struct Bitswap {
     server: mpsc::Sender<server::Command>,
     counters: Arc<Counters>,
     store: Store,
-    unwritten: writer::Unwritten,
     local_reads: Arc<Semaphore>,
     get_timeout: Duration,
     next_session: Arc<AtomicU64>,
@@ -236,9 +235,7 @@ impl Bitswap {
         let (server_tx, server_rx) = mpsc::channel(SERVER_QUEUE);
         let (wants_tx, wants_rx) = mpsc::channel(SERVER_QUEUE);
         let (peer_tx, peer_rx) = mpsc::channel(CLIENT_QUEUE);
-        let unwritten = writer::Unwritten::default();
-        let (writer_tx, writer_task) =
-            writer::spawn(store.clone(), unwritten.clone(), server_tx.clone(), cfg.stored.take());
+        let (writer_tx, writer_task) = writer::spawn(store.clone(), server_tx.clone(), cfg.stored.take());
         let server_task = server::spawn(server::Server::new(
             &net,
             store.clone(),
@@ -257,7 +254,6 @@ impl Bitswap {
             (peer_tx.clone(), peer_rx),
             server_tx.clone(),
             writer_tx,
-            unwritten.clone(),
             store.clone(),
             shutdown.clone(),
         ));
@@ -269,7 +265,6 @@ impl Bitswap {
             server: server_tx,
             counters,
             store,
-            unwritten,
             local_reads: Arc::new(Semaphore::new(LOCAL_READS)),
             get_timeout: cfg.get_timeout,
             next_session: Arc::new(AtomicU64::new(1)),
@@ -291,7 +286,6 @@ impl Bitswap {
             id,
             self.client.clone(),
             self.store.clone(),
-            self.unwritten.clone(),
             self.local_reads.clone(),
             timeout,
             self.counters.clone(),

@@ -17,7 +17,6 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::client::{Command, SessionRef};
-use super::writer::Unwritten;
 use super::{Counters, FetchError};
 use crate::store::Store;
 
@@ -34,7 +33,6 @@ pub struct Session {
     _guard: Arc<DropGuard>,
     client: mpsc::Sender<Command>,
     store: Store,
-    unwritten: Unwritten,
     local_reads: Arc<Semaphore>,
     get_timeout: Duration,
     counters: Arc<Counters>,
@@ -51,14 +49,13 @@ impl Session {
         id: u64,
         client: mpsc::Sender<Command>,
         store: Store,
-        unwritten: Unwritten,
         local_reads: Arc<Semaphore>,
         get_timeout: Duration,
         counters: Arc<Counters>,
     ) -> Self {
         let alive = CancellationToken::new();
         let guard = Arc::new(alive.clone().drop_guard());
-        Session { id, alive, _guard: guard, client, store, unwritten, local_reads, get_timeout, counters }
+        Session { id, alive, _guard: guard, client, store, local_reads, get_timeout, counters }
     }
 
     fn session_ref(&self) -> SessionRef {
@@ -98,7 +95,7 @@ impl Session {
 
     /// The block from this node: fetched and not yet written, or in the store.
     async fn local(&self, cid: Cid) -> Result<Option<Bytes>, FetchError> {
-        if let Some(data) = self.unwritten.get(&cid) {
+        if let Some(data) = self.store.pending(&cid) {
             return Ok(Some(data));
         }
         let _permit = self.local_reads.acquire().await.map_err(|_| FetchError::Shutdown)?;

@@ -5,20 +5,17 @@
 //! which answers peers that wanted those blocks. It exits, after a last commit, when the
 //! client task drops the queue.
 //!
-//! A `get` returns as soon as its block is verified, before it is durable. Until the store has
-//! the block it is readable from [`Unwritten`], afterwards from the store (which serves blocks
-//! it has queued), so a `get` that follows a prefetch finds it instead of fetching it again.
+//! A `get` returns as soon as its block is verified, before it is durable. The client stages
+//! the block in the store ([`Store::stage`]) before queueing it here, so it is readable at
+//! once (and a `get` that follows a prefetch finds it instead of fetching it again); the
+//! store's queue is the one place a block waits between arrival and the disk.
 //! Memory stays bounded by the two queues ([`WRITE_QUEUE`] here and the store's), not by the
 //! batch: a block's bytes are freed once written, the commit only makes them durable.
 //!
 //! [`BatchWriter`]: crate::store::BatchWriter
+//! [`Store::stage`]: crate::store::Store::stage
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
 use cairn_protocol::{Block, Cid};
-use multihash::Multihash;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -34,51 +31,20 @@ const WRITE_BATCH: usize = 256;
 /// Most bytes committed together.
 const WRITE_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
-/// Verified blocks queued for the writer and not yet handed to the store, by multihash. The
-/// client adds a block before queueing it, the writer removes it once the store has it; so it
-/// holds at most the write queue, and shares the bytes rather than copying them.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Unwritten(Arc<Mutex<HashMap<Multihash<64>, Bytes>>>);
-
-impl Unwritten {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Multihash<64>, Bytes>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Remember a block about to be queued for writing.
-    pub(crate) fn insert(&self, block: &Block) {
-        self.lock().insert(*block.cid.hash(), block.data.clone());
-    }
-
-    /// The bytes of `cid`, if it is waiting to be written.
-    pub(crate) fn get(&self, cid: &Cid) -> Option<Bytes> {
-        self.lock().get(cid.hash()).cloned()
-    }
-
-    fn remove(&self, cids: &[Cid]) {
-        let mut map = self.lock();
-        for cid in cids {
-            map.remove(cid.hash());
-        }
-    }
-}
-
 /// Start the writer; returns its queue and the thread's handle.
 pub(crate) fn spawn(
     store: Store,
-    unwritten: Unwritten,
     server: mpsc::Sender<server::Command>,
     stored: Option<mpsc::Sender<Vec<Cid>>>,
 ) -> (mpsc::Sender<Block>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-    let handle = tokio::task::spawn_blocking(move || run(store, rx, unwritten, server, stored));
+    let handle = tokio::task::spawn_blocking(move || run(store, rx, server, stored));
     (tx, handle)
 }
 
 fn run(
     store: Store,
     mut rx: mpsc::Receiver<Block>,
-    unwritten: Unwritten,
     server: mpsc::Sender<server::Command>,
     stored: Option<mpsc::Sender<Vec<Cid>>>,
 ) {
@@ -93,7 +59,6 @@ fn run(
             bytes += b.data.len();
             let cid = b.cid;
             let queued = w.write(b);
-            unwritten.remove(&[cid]);
             cids.push(cid);
             if queued.is_err() {
                 break; // the store is shut down; the commit below reports it

@@ -70,8 +70,9 @@ struct Inner {
     meta: Box<dyn MetaLayer>,
     /// Keys held by open batches, with a count of holders.
     protected: Mutex<HashMap<Vec<u8>, usize>>,
-    /// Blocks handed to the writer thread and not yet written, so they are readable at once
-    /// and their bytes are released as soon as they reach the disk, not at the commit.
+    /// Blocks staged or handed to the writer thread and not yet written: the store's one
+    /// notion of "have, not yet on disk". They are readable at once, and their bytes are
+    /// released as soon as they reach the disk, not at the commit.
     queued: Mutex<HashMap<Vec<u8>, Bytes>>,
     /// Pin changes hold it shared, a GC run exclusively: a pin written while GC runs would
     /// otherwise be missed by its mark phase once the batch protecting its blocks is dropped.
@@ -136,6 +137,26 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn meta(&self) -> &dyn MetaLayer {
         &*self.inner.meta
+    }
+
+    /// Make a verified block readable at once, before a batch writer takes it (Bitswap's
+    /// write-behind hands blocks to its writer through a short queue). A batch that writes the
+    /// block takes it over; [`Store::unstage`] drops one that will not be written.
+    pub fn stage(&self, block: &Block) {
+        if block.cid.hash().code() != IDENTITY {
+            self.inner.queued.lock().expect("queued blocks lock").insert(key_of(&block.cid), block.data.clone());
+        }
+    }
+
+    /// Drop a staged block that will not be written after all.
+    pub fn unstage(&self, cid: &Cid) {
+        self.inner.queued.lock().expect("queued blocks lock").remove(&key_of(cid));
+    }
+
+    /// The bytes of a block staged or queued and not yet on disk, without re-hashing them
+    /// (they were verified, or made here, before they were staged or written).
+    pub fn pending(&self, cid: &Cid) -> Option<Bytes> {
+        self.inner.queued.lock().expect("queued blocks lock").get(&key_of(cid)).cloned()
     }
 
     /// Read and verify the block named by `cid`. Identity CIDs return their inline bytes.
@@ -512,5 +533,27 @@ mod tests {
         // Written: the queue let go of the bytes and the disk serves them.
         assert!(store.inner.queued.lock().unwrap().is_empty());
         assert_eq!(store.get(&large.cid).unwrap().unwrap(), large.data);
+    }
+
+    #[test]
+    fn staged_blocks_are_readable_until_written_or_unstaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(
+            Box::new(DiskFiles::open(&dir.path().join("blocks")).unwrap()),
+            Box::new(SledMeta::open(&dir.path().join("meta"), 1 << 20).unwrap()),
+        );
+        let (kept, dropped) = (block(b"staged and written"), block(b"staged, never written"));
+        store.stage(&kept);
+        store.stage(&dropped);
+        assert_eq!(store.pending(&kept.cid), Some(kept.data.clone()));
+        assert!(store.has(&kept.cid).unwrap());
+        assert_eq!(store.get(&dropped.cid).unwrap(), Some(dropped.data.clone()));
+        store.unstage(&dropped.cid);
+        assert!(!store.has(&dropped.cid).unwrap(), "an unstaged block is gone");
+        let mut w = store.writer();
+        w.write(kept.clone()).unwrap();
+        w.commit().unwrap();
+        assert_eq!(store.pending(&kept.cid), None, "written: no longer pending");
+        assert_eq!(store.get(&kept.cid).unwrap(), Some(kept.data));
     }
 }
