@@ -167,8 +167,9 @@ where
 }
 
 /// Run `produce` as a task and stream the pieces it sends as a `200` body with no headers
-/// set, holding no thread while it waits (a blocking producer runs through [`run_blocking`]). If it fails before its first piece, its error is
-/// returned instead; after that, the body is cut short. With `send_timeout`, a client that
+/// set, holding no thread while it waits (a blocking producer runs through [`run_blocking`]).
+/// If it fails before its first piece, its error is returned instead; after that, the body is
+/// cut short. With `send_timeout`, a client that
 /// takes no piece for that long is given up on (it must not hold a request slot forever);
 /// dropping the body cancels `token`.
 pub async fn async_body<F, Fut, E>(

@@ -4,8 +4,9 @@
 //! cancellation token and one [`TaskTracker`], and `Node::shutdown` cancels the token, waits for
 //! every tracked task (the swarm task, which joins its record-persistence thread; Bitswap; the
 //! provider and its sweeps; the storage budget; pin resumption; memory trimming) and flushes the
-//! store last. Reads that may need the network go through [`Node::fetcher`], which serves blocks from
-//! the store and fetches missing ones over Bitswap, with a read-ahead window in file order.
+//! store last. Reads that may need the network go through [`Node::blocks`] (async) or
+//! [`Node::fetcher`] (blocking), which serve blocks from the store and fetch missing ones over
+//! Bitswap, with a read-ahead window in file order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,20 +161,7 @@ impl Node {
     /// file order as soon as their parent is known. Call it from a blocking thread; async code
     /// reads through [`Node::blocks`].
     pub fn fetcher(&self) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + Send + 'static {
-        self.fetcher_session(self.bitswap.session())
-    }
-
-    /// [`Node::fetcher`] that fails a block with [`crate::bitswap::FetchError::Timeout`] when
-    /// no peer delivers it within `timeout`.
-    pub fn fetcher_with_timeout(
-        &self,
-        timeout: Duration,
-    ) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + Send + 'static {
-        self.fetcher_session(self.bitswap.session_with_timeout(timeout))
-    }
-
-    fn fetcher_session(&self, session: Session) -> impl FnMut(&Cid) -> Result<Bytes, SourceError> + Send + 'static {
-        let mut blocks = Blocks::new(self.store().clone(), Some(session), CancellationToken::new());
+        let mut blocks = self.blocks(CancellationToken::new());
         move |cid: &Cid| (blocks.sync())(cid)
     }
 
