@@ -7,7 +7,7 @@
 //! pieces to the response over a channel of [`STREAM_QUEUE`] entries, so at most a few MiB
 //! are in flight whatever the content size and a slow client slows the producer down. When the
 //! client goes away the channel closes, the next write fails with `BrokenPipe`, and the producer
-//! stops (fetches check [`BodyWriter::is_closed`] between blocks).
+//! stops (fetches check [`PieceSender::token`] between blocks).
 //!
 //! Errors before the first byte become a normal error response; after it, the body is cut
 //! short (the chunked encoding never terminates), which every HTTP client reports as an error.
@@ -63,11 +63,6 @@ impl PieceSender {
         }
     }
 
-    /// Whether the client has gone away (the response was dropped).
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
     /// A token cancelled when the client goes away, for fetches between sends.
     pub fn token(&self) -> CancellationToken {
         self.token.clone()
@@ -93,22 +88,6 @@ pub struct BodyWriter {
 }
 
 impl BodyWriter {
-    /// Send `bytes` as one piece (after whatever is buffered), without copying.
-    pub fn send(&mut self, bytes: Bytes) -> io::Result<()> {
-        self.flush_buf()?;
-        self.push(bytes)
-    }
-
-    /// Whether the client has gone away (the response was dropped).
-    pub fn is_closed(&self) -> bool {
-        self.out.is_closed()
-    }
-
-    /// A token cancelled when the client goes away, for fetches between writes.
-    pub fn token(&self) -> CancellationToken {
-        self.out.token()
-    }
-
     fn flush_buf(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());

@@ -291,6 +291,24 @@ fn content_is_fetched_from_peers_on_demand_or_times_out() -> Result<()> {
     Ok(())
 }
 
+/// Start `n` clients that stall on the daemon `pid`, 100 ms apart (so their short planning
+/// steps share the blocking pool's idle threads: what stays is what a stalled body holds), and
+/// count the daemon's OS threads before and once every client waits for the missing block.
+fn stall(
+    pid: u32,
+    n: usize,
+    start: impl Fn() -> std::io::Result<std::process::Child>,
+) -> Result<(usize, usize, Vec<std::process::Child>)> {
+    let before = threads(pid)?;
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(start().context("starting a client")?);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    Ok((before, threads(pid)?, clients))
+}
+
 /// OS threads of a process.
 fn threads(pid: u32) -> Result<usize> {
     Ok(fs::read_dir(format!("/proc/{pid}/task"))?.count())
@@ -322,20 +340,11 @@ fn stalled_file_bodies_hold_no_thread() -> Result<()> {
 
     let url = format!("{}/ipfs/{cid}", da.gateway);
     let _ = curl(&url, &["--max-time", "2"]); // warm up the runtime's worker threads
-    let before = threads(da.pid())?;
-    // Clients arrive 100 ms apart, so their short planning steps share the blocking pool's
-    // idle threads; what stays is what a stalled body holds.
-    let mut stalled = Vec::new();
-    for _ in 0..CLIENTS {
-        let curl = std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "--max-time", "30", &url]).spawn();
-        stalled.push(curl.context("starting curl")?);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Every client has its first chunk and waits for the missing one.
-    std::thread::sleep(Duration::from_millis(1500));
-    let during = threads(da.pid())?;
+    let gateway =
+        || std::process::Command::new("curl").args(["-s", "-o", "/dev/null", "--max-time", "30", &url]).spawn();
+    let (before, during, bodies) = stall(da.pid(), CLIENTS, gateway)?;
     eprintln!("daemon threads: {before} before, {during} with {CLIENTS} stalled bodies");
-    for mut c in stalled {
+    for mut c in bodies {
         c.wait()?;
     }
     ensure!(
@@ -344,15 +353,9 @@ fn stalled_file_bodies_hold_no_thread() -> Result<()> {
     );
 
     // The same through the API: `cairn cat` streams from the daemon with the same reader.
-    let before = threads(da.pid())?;
-    let mut cats = Vec::new();
-    for _ in 0..CLIENTS {
-        let cat = a.cmd(&["cat", &cid]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn();
-        cats.push(cat.context("starting cairn cat")?);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    let during = threads(da.pid())?;
+    let null = std::process::Stdio::null;
+    let cat = || a.cmd(&["cat", &cid]).stdout(null()).stderr(null()).spawn();
+    let (before, during, cats) = stall(da.pid(), CLIENTS, cat)?;
     eprintln!("daemon threads: {before} before, {during} with {CLIENTS} stalled `cairn cat`s");
     for mut c in cats {
         // Still waiting for the block (the node's own fetch timeout is longer): stop them.

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::io::Write;
 
+use bytes::Bytes;
 use cairn_protocol::cids::RAW;
 use cairn_protocol::{Block, Cid};
 use tokio_util::sync::CancellationToken;
@@ -75,15 +76,23 @@ pub async fn ensure_local(store: &Store, root: &Cid, blocks: &mut Blocks) -> Res
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         let mut stack = vec![*root];
         while let Some(cid) = stack.pop() {
-            let local = store.has(&cid)?;
-            if !seen.insert(key_of(&cid)) || (cid.codec() == RAW && local) {
+            if !seen.insert(key_of(&cid)) {
                 continue;
             }
-            let data = blocks.block(&cid).await.map_err(|e| OpError::context(format!("fetching block {cid}"), &e))?;
-            if !local {
-                let sent = tx.send(Block::new_unchecked(cid, data.clone())).await;
-                sent.map_err(|_| OpError::failed("the block writer stopped"))?;
+            let (local, data) = local_block(store, cid).await?;
+            if local && cid.codec() == RAW {
+                continue; // a stored leaf: nothing below it
             }
+            let data = match data {
+                Some(d) => d,
+                None => {
+                    let d =
+                        blocks.block(&cid).await.map_err(|e| OpError::context(format!("fetching block {cid}"), &e))?;
+                    let sent = tx.send(Block::new_unchecked(cid, d.clone())).await;
+                    sent.map_err(|_| OpError::failed("the block writer stopped"))?;
+                    d
+                }
+            };
             if cid.codec() != RAW {
                 stack.extend(dag::links(&cid, &data)?.into_iter().rev());
             }
@@ -95,6 +104,20 @@ pub async fn ensure_local(store: &Store, root: &Cid, blocks: &mut Blocks) -> Res
     let written = writing.await.map_err(|e| OpError::failed(format!("internal error: a worker thread failed: {e}")))?;
     walked?;
     written
+}
+
+/// Whether a block is stored and, unless it is a raw leaf (no links to follow), its verified
+/// bytes: one trip to the blocking pool.
+async fn local_block(store: &Store, cid: Cid) -> Result<(bool, Option<Bytes>), OpError> {
+    let s = store.clone();
+    blocking(move |_| {
+        if cid.codec() == RAW {
+            return Ok((s.has(&cid)?, None));
+        }
+        let data = s.get(&cid)?;
+        Ok((data.is_some(), data))
+    })
+    .await
 }
 
 /// One block, fetched if missing (for direct pins); the batch as in [`ensure_local`].

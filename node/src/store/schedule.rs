@@ -111,7 +111,8 @@ impl Store {
     }
 
     /// Whether a key is scheduled, and when it was last announced (0: never).
-    pub fn scheduled(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn scheduled(&self, key: &[u8]) -> Result<Option<u64>, StoreError> {
         Ok(self.inner.meta.get(Tree::Provide, key)?.map(|v| stamp_of(&v)))
     }
 
