@@ -102,8 +102,10 @@ pub async fn ensure_local(store: &Store, root: &Cid, blocks: &mut Blocks) -> Res
     .await;
     drop(tx);
     let written = writing.await.map_err(|e| OpError::failed(format!("internal error: a worker thread failed: {e}")))?;
+    // The writer's own failure (a full disk, say) is the cause of a walk that stopped on it.
+    let writer = written?;
     walked?;
-    written
+    Ok(writer)
 }
 
 /// Whether a block is stored and, unless it is a raw leaf (no links to follow), its verified
