@@ -13,7 +13,7 @@ use crate::store::Store;
 
 /// Check now: run a GC pass if the blocks take more than `max_bytes` (0: no budget). Returns
 /// the bytes freed.
-pub fn enforce(store: &Store, max_bytes: u64) -> Result<u64, crate::pins::PinError> {
+pub(crate) fn enforce(store: &Store, max_bytes: u64) -> Result<u64, crate::pins::PinError> {
     if max_bytes == 0 {
         return Ok(0);
     }
@@ -31,7 +31,7 @@ pub fn enforce(store: &Store, max_bytes: u64) -> Result<u64, crate::pins::PinErr
 }
 
 /// Check every `period` (`store.gc_period_secs`) until `shutdown`.
-pub async fn run(store: Store, max_bytes: u64, period: Duration, shutdown: CancellationToken) {
+pub(crate) async fn run(store: Store, max_bytes: u64, period: Duration, shutdown: CancellationToken) {
     if max_bytes == 0 {
         return;
     }

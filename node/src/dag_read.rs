@@ -17,9 +17,9 @@ use cairn_protocol::Cid;
 use tokio_util::sync::CancellationToken;
 
 use crate::bitswap::Session;
-pub use crate::read_ahead::BlockError;
+pub(crate) use crate::read_ahead::BlockError;
 use crate::read_ahead::{read_store, ReadAhead};
-use crate::store::Store;
+use crate::store::{AsyncStore, Store};
 
 /// Why reading a DAG failed: the DAG itself, or one of its blocks.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum DagReadError {
 
 /// Asked before a request's first block is fetched from the network (the gateway moves the
 /// request to its retrieval pool there); it may wait, or refuse.
-pub trait NetworkGate: Send + Sync {
+pub(crate) trait NetworkGate: Send + Sync {
     /// Let the request fetch from the network.
     fn enter(&self) -> Pin<Box<dyn Future<Output = Result<(), BlockError>> + Send + '_>>;
 }
@@ -47,7 +47,7 @@ pub trait NetworkGate: Send + Sync {
 /// A block source for one read: the store, then (when it has a session) the network with
 /// read-ahead; every call first checks that the read is still wanted.
 pub struct Blocks {
-    store: Store,
+    store: AsyncStore,
     net: Option<ReadAhead>,
     token: CancellationToken,
     gate: Option<Arc<dyn NetworkGate>>,
@@ -74,7 +74,7 @@ impl Blocks {
     /// created inside a tokio runtime.
     pub fn new(store: Store, session: Option<Session>, token: CancellationToken) -> Blocks {
         Blocks {
-            store,
+            store: store.handle(),
             net: session.map(ReadAhead::new),
             token,
             gate: None,
@@ -85,7 +85,7 @@ impl Blocks {
     }
 
     /// Ask `gate` before the first block that must come from the network.
-    pub fn with_gate(mut self, gate: Arc<dyn NetworkGate>) -> Blocks {
+    pub(crate) fn with_gate(mut self, gate: Arc<dyn NetworkGate>) -> Blocks {
         self.gate = Some(gate);
         self
     }
@@ -105,7 +105,7 @@ impl Blocks {
         let block = match &mut self.net {
             Some(ahead) => {
                 if let Some(gate) = &self.gate {
-                    if !self.store.has(cid).unwrap_or(false) {
+                    if !self.store.has(*cid).await.unwrap_or(false) {
                         gate.enter().await?;
                         // Entered once, for the rest of the read.
                         self.gate = None;
@@ -130,12 +130,12 @@ impl Blocks {
     }
 
     /// Keep every block given from now on, for [`Blocks::take_recorded`].
-    pub fn start_recording(&mut self) {
+    pub(crate) fn start_recording(&mut self) {
         self.recorded = Some(Vec::new());
     }
 
     /// The blocks given since [`Blocks::start_recording`], in order; recording stops.
-    pub fn take_recorded(&mut self) -> Vec<(Cid, Bytes)> {
+    pub(crate) fn take_recorded(&mut self) -> Vec<(Cid, Bytes)> {
         self.recorded.take().unwrap_or_default()
     }
 
@@ -204,7 +204,7 @@ impl Blocks {
 
     /// Bytes `[start, start + len)` of a file, in one buffer (without copying when one block
     /// holds them).
-    pub async fn read_range(&mut self, cid: Cid, start: u64, len: u64) -> Result<Bytes, DagReadError> {
+    pub(crate) async fn read_range(&mut self, cid: Cid, start: u64, len: u64) -> Result<Bytes, DagReadError> {
         let mut cursor = FileCursor::new(cid, start, Some(len));
         let mut pieces = Vec::new();
         while let Some(piece) = self.next_piece(&mut cursor).await {
@@ -219,7 +219,7 @@ impl Blocks {
 
     /// The next non-empty piece of `cursor`'s range, `None` at the end. After an error the
     /// cursor yields nothing more.
-    pub async fn next_piece(&mut self, cursor: &mut FileCursor) -> Option<Result<Bytes, DagReadError>> {
+    pub(crate) async fn next_piece(&mut self, cursor: &mut FileCursor) -> Option<Result<Bytes, DagReadError>> {
         loop {
             match cursor.next_step() {
                 Read::Piece(piece) => return Some(Ok(piece)),

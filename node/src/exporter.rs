@@ -38,7 +38,7 @@ pub enum ExportError {
 }
 
 /// Split `cid/a/b` or `/ipfs/cid/a/b` into the root CID and validated segments.
-pub fn parse_path(text: &str) -> Result<(Cid, Vec<String>), ExportError> {
+pub(crate) fn parse_path(text: &str) -> Result<(Cid, Vec<String>), ExportError> {
     let t = text.trim();
     let t = t.strip_prefix("/ipfs/").unwrap_or(t);
     let (root, rest) = t.split_once('/').unwrap_or((t, ""));
@@ -68,7 +68,7 @@ pub fn resolve(store: &Store, path: &str) -> Result<Cid, ExportError> {
 }
 
 /// Resolve a path to its CID through any block source.
-pub fn resolve_from(fetch: Fetch<'_>, path: &str) -> Result<Cid, ExportError> {
+pub(crate) fn resolve_from(fetch: Fetch<'_>, path: &str) -> Result<Cid, ExportError> {
     let (root, segments) = parse_path(path)?;
     Ok(reader::resolve(root, &segments, fetch)?)
 }
@@ -157,7 +157,12 @@ pub fn get(store: &Store, path: &str, dest: &Path, progress: &dyn Fn(u64)) -> Re
 }
 
 /// [`get`] through any block source.
-pub fn get_from(fetch: Fetch<'_>, path: &str, dest: &Path, progress: &dyn Fn(u64)) -> Result<GetReport, ExportError> {
+pub(crate) fn get_from(
+    fetch: Fetch<'_>,
+    path: &str,
+    dest: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<GetReport, ExportError> {
     let root = resolve_from(fetch, path)?;
     let mut report = GetReport::default();
     let mut stack = vec![(root, dest.to_path_buf())];

@@ -14,7 +14,7 @@ const SWEEP_BATCH: usize = 1024;
 
 /// What a GC run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GcReport {
+pub(crate) struct GcReport {
     /// Blocks kept because a pin reaches them.
     pub marked: u64,
     /// Blocks removed.
@@ -25,7 +25,7 @@ pub struct GcReport {
 
 /// The keys of every block a pin reaches (the mark phase). Callers that act on the result
 /// hold [`Store::gc_guard`] or accept that pins may change meanwhile.
-pub fn live_keys(store: &Store) -> Result<HashSet<Vec<u8>>, PinError> {
+pub(crate) fn live_keys(store: &Store) -> Result<HashSet<Vec<u8>>, PinError> {
     let mut live: HashSet<Vec<u8>> = HashSet::new();
     for pin in pins::list_stored(store)? {
         match pin.kind {
@@ -42,7 +42,7 @@ pub fn live_keys(store: &Store) -> Result<HashSet<Vec<u8>>, PinError> {
 }
 
 /// Run one mark-and-sweep pass.
-pub fn run(store: &Store) -> Result<GcReport, PinError> {
+pub(crate) fn run(store: &Store) -> Result<GcReport, PinError> {
     // No pin may change until the sweep is done: see `Store::gc_guard`.
     let _gate = store.gc_guard();
     let live = live_keys(store)?;

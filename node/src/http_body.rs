@@ -26,10 +26,10 @@ use tokio_util::sync::CancellationToken;
 
 /// Pieces queued between a producer and the response (each up to [`PIECE`] bytes, or one
 /// file chunk of up to 1 MiB).
-pub const STREAM_QUEUE: usize = 8;
+pub(crate) const STREAM_QUEUE: usize = 8;
 
 /// Bytes [`BodyWriter`] collects before it sends a piece.
-pub const PIECE: usize = 256 * 1024;
+pub(crate) const PIECE: usize = 256 * 1024;
 
 /// A producer's end of a streaming body: pieces go to the response through a channel of
 /// [`STREAM_QUEUE`] entries. Async producers [`PieceSender::send`]; blocking ones write
@@ -70,7 +70,7 @@ impl PieceSender {
 
     /// A blocking, buffered `Write` into this body, for producers on a blocking thread. Must
     /// be created inside the runtime.
-    pub fn writer(&self) -> BodyWriter {
+    pub(crate) fn writer(&self) -> BodyWriter {
         BodyWriter {
             out: self.clone(),
             buf: BytesMut::with_capacity(PIECE),
@@ -81,7 +81,7 @@ impl PieceSender {
 
 /// A blocking producer's end of a streaming body: what it writes is collected into pieces of
 /// [`PIECE`] bytes and sent, waiting when the client is behind.
-pub struct BodyWriter {
+pub(crate) struct BodyWriter {
     out: PieceSender,
     buf: BytesMut,
     runtime: tokio::runtime::Handle,
@@ -126,7 +126,7 @@ impl Write for BodyWriter {
 
 /// Mark a streamed answer as kubo does (its clients look for `X-Stream-Output`), with
 /// `content_type`.
-pub fn stream_output(mut resp: Response, content_type: &'static str) -> Response {
+pub(crate) fn stream_output(mut resp: Response, content_type: &'static str) -> Response {
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert("X-Stream-Output", HeaderValue::from_static("1"));
@@ -134,7 +134,7 @@ pub fn stream_output(mut resp: Response, content_type: &'static str) -> Response
 }
 
 /// Run `produce` on a blocking thread over `out`'s [`BodyWriter`], flushing it at the end.
-pub async fn run_blocking<F, E>(out: PieceSender, produce: F) -> Result<(), E>
+pub(crate) async fn run_blocking<F, E>(out: PieceSender, produce: F) -> Result<(), E>
 where
     F: FnOnce(&mut BodyWriter) -> Result<(), E> + Send + 'static,
     E: From<io::Error> + Send + 'static,
@@ -151,7 +151,7 @@ where
 /// cut short. With `send_timeout`, a client that
 /// takes no piece for that long is given up on (it must not hold a request slot forever);
 /// dropping the body cancels `token`.
-pub async fn async_body<F, Fut, E>(
+pub(crate) async fn async_body<F, Fut, E>(
     token: CancellationToken,
     produce: F,
     send_timeout: Option<Duration>,
@@ -210,7 +210,7 @@ async fn respond<E: std::fmt::Display + Send + 'static>(
 
 /// Keep `permit` (a semaphore permit, or any guard) until `resp`'s body has been sent (at
 /// once for a complete body), so a concurrency limit counts streamed responses until they end.
-pub fn hold_until_body_ends<P: Send + Sync + 'static>(resp: Response, permit: P) -> Response {
+pub(crate) fn hold_until_body_ends<P: Send + Sync + 'static>(resp: Response, permit: P) -> Response {
     use axum::body::HttpBody;
     if resp.body().size_hint().exact().is_some() {
         // A complete answer: the work is done, the permit can go.
@@ -226,7 +226,7 @@ pub fn hold_until_body_ends<P: Send + Sync + 'static>(resp: Response, permit: P)
 
 /// A complete newline-delimited JSON body of lines already serialized (one JSON value and
 /// `\n` each), as kubo streams lists.
-pub fn ndjson_lines(out: Vec<u8>) -> Response {
+pub(crate) fn ndjson_lines(out: Vec<u8>) -> Response {
     let mut resp = Body::from(out).into_response();
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -236,18 +236,18 @@ pub fn ndjson_lines(out: Vec<u8>) -> Response {
 
 /// A request body fed chunk by chunk from the async side, read as `io::Read` on a blocking
 /// thread. The channel holds [`BODY_QUEUE`] chunks, so a slow import slows the upload down.
-pub struct BodyReader {
+pub(crate) struct BodyReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
 }
 
 /// Request-body chunks queued for a blocking reader.
-pub const BODY_QUEUE: usize = 8;
+pub(crate) const BODY_QUEUE: usize = 8;
 
 impl BodyReader {
     /// A reader and the sender the request handler pushes chunks into; dropping the sender
     /// is the end of the data, and an `Err` is the reader's error (a body cut short).
-    pub fn channel() -> (mpsc::Sender<io::Result<Bytes>>, BodyReader) {
+    pub(crate) fn channel() -> (mpsc::Sender<io::Result<Bytes>>, BodyReader) {
         let (tx, rx) = mpsc::channel(BODY_QUEUE);
         (tx, BodyReader { rx, cur: Bytes::new() })
     }

@@ -33,22 +33,22 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Longest a client may take to send one request's header.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest a request body may send nothing; also the grace before [`BODY_MIN_RATE`] applies.
-pub const BODY_IDLE: Duration = Duration::from_secs(20);
+pub(crate) const BODY_IDLE: Duration = Duration::from_secs(20);
 
 /// Slowest average a request body may keep up after its first [`BODY_IDLE`] (bytes per
 /// second): far below any real upload, far above a trickle meant to hold a slot.
-pub const BODY_MIN_RATE: u64 = 1024;
+pub(crate) const BODY_MIN_RATE: u64 = 1024;
 
 /// How long `serve_until` waits for running requests after shutdown is asked before it
 /// returns anyway (a `cat` of a huge file must not hold the daemon up).
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serve `router` on `listener`, at most `max_connections` at once, until `shutdown` fires;
 /// then let running requests finish for up to [`DRAIN_TIMEOUT`].
-pub async fn serve_until(
+pub(crate) async fn serve_until(
     listener: TcpListener,
     router: Router,
     max_connections: usize,
@@ -95,7 +95,7 @@ pub async fn serve_until(
 }
 
 /// Middleware: give the request body the idle and rate deadlines (see the module docs).
-pub async fn body_deadline(req: Request, next: Next) -> Response {
+pub(crate) async fn body_deadline(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let body = Body::from_stream(Deadline { inner: body.into_data_stream(), start: None, bytes: 0, idle: None });
     next.run(Request::from_parts(parts, body)).await

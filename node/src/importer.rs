@@ -33,7 +33,7 @@ use crate::store::{BatchWriter, Store, StoreError};
 use crate::upload::{Part, PartKind};
 
 /// Longest symlink target accepted (Linux's `PATH_MAX`).
-pub const MAX_SYMLINK: usize = 4096;
+pub(crate) const MAX_SYMLINK: usize = 4096;
 
 /// Chunks or leaves queued between pipeline stages.
 const STAGE_QUEUE: usize = 4;
@@ -102,7 +102,7 @@ pub enum Event<'a> {
 
 /// How an entry on disk is added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntryKind {
+pub(crate) enum EntryKind {
     /// A folder, walked.
     Dir,
     /// A symbolic link, stored as a UnixFS symlink.
@@ -118,7 +118,7 @@ pub enum EntryKind {
 /// Decide how to add `path`. `top_level`: named on the command line, where pipes, devices
 /// and links to them (`/dev/fd/63 -> pipe:[…]`) are read as files, as the user asked for
 /// them; inside a directory they are [`EntryKind::Special`].
-pub fn entry_kind(path: &Path, top_level: bool) -> io::Result<EntryKind> {
+pub(crate) fn entry_kind(path: &Path, top_level: bool) -> io::Result<EntryKind> {
     use std::os::unix::fs::FileTypeExt;
     let md = fs::symlink_metadata(path)?;
     let t = md.file_type();
@@ -566,7 +566,7 @@ impl<R: Read> Read for Named<R> {
 
 /// Why [`build_file`] stopped.
 #[derive(Debug)]
-pub enum BuildError<E> {
+pub(crate) enum BuildError<E> {
     /// Reading the input failed.
     Read(io::Error),
     /// The block consumer failed.
@@ -578,7 +578,7 @@ pub enum BuildError<E> {
 /// in order and builds the DAG, handing every block to `emit`. The first error of `emit` stops
 /// it. Every channel is bounded, so memory stays at a few chunks per stage. A file no longer
 /// than one chunk's window is built on the calling thread: no threads for small files.
-pub fn build_file<E>(
+pub(crate) fn build_file<E>(
     mut reader: impl Read + Send,
     settings: &ImportSettings,
     meta: Metadata,

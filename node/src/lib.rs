@@ -34,28 +34,32 @@
 //!   bodies read on blocking threads.
 //! - `testnet` (feature `test-utils`): in-process memory-transport testnets for tests and
 //!   benchmarks.
+//!
+//! These docs are written for the people who work on the node: read them with
+//! `cargo doc --document-private-items`, where links to crate-private items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod api;
 pub mod bitswap;
-pub mod cache;
+pub(crate) mod cache;
 pub mod car_io;
 pub mod dag;
-pub mod dag_read;
+pub(crate) mod dag_read;
 pub mod exporter;
 pub mod gateway;
-pub mod gc;
-pub mod http_body;
-pub mod http_serve;
+pub(crate) mod gc;
+pub(crate) mod http_body;
+pub(crate) mod http_serve;
 pub mod importer;
-pub mod maintenance;
+pub(crate) mod maintenance;
 pub mod memory;
 pub mod net;
 pub mod node;
 pub mod ops;
-pub mod pinning;
-pub mod pins;
+pub(crate) mod pinning;
+pub(crate) mod pins;
 pub mod provider;
-pub mod read_ahead;
+pub(crate) mod read_ahead;
 pub mod repo;
 pub mod store;
 #[cfg(feature = "test-utils")]

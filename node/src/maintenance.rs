@@ -8,7 +8,7 @@ use crate::store::{Store, StoreError};
 
 /// Repo size and counts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RepoStat {
+pub(crate) struct RepoStat {
     /// Blocks stored.
     pub blocks: u64,
     /// Bytes of block data.
@@ -20,7 +20,7 @@ pub struct RepoStat {
 }
 
 /// Count blocks, bytes and pins.
-pub fn stat(store: &Store) -> Result<RepoStat, PinError> {
+pub(crate) fn stat(store: &Store) -> Result<RepoStat, PinError> {
     let mut s = RepoStat::default();
     store.for_each_key(&mut |_, size| {
         s.blocks += 1;
@@ -34,7 +34,7 @@ pub fn stat(store: &Store) -> Result<RepoStat, PinError> {
 
 /// What `verify` found.
 #[derive(Clone, Debug, Default)]
-pub struct VerifyReport {
+pub(crate) struct VerifyReport {
     /// Blocks checked.
     pub checked: u64,
     /// Blocks whose bytes do not match their hash, as raw CIDv1 of the stored multihash.
@@ -44,7 +44,7 @@ pub struct VerifyReport {
 }
 
 /// Re-hash every block in the store; `progress` gets the number checked so far.
-pub fn verify(store: &Store, progress: &dyn Fn(u64)) -> Result<VerifyReport, StoreError> {
+pub(crate) fn verify(store: &Store, progress: &dyn Fn(u64)) -> Result<VerifyReport, StoreError> {
     let mut keys = Vec::new();
     store.for_each_key(&mut |k, _| {
         keys.push(k);

@@ -55,7 +55,7 @@ pub struct NodeOptions {
 }
 
 /// The network settings a repo's config asks for.
-pub fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
+pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
     let c = &repo.config().network;
     Ok(NetConfig {
         listen: net::parse_addrs(&c.listen)?,
@@ -172,7 +172,7 @@ impl Node {
 
     /// A Bitswap session whose blocks give up after `timeout` (the gateway's retrieval
     /// timeout).
-    pub fn session_with_timeout(&self, timeout: Duration) -> Session {
+    pub(crate) fn session_with_timeout(&self, timeout: Duration) -> Session {
         self.bitswap.session_with_timeout(timeout)
     }
 
@@ -202,7 +202,7 @@ impl Node {
 
     /// Fetch (from the network if needed) and pin the DAG under `root`; resumes after a restart
     /// if interrupted.
-    pub async fn pin_remote(
+    pub(crate) async fn pin_remote(
         &self,
         root: Cid,
         kind: PinKind,

@@ -15,11 +15,11 @@ use crate::pins::{self, PinError, PinKind};
 use crate::store::{key_of, Records, Store, StoreError};
 
 /// Blocks fetched at once while walking a DAG to pin it.
-pub const PIN_FETCH_WINDOW: usize = 64;
+pub(crate) const PIN_FETCH_WINDOW: usize = 64;
 
 /// Why a remote pin failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PinRemoteError {
+pub(crate) enum PinRemoteError {
     /// A block could not be fetched.
     #[error(transparent)]
     Fetch(#[from] FetchError),
@@ -42,26 +42,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// Roots whose pin was interrupted, with the kind of pin asked for.
-pub async fn pending(store: &Store) -> Result<Vec<(Cid, PinKind)>, PinRemoteError> {
-    let store = store.clone();
-    blocking(move || {
-        let mut out = Vec::new();
-        store.for_each_record(Records::PendingPins, &mut |k, v| {
-            let kind = if v == b"direct" { PinKind::Direct } else { PinKind::Recursive };
-            if let Ok(c) = Cid::try_from(k) {
-                out.push((c, kind));
-            }
-            true
-        })?;
-        Ok::<_, StoreError>(out)
-    })
-    .await?
-    .map_err(PinRemoteError::Store)
+pub(crate) async fn pending(store: &Store) -> Result<Vec<(Cid, PinKind)>, PinRemoteError> {
+    store
+        .handle()
+        .call(move |store| {
+            let mut out = Vec::new();
+            store.for_each_record(Records::PendingPins, &mut |k, v| {
+                let kind = if v == b"direct" { PinKind::Direct } else { PinKind::Recursive };
+                if let Ok(c) = Cid::try_from(k) {
+                    out.push((c, kind));
+                }
+                true
+            })?;
+            Ok(out)
+        })
+        .await
+        .map_err(PinRemoteError::Store)
 }
 
 /// Fetch every block of the DAG under `root` that is not local, then pin it (recursively or
 /// only the root block). `progress` gets the number of blocks seen so far.
-pub async fn pin_remote(
+pub(crate) async fn pin_remote(
     store: &Store,
     session: &Session,
     root: Cid,
@@ -69,9 +70,10 @@ pub async fn pin_remote(
     name: Option<String>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), PinRemoteError> {
-    let s = store.clone();
-    blocking(move || s.put_record(Records::PendingPins, &root.to_bytes(), kind.as_str().as_bytes()))
-        .await?
+    store
+        .handle()
+        .call(move |s| s.put_record(Records::PendingPins, &root.to_bytes(), kind.as_str().as_bytes()))
+        .await
         .map_err(PinRemoteError::Store)?;
 
     // Fetched blocks go to the store's batch writer from a blocking thread: its `write` waits
@@ -92,12 +94,9 @@ pub async fn pin_remote(
     loop {
         while inflight.len() < PIN_FETCH_WINDOW {
             let Some(cid) = todo.pop() else { break };
-            let (store, session) = (store.clone(), session.clone());
+            let (store, session) = (store.handle(), session.clone());
             inflight.push(async move {
-                let local = {
-                    let s = store.clone();
-                    blocking(move || s.get(&cid)).await??
-                };
+                let local = store.get(cid).await?;
                 let (data, fetched) = match local {
                     Some(b) => (b, false),
                     None => (session.get(cid).await?, true),

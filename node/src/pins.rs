@@ -14,7 +14,7 @@ use crate::store::{Records, Store, StoreError};
 /// Kind of pin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PinKind {
+pub(crate) enum PinKind {
     /// The block and everything below it.
     Recursive,
     /// Only the block itself.
@@ -25,7 +25,7 @@ pub enum PinKind {
 
 impl PinKind {
     /// Lower-case name as kubo prints it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PinKind::Recursive => "recursive",
             PinKind::Direct => "direct",
@@ -69,7 +69,7 @@ pub enum PinError {
 
 /// A pin as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pin {
+pub(crate) struct Pin {
     /// Pinned CID.
     pub cid: Cid,
     /// Kind.
@@ -80,7 +80,7 @@ pub struct Pin {
 
 /// Pin `cid`. A recursive pin first checks that the whole DAG is in the store (so a pin never
 /// promises data the repo does not hold); the record is flushed before returning.
-pub fn add(store: &Store, cid: &Cid, kind: PinKind, name: Option<String>) -> Result<(), PinError> {
+pub(crate) fn add(store: &Store, cid: &Cid, kind: PinKind, name: Option<String>) -> Result<(), PinError> {
     let _gate = store.pin_guard();
     match kind {
         PinKind::Recursive => dag::walk(store, cid, WalkMode::LinksOnly, false, &mut |_, _| Ok(()))?,
@@ -101,7 +101,7 @@ pub fn add(store: &Store, cid: &Cid, kind: PinKind, name: Option<String>) -> Res
 }
 
 /// The stored pin on exactly `cid`, if any.
-pub fn get(store: &Store, cid: &Cid) -> Result<Option<Pin>, PinError> {
+pub(crate) fn get(store: &Store, cid: &Cid) -> Result<Option<Pin>, PinError> {
     let Some(v) = store.record(Records::Pins, &cid.to_bytes())? else {
         return Ok(None);
     };
@@ -110,7 +110,7 @@ pub fn get(store: &Store, cid: &Cid) -> Result<Option<Pin>, PinError> {
 }
 
 /// Remove the pin on `cid`.
-pub fn rm(store: &Store, cid: &Cid) -> Result<(), PinError> {
+pub(crate) fn rm(store: &Store, cid: &Cid) -> Result<(), PinError> {
     if get(store, cid)?.is_none() {
         for pin in list_stored(store)? {
             if pin.kind == PinKind::Recursive && contains(store, &pin.cid, cid)? {
@@ -133,7 +133,7 @@ fn contains(store: &Store, root: &Cid, target: &Cid) -> Result<bool, PinError> {
 }
 
 /// Every stored pin (recursive and direct), ordered by CID bytes.
-pub fn list_stored(store: &Store) -> Result<Vec<Pin>, PinError> {
+pub(crate) fn list_stored(store: &Store) -> Result<Vec<Pin>, PinError> {
     let mut out = Vec::new();
     let mut bad = None;
     store.for_each_record(Records::Pins, &mut |k, v| {
@@ -151,7 +151,7 @@ pub fn list_stored(store: &Store) -> Result<Vec<Pin>, PinError> {
 
 /// Pins of the requested kinds; indirect pins are computed by walking recursive pins
 /// (missing blocks are skipped: they are not held, so not pinned either).
-pub fn list(store: &Store, kinds: &[PinKind]) -> Result<Vec<Pin>, PinError> {
+pub(crate) fn list(store: &Store, kinds: &[PinKind]) -> Result<Vec<Pin>, PinError> {
     let stored = list_stored(store)?;
     let mut out: Vec<Pin> = stored.iter().filter(|p| kinds.contains(&p.kind)).cloned().collect();
     if kinds.contains(&PinKind::Indirect) {
@@ -174,7 +174,7 @@ pub fn list(store: &Store, kinds: &[PinKind]) -> Result<Vec<Pin>, PinError> {
 
 /// Result of checking one pin.
 #[derive(Clone, Debug)]
-pub struct PinCheck {
+pub(crate) struct PinCheck {
     /// The pin.
     pub cid: Cid,
     /// `None` when every block is present and verifies; otherwise what is wrong.
@@ -182,7 +182,7 @@ pub struct PinCheck {
 }
 
 /// Check that every pinned DAG is complete and every block verifies.
-pub fn verify(store: &Store) -> Result<Vec<PinCheck>, PinError> {
+pub(crate) fn verify(store: &Store) -> Result<Vec<PinCheck>, PinError> {
     let mut out = Vec::new();
     for pin in list_stored(store)? {
         let problem = match pin.kind {

@@ -14,23 +14,23 @@ use cairn_protocol::Cid;
 use tokio::task::JoinHandle;
 
 use crate::bitswap::{FetchError, Session};
-use crate::store::{Store, StoreError};
+use crate::store::{AsyncStore, StoreError};
 
 /// Blocks requested ahead of the reader, in file order: enough to keep every peer busy on a
 /// fast link (1 MiB chunks: 16 MiB in flight; 32 was no faster on loopback), small enough to
 /// keep a fetching daemon under 64 MiB.
-pub const READ_AHEAD: usize = 16;
+pub(crate) const READ_AHEAD: usize = 16;
 
 /// The blocks a depth-first reader will read next, in order, as far as it has seen the DAG.
 #[derive(Debug, Default)]
-pub struct ReadOrder {
+pub(crate) struct ReadOrder {
     upcoming: VecDeque<Cid>,
 }
 
 impl ReadOrder {
     /// The reader is at `cid`: drop it and everything queued before it (blocks a range read
     /// skipped). Returns the dropped blocks. A block the order does not know drops nothing.
-    pub fn pass(&mut self, cid: &Cid) -> Vec<Cid> {
+    pub(crate) fn pass(&mut self, cid: &Cid) -> Vec<Cid> {
         match self.upcoming.iter().position(|c| c == cid) {
             Some(i) => self.upcoming.drain(..=i).collect(),
             None => Vec::new(),
@@ -38,14 +38,14 @@ impl ReadOrder {
     }
 
     /// The reader has read a node whose links are `children`: they come next, in their order.
-    pub fn read(&mut self, children: &[Cid]) {
+    pub(crate) fn read(&mut self, children: &[Cid]) {
         for child in children.iter().rev() {
             self.upcoming.push_front(*child);
         }
     }
 
     /// The next [`READ_AHEAD`] blocks the reader will ask for.
-    pub fn window(&self) -> impl Iterator<Item = &Cid> {
+    pub(crate) fn window(&self) -> impl Iterator<Item = &Cid> {
         self.upcoming.iter().take(READ_AHEAD)
     }
 }
@@ -75,22 +75,23 @@ pub enum BlockError {
 /// Each block of the window is fetched by its own [`Session::get`] and kept, verified, until
 /// the reader takes it: the reader neither hashes it a second time nor reads it back from disk
 /// (block files are written past the page cache). At most [`READ_AHEAD`] blocks are in flight
-/// or waiting; dropping the reader aborts them. A block on its way holds no thread.
-pub struct ReadAhead {
+/// or waiting; dropping the reader aborts them. A block on its way holds no thread. A block of
+/// the window found in the store is left there (`None`) until the reader asks for it.
+pub(crate) struct ReadAhead {
     session: Session,
     order: ReadOrder,
-    inflight: HashMap<Cid, JoinHandle<Result<Bytes, FetchError>>>,
+    inflight: HashMap<Cid, JoinHandle<Result<Option<Bytes>, FetchError>>>,
 }
 
 impl ReadAhead {
     /// Read ahead through `session`.
-    pub fn new(session: Session) -> Self {
+    pub(crate) fn new(session: Session) -> Self {
         ReadAhead { session, order: ReadOrder::default(), inflight: HashMap::new() }
     }
 
     /// The block `cid` for a reader that asks for it now: taken from the read-ahead, else
     /// from the store, else fetched (with the window started beside it).
-    pub async fn get(&mut self, cid: &Cid, store: &Store) -> Result<Bytes, BlockError> {
+    pub(crate) async fn get(&mut self, cid: &Cid, store: &AsyncStore) -> Result<Bytes, BlockError> {
         let ahead = self.take(cid).await;
         for passed in self.order.pass(cid) {
             if let Some(task) = self.inflight.remove(&passed) {
@@ -118,29 +119,35 @@ impl ReadAhead {
     }
 
     /// The block, if it was fetched ahead (waiting for it if it is still on its way). A failed
-    /// fetch ahead returns `None`: the caller asks again, with a fresh deadline.
+    /// fetch ahead, or a block found in the store, returns `None`: the caller reads the store
+    /// or asks again, with a fresh deadline.
     async fn take(&mut self, cid: &Cid) -> Option<Bytes> {
         let task = self.inflight.remove(cid)?;
-        task.await.ok()?.ok()
+        task.await.ok()?.ok()?
     }
 
-    /// Start fetching the blocks of the window that are neither stored nor on their way.
-    fn fill(&mut self, store: &Store) {
+    /// Start fetching the blocks of the window that are not on their way, unless the store
+    /// has them (checked in each block's task, off the reader's).
+    fn fill(&mut self, store: &AsyncStore) {
         for next in self.order.window() {
-            if self.inflight.contains_key(next) || store.has(next).unwrap_or(false) {
+            if self.inflight.contains_key(next) {
                 continue;
             }
-            let session = self.session.clone();
-            let cid = *next;
-            self.inflight.insert(cid, tokio::spawn(async move { session.get(cid).await }));
+            let (session, store, cid) = (self.session.clone(), store.clone(), *next);
+            let task = async move {
+                if store.has(cid).await.unwrap_or(false) {
+                    return Ok(None);
+                }
+                session.get(cid).await.map(Some)
+            };
+            self.inflight.insert(cid, tokio::spawn(task));
         }
     }
 }
 
 /// A block from the store, read (and verified) on the blocking pool.
-pub(crate) async fn read_store(store: &Store, cid: &Cid) -> Result<Option<Bytes>, BlockError> {
-    let (s, c) = (store.clone(), *cid);
-    tokio::task::spawn_blocking(move || s.get(&c)).await.map_err(|_| BlockError::Cancelled)?.map_err(BlockError::from)
+pub(crate) async fn read_store(store: &AsyncStore, cid: &Cid) -> Result<Option<Bytes>, BlockError> {
+    Ok(store.get(*cid).await?)
 }
 
 impl Drop for ReadAhead {

@@ -25,7 +25,7 @@ fn err(e: impl std::fmt::Display) -> TestnetError {
 }
 
 /// Longest wait for a testnet's routing tables to fill.
-pub const SETTLE: Duration = Duration::from_secs(60);
+pub(crate) const SETTLE: Duration = Duration::from_secs(60);
 
 /// Memory ports handed out so far in this process (the memory transport's ports are
 /// process-wide, so parallel tests must not share them).

@@ -30,7 +30,7 @@ impl PartKind {
     }
 
     /// The kind a multipart `Content-Type` names (anything else is a file).
-    pub fn from_content_type(ct: Option<&str>) -> PartKind {
+    pub(crate) fn from_content_type(ct: Option<&str>) -> PartKind {
         match ct.map(|c| c.split(';').next().unwrap_or("").trim()) {
             Some("application/x-directory") => PartKind::Dir,
             Some("application/symlink") => PartKind::Symlink,

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::ops::OpError;
 
 /// HTTP status and kubo error code for each error: the only place statuses are chosen.
-pub fn status_of(e: &OpError) -> (StatusCode, u8) {
+pub(crate) fn status_of(e: &OpError) -> (StatusCode, u8) {
     match e {
         OpError::Failed(_) => (StatusCode::INTERNAL_SERVER_ERROR, 0),
         OpError::BadRequest(_) => (StatusCode::BAD_REQUEST, 1),

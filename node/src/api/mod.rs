@@ -71,11 +71,11 @@ use crate::repo::config::NetworkConfig;
 /// Requests served at once (a streamed body counts until it ends): enough for a client's
 /// parallel requests (kubo-rpc-client opens 6), small enough that blocking threads and
 /// in-flight buffers stay bounded.
-pub const MAX_REQUESTS: usize = 64;
+pub(crate) const MAX_REQUESTS: usize = 64;
 
 /// Control calls served at once beside [`MAX_REQUESTS`], from their own pool: `version`,
 /// `id`, `shutdown` and the stats answer even while every content slot is held.
-pub const CONTROL_REQUESTS: usize = 16;
+pub(crate) const CONTROL_REQUESTS: usize = 16;
 
 /// The commands that use the control pool: cheap, no content, no network waits.
 const CONTROL: &[&str] = &[
@@ -93,7 +93,7 @@ const CONTROL: &[&str] = &[
 ];
 
 /// Connections open at once; more wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 256;
+pub(crate) const MAX_CONNECTIONS: usize = 256;
 
 /// Errors starting the API.
 #[derive(Debug, thiserror::Error)]
@@ -192,7 +192,7 @@ impl Server {
 }
 
 /// `addr` as a TCP multiaddr (`/ip4/127.0.0.1/tcp/5001`), as the daemon prints it.
-pub fn tcp_multiaddr(addr: SocketAddr) -> String {
+pub(crate) fn tcp_multiaddr(addr: SocketAddr) -> String {
     let ip = match addr {
         SocketAddr::V4(a) => format!("/ip4/{}", a.ip()),
         SocketAddr::V6(a) => format!("/ip6/{}", a.ip()),

@@ -56,7 +56,7 @@ fn body_limit<U: UploadOp>() -> DefaultBodyLimit {
 }
 
 /// An answer as kubo sends it: one JSON value, ndjson, or nothing.
-pub fn reply<R: Reply>(r: &R) -> Response {
+pub(super) fn reply<R: Reply>(r: &R) -> Response {
     let body = r.to_body();
     if r.is_lines() {
         return ndjson_lines(body);

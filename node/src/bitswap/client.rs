@@ -487,11 +487,11 @@ impl Client {
     /// Answer a want from the store, off this task; if the block is not there after all,
     /// the want comes back as a new command.
     fn read_late(&self, session: SessionRef, cid: Cid, reply: oneshot::Sender<Result<Bytes, FetchError>>) {
-        let store = self.store.clone();
+        let store = self.store.handle();
         let this = self.this.clone();
         tokio::spawn(async move {
-            match tokio::task::spawn_blocking(move || store.get(&cid)).await {
-                Ok(Ok(Some(data))) => {
+            match store.get(cid).await {
+                Ok(Some(data)) => {
                     let _ = reply.send(Ok(data));
                 }
                 _ => {

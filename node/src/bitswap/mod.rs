@@ -280,7 +280,7 @@ impl Bitswap {
 
     /// A session whose [`Session::get`] gives up on a block after `timeout` (the gateway's
     /// retrieval timeout) instead of [`BitswapConfig::get_timeout`].
-    pub fn session_with_timeout(&self, timeout: Duration) -> Session {
+    pub(crate) fn session_with_timeout(&self, timeout: Duration) -> Session {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         Session::new(
             id,
@@ -316,7 +316,7 @@ impl Bitswap {
     }
 
     /// The blocks `peer` wants from us (its ledger), empty when it has none.
-    pub async fn peer_wantlist(&self, peer: PeerId) -> Result<Vec<Cid>, Shutdown> {
+    pub(crate) async fn peer_wantlist(&self, peer: PeerId) -> Result<Vec<Cid>, Shutdown> {
         let (tx, rx) = oneshot::channel();
         self.server.send(server::Command::PeerWantlist { peer, reply: tx }).await.map_err(|_| Shutdown)?;
         rx.await.map_err(|_| Shutdown)

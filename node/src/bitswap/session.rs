@@ -99,10 +99,6 @@ impl Session {
             return Ok(Some(data));
         }
         let _permit = self.local_reads.acquire().await.map_err(|_| FetchError::Shutdown)?;
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.get(&cid)).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(FetchError::Shutdown),
-        }
+        Ok(self.store.handle().get(cid).await?)
     }
 }

@@ -25,7 +25,7 @@ use crate::dag_read::{BlockError, NetworkGate};
 
 /// Retrieval slots for a gateway of `max_requests` slots: `max_retrievals`, at most three
 /// quarters of `max_requests` (and at least one), so local content always keeps a quarter.
-pub fn retrieval_slots(max_requests: usize, max_retrievals: usize) -> usize {
+pub(crate) fn retrieval_slots(max_requests: usize, max_retrievals: usize) -> usize {
     max_retrievals.min(max_requests * 3 / 4).max(1)
 }
 
@@ -33,7 +33,7 @@ pub fn retrieval_slots(max_requests: usize, max_retrievals: usize) -> usize {
 type RootResult = Option<Result<(), GatewayError>>;
 
 /// The gateway's two pools and its root fetches in flight.
-pub struct Admission {
+pub(crate) struct Admission {
     local: Arc<Semaphore>,
     retrievals: Arc<Semaphore>,
     /// How long a request may wait for a retrieval slot.
@@ -42,7 +42,7 @@ pub struct Admission {
 }
 
 /// The one permit a request holds, swapped from local to retrieval on its first miss.
-pub struct Slot {
+pub(crate) struct Slot {
     held: Mutex<Option<OwnedSemaphorePermit>>,
     network: std::sync::atomic::AtomicBool,
     retrievals: Arc<Semaphore>,
@@ -51,7 +51,7 @@ pub struct Slot {
 
 impl Admission {
     /// Pools of `max_requests` local and `retrievals` network slots.
-    pub fn new(max_requests: usize, retrievals: usize, wait: Duration) -> Admission {
+    pub(crate) fn new(max_requests: usize, retrievals: usize, wait: Duration) -> Admission {
         Admission {
             local: Arc::new(Semaphore::new(max_requests.max(1))),
             retrievals: Arc::new(Semaphore::new(retrievals.max(1))),
@@ -61,7 +61,7 @@ impl Admission {
     }
 
     /// A local slot for a request about to run.
-    pub async fn admit(&self) -> Result<Arc<Slot>, GatewayError> {
+    pub(crate) async fn admit(&self) -> Result<Arc<Slot>, GatewayError> {
         let permit = self
             .local
             .clone()
@@ -80,7 +80,7 @@ impl Admission {
     /// every request that asks for it meanwhile. A leader that goes away (its
     /// client hung up) hands the fetch on: its entry is removed and its followers see a closed
     /// channel and lead in turn, so no CID is ever stuck behind a request that is gone.
-    pub async fn fetch_root<F>(&self, cid: Cid, fetch: F) -> Result<(), GatewayError>
+    pub(crate) async fn fetch_root<F>(&self, cid: Cid, fetch: F) -> Result<(), GatewayError>
     where
         F: Future<Output = Result<(), GatewayError>> + Send + 'static,
     {
@@ -161,7 +161,7 @@ pub fn busy() -> GatewayError {
 impl Slot {
     /// Before a block is fetched from the network: trade the local permit for a retrieval
     /// one (once; later misses keep it).
-    pub async fn to_network(&self) -> Result<(), GatewayError> {
+    pub(crate) async fn to_network(&self) -> Result<(), GatewayError> {
         use std::sync::atomic::Ordering;
         if self.network.load(Ordering::Acquire) {
             return Ok(());
@@ -185,7 +185,7 @@ impl Slot {
 
     /// Whether this request has moved to the retrieval pool.
     #[cfg(test)]
-    pub fn is_network(&self) -> bool {
+    pub(crate) fn is_network(&self) -> bool {
         self.network.load(std::sync::atomic::Ordering::Acquire)
     }
 }

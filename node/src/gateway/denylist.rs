@@ -15,7 +15,7 @@ use cairn_protocol::{cids, Cid};
 const RECHECK: Duration = Duration::from_secs(2);
 
 /// Denied multihashes, reloaded from a file.
-pub struct Denylist {
+pub(crate) struct Denylist {
     path: PathBuf,
     state: Mutex<State>,
 }
@@ -29,14 +29,14 @@ struct State {
 
 impl Denylist {
     /// The list in `path` (which may not exist yet).
-    pub fn open(path: PathBuf) -> Denylist {
+    pub(crate) fn open(path: PathBuf) -> Denylist {
         let list = Denylist { path, state: Mutex::new(State::default()) };
         list.refresh();
         list
     }
 
     /// Whether `cid` is denied.
-    pub fn denies(&self, cid: &Cid) -> bool {
+    pub(crate) fn denies(&self, cid: &Cid) -> bool {
         self.refresh();
         self.state.lock().expect("denylist lock").denied.contains(&cid.hash().to_bytes())
     }

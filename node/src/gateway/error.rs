@@ -14,7 +14,7 @@ use crate::bitswap::FetchError;
 use crate::dag_read::{BlockError, DagReadError};
 
 /// Seconds a client is told to wait (`Retry-After`) on 503 (busy) and 504 (slow network).
-pub const RETRY_AFTER_SECS: u64 = 5;
+pub(crate) const RETRY_AFTER_SECS: u64 = 5;
 
 /// A failed gateway request: a status and a message for the person reading it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +31,12 @@ impl GatewayError {
     }
 
     /// 400.
-    pub fn bad_request(message: impl Into<String>) -> GatewayError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> GatewayError {
         GatewayError::new(StatusCode::BAD_REQUEST, message)
     }
 
     /// 404.
-    pub fn not_found(message: impl Into<String>) -> GatewayError {
+    pub(crate) fn not_found(message: impl Into<String>) -> GatewayError {
         GatewayError::new(StatusCode::NOT_FOUND, message)
     }
 
@@ -46,7 +46,7 @@ impl GatewayError {
     }
 
     /// 501.
-    pub fn not_implemented(message: impl Into<String>) -> GatewayError {
+    pub(crate) fn not_implemented(message: impl Into<String>) -> GatewayError {
         GatewayError::new(StatusCode::NOT_IMPLEMENTED, message)
     }
 
@@ -56,12 +56,12 @@ impl GatewayError {
     }
 
     /// 503.
-    pub fn unavailable(message: impl Into<String>) -> GatewayError {
+    pub(crate) fn unavailable(message: impl Into<String>) -> GatewayError {
         GatewayError::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
     /// The status for a block that could not be had for `path`.
-    pub fn from_block(source: &BlockError, path: &str) -> GatewayError {
+    pub(crate) fn from_block(source: &BlockError, path: &str) -> GatewayError {
         let msg = format!("{path}: {source}");
         match source {
             BlockError::Fetch(FetchError::Timeout(cid)) => GatewayError::new(
@@ -81,7 +81,7 @@ impl GatewayError {
     }
 
     /// The status for a failed async DAG read of `path`.
-    pub fn from_dag(e: &DagReadError, path: &str) -> GatewayError {
+    pub(crate) fn from_dag(e: &DagReadError, path: &str) -> GatewayError {
         match e {
             DagReadError::Dag(e) => GatewayError::from_read(e, path),
             DagReadError::Block { source, .. } => GatewayError::from_block(source, path),
@@ -89,7 +89,7 @@ impl GatewayError {
     }
 
     /// The status for a DAG read failure of `path`.
-    pub fn from_read(e: &ReadError, path: &str) -> GatewayError {
+    pub(crate) fn from_read(e: &ReadError, path: &str) -> GatewayError {
         use ReadErrorKind as K;
         let msg = format!("{path}: {e}");
         match e.kind() {

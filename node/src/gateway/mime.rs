@@ -3,7 +3,7 @@
 //! `application/octet-stream`.
 
 /// Bytes of a file's start the sniffer looks at (as browsers and Go's `DetectContentType`).
-pub const SNIFF_LEN: usize = 512;
+pub(crate) const SNIFF_LEN: usize = 512;
 
 /// The content type for a file called `name` (if known) starting with `head`.
 pub fn content_type(name: Option<&str>, head: &[u8]) -> String {
@@ -16,7 +16,7 @@ pub fn content_type(name: Option<&str>, head: &[u8]) -> String {
 }
 
 /// The content type of bytes with no usable name.
-pub fn sniff(head: &[u8]) -> String {
+pub(crate) fn sniff(head: &[u8]) -> String {
     if let Some(t) = infer::get(head) {
         return with_charset(t.mime_type());
     }

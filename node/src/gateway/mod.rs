@@ -61,7 +61,7 @@ use denylist::Denylist;
 use request::{Format, Parts, Query, Route, RouteConfig, Target};
 
 /// Longest a client may take no bytes of a body before the gateway gives up on it.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `Cache-Control` of `/ipfs/` responses: content under a CID never changes.
 const IMMUTABLE: &str = "public, max-age=29030400, immutable";

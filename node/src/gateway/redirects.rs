@@ -10,7 +10,7 @@
 //! 451. `#` starts a comment. The first matching rule wins.
 
 /// Largest `_redirects` file the gateway reads (the spec's limit).
-pub const MAX_SIZE: u64 = 64 * 1024;
+pub(crate) const MAX_SIZE: u64 = 64 * 1024;
 
 /// One rule.
 #[derive(Clone, Debug, PartialEq, Eq)]

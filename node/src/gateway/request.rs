@@ -84,7 +84,7 @@ pub struct Target {
 
 impl Target {
     /// The content path as the gateway names it, `/ipfs/{root}/{segments…}`.
-    pub fn content_path(&self) -> String {
+    pub(crate) fn content_path(&self) -> String {
         let mut p = format!("/ipfs/{}", self.root);
         for s in &self.segments {
             p.push('/');
@@ -235,7 +235,7 @@ fn accepted_kind(accept: &str) -> Option<&'static str> {
 }
 
 /// `from:to` with inclusive, possibly negative offsets and `*` for the end.
-pub fn parse_entity_bytes(text: &str) -> Result<EntityBytes, GatewayError> {
+pub(crate) fn parse_entity_bytes(text: &str) -> Result<EntityBytes, GatewayError> {
     let bad =
         || GatewayError::bad_request(format!("invalid entity-bytes {text:?}: expected from:to, like 0:1023 or -100:*"));
     let (from, to) = text.split_once(':').ok_or_else(bad)?;
@@ -289,25 +289,25 @@ fn subdomain_of<'a>(host: &'a str, hosts: &'a [String]) -> Option<(&'a str, &'st
 }
 
 /// Query parameters, decoded by the API's parser (a query that does not parse has none).
-pub struct Query {
+pub(crate) struct Query {
     args: Args,
     raw: Option<String>,
 }
 
 impl Query {
     /// Parse a raw query string.
-    pub fn parse(raw: Option<&str>) -> Query {
+    pub(crate) fn parse(raw: Option<&str>) -> Query {
         let args = Args::parse(raw.unwrap_or("")).unwrap_or_default();
         Query { args, raw: raw.filter(|r| !r.is_empty()).map(String::from) }
     }
 
     /// The first value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.args.first(key)
     }
 
     /// `?{raw}` or nothing, to carry the query over a redirect.
-    pub fn suffix(&self) -> String {
+    pub(crate) fn suffix(&self) -> String {
         self.raw.as_ref().map(|r| format!("?{r}")).unwrap_or_default()
     }
 }

@@ -43,7 +43,7 @@ async fn block(cid: &Cid, proof: &[(Cid, Bytes)], path: &str, blocks: &mut Block
 }
 
 /// `?format=raw`: the terminal block's bytes.
-pub async fn raw(req: &Req, t: &Target, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
+pub(super) async fn raw(req: &Req, t: &Target, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
     let path = t.content_path();
     let (roots, proof) = resolve(t, blocks).await?;
     let cid = *roots.last().expect("the path's steps end with the terminal");
@@ -76,7 +76,7 @@ pub(crate) struct CarBody {
 }
 
 /// `?format=car`: the path's proof, then the blocks `params` selects.
-pub async fn car(req: &Req, t: &Target, params: CarParams, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
+pub(super) async fn car(req: &Req, t: &Target, params: CarParams, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
     let path = t.content_path();
     let (roots, proof) = resolve(t, blocks).await?;
     let terminal = *roots.last().expect("the path's steps end with the terminal");

@@ -40,7 +40,7 @@ fn names_nothing(e: &DagReadError) -> bool {
 }
 
 /// Plan the UnixFS response for `t`.
-pub async fn plan(req: &Req, t: &Target, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
+pub(super) async fn plan(req: &Req, t: &Target, blocks: &mut Blocks) -> Result<Plan, GatewayError> {
     let content_path = t.content_path();
     match resolve(t.root, &t.segments, blocks).await {
         Ok(r) => {

@@ -15,20 +15,20 @@ use super::records::RecordStore;
 use super::NetConfig;
 
 /// The IPFS Amino DHT protocol.
-pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
 
 /// go-libp2p's message limit for DHT RPCs (rust-libp2p defaults to 16 KiB, too small for the
 /// provider lists and closer-peer lists go peers send).
-pub const KAD_MAX_PACKET: usize = 4 * 1024 * 1024;
+pub(crate) const KAD_MAX_PACKET: usize = 4 * 1024 * 1024;
 
 /// In-flight requests per DHT lookup (go's `DefaultConcurrency`).
-pub const KAD_PARALLELISM: usize = 10;
+pub(crate) const KAD_PARALLELISM: usize = 10;
 
 /// What identify announces as our agent.
-pub const AGENT: &str = concat!("cairn/", env!("CARGO_PKG_VERSION"));
+pub(crate) const AGENT: &str = concat!("cairn/", env!("CARGO_PKG_VERSION"));
 
 /// The protocol version identify announces (the IPFS one).
-pub const IDENTIFY_PROTOCOL: &str = "ipfs/0.1.0";
+pub(crate) const IDENTIFY_PROTOCOL: &str = "ipfs/0.1.0";
 
 /// Every protocol the node speaks besides raw streams.
 #[derive(NetworkBehaviour)]

@@ -26,11 +26,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Commands queued for the swarm task before senders wait: commands are small and the task
 /// drains them between swarm events.
-pub const COMMAND_QUEUE: usize = 256;
+pub(crate) const COMMAND_QUEUE: usize = 256;
 
 /// Peer events buffered per subscriber; a subscriber that falls further behind is told it
 /// lagged and re-reads the connected set.
-pub const EVENT_QUEUE: usize = 1024;
+pub(crate) const EVENT_QUEUE: usize = 1024;
 
 /// Errors from the network handle.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +140,7 @@ pub type PeerAddrs = (PeerId, Vec<Multiaddr>);
 
 /// What happened to a peer, for subscribers such as Bitswap.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NetEvent {
+pub(crate) enum NetEvent {
     /// The first connection to the peer was established.
     Connected(PeerId),
     /// The last connection to the peer closed.
@@ -285,7 +285,7 @@ impl Network {
     }
 
     /// Peer connect/disconnect events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<NetEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<NetEvent> {
         self.events.subscribe()
     }
 
@@ -329,7 +329,7 @@ impl Network {
     }
 
     /// A peer's addresses, from the DHT.
-    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
+    pub(crate) async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NetError> {
         self.ask(|reply| Command::FindPeer { peer, reply }).await?
     }
 
@@ -339,17 +339,17 @@ impl Network {
     }
 
     /// The closest peers to a key and their addresses (one DHT walk).
-    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerAddrs>, NetError> {
+    pub(crate) async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<PeerAddrs>, NetError> {
         self.ask(|reply| Command::ClosestPeers { key, reply }).await?
     }
 
     /// Answer GET_PROVIDERS for these multihashes from now on.
-    pub async fn add_local_providers(&self, keys: Vec<Vec<u8>>, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
+    pub(crate) async fn add_local_providers(&self, keys: Vec<Vec<u8>>, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
         self.tx.send(Command::AddLocalProviders { keys, addrs }).await.map_err(|_| NetError::Shutdown)
     }
 
     /// Stop answering GET_PROVIDERS for these multihashes.
-    pub async fn remove_local_providers(&self, keys: Vec<Vec<u8>>) -> Result<(), NetError> {
+    pub(crate) async fn remove_local_providers(&self, keys: Vec<Vec<u8>>) -> Result<(), NetError> {
         self.tx.send(Command::RemoveLocalProviders { keys }).await.map_err(|_| NetError::Shutdown)
     }
 
@@ -377,7 +377,7 @@ impl Network {
 /// Wait (each node at most `timeout`) until every node's routing table holds a peer, then let
 /// all but the first walk the DHT: a fresh in-process testnet, ready for lookups.
 #[cfg(any(test, feature = "test-utils"))]
-pub async fn settle_testnet(nets: &[Network], timeout: std::time::Duration) -> Result<(), NetError> {
+pub(crate) async fn settle_testnet(nets: &[Network], timeout: std::time::Duration) -> Result<(), NetError> {
     for n in nets {
         tokio::time::timeout(timeout, async {
             while n.routing_table().await.map(|t| t.is_empty()).unwrap_or(true) {
@@ -394,12 +394,12 @@ pub async fn settle_testnet(nets: &[Network], timeout: std::time::Duration) -> R
 }
 
 /// Parse config strings into multiaddresses, naming the bad one.
-pub fn parse_addrs(texts: &[String]) -> Result<Vec<Multiaddr>, NetError> {
+pub(crate) fn parse_addrs(texts: &[String]) -> Result<Vec<Multiaddr>, NetError> {
     texts.iter().map(|t| t.parse().map_err(|_| NetError::BadAddress(t.clone()))).collect()
 }
 
 /// The peer ID at the end of a `/p2p/<id>` address, if any.
-pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {
         libp2p::multiaddr::Protocol::P2p(id) => Some(id),
         _ => None,

@@ -2,7 +2,7 @@
 //! the swarm task touching disk.
 //!
 //! The record store hands each change to a [`Persister`] through a bounded queue (`try_send`:
-//! when the queue is full the change is dropped and counted; the record still lives in memory
+//! when the queue is full the change is dropped, counted and logged; the record still lives in memory
 //! and its provider re-announces it within 22 h). One thread applies the changes to the store's
 //! [`Records::Providers`] and [`Records::Values`] in batches and makes them durable every
 //! [`FLUSH_EVERY`]; a failed write is logged, the record still lives in memory. At start, [`load`] reads the records
@@ -27,7 +27,7 @@ const FLUSH_EVERY: Duration = Duration::from_secs(5);
 
 /// One change to the persisted provider records.
 #[derive(Debug)]
-pub enum Change {
+pub(crate) enum Change {
     /// A record was added or refreshed.
     Put(ProviderRecord),
     /// A record was removed.
@@ -69,7 +69,7 @@ fn split_key(k: &[u8]) -> Option<(RecordKey, PeerId)> {
 
 /// The sending side, owned by the record store.
 #[derive(Clone)]
-pub struct Persister {
+pub(crate) struct Persister {
     tx: SyncSender<Change>,
     dropped: Arc<AtomicU64>,
 }
@@ -77,7 +77,7 @@ pub struct Persister {
 impl Persister {
     /// Start the persistence thread over `store`. It ends, after a last flush, once every
     /// `Persister` is dropped; join the handle to know its changes are durable.
-    pub fn start(store: Store) -> (Persister, std::thread::JoinHandle<()>) {
+    pub(crate) fn start(store: Store) -> (Persister, std::thread::JoinHandle<()>) {
         let (tx, rx) = sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("cairn-provider-records".into())
@@ -87,15 +87,17 @@ impl Persister {
     }
 
     /// Queue a change without waiting.
-    pub fn send(&self, change: Change) {
+    pub(crate) fn send(&self, change: Change) {
         if self.tx.try_send(change).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // Logged at 1, 2, 4, 8, … drops: visible, but never a flood.
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n,
+                    "record persistence is behind: changes dropped (kept in memory until restart)"
+                );
+            }
         }
-    }
-
-    /// Changes dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -183,7 +185,7 @@ pub fn load(store: &Store) -> Vec<ProviderRecord> {
 }
 
 /// The persisted value records that are still valid (the rest are deleted).
-pub fn load_values(store: &Store) -> Vec<(RecordKey, Vec<u8>)> {
+pub(crate) fn load_values(store: &Store) -> Vec<(RecordKey, Vec<u8>)> {
     let now = super::now_nanos();
     let mut out = Vec::new();
     let mut stale = Vec::new();

@@ -16,19 +16,19 @@ use libp2p::PeerId;
 use super::persist::{Change, Persister};
 
 /// Providers kept per key: the replication factor, as go-libp2p-kad-dht keeps.
-pub const MAX_PROVIDERS_PER_KEY: usize = 20;
+pub(crate) const MAX_PROVIDERS_PER_KEY: usize = 20;
 
 /// Keys with remote provider records kept (about 200 bytes each: ~40 MiB at most).
-pub const MAX_PROVIDER_KEYS: usize = 200_000;
+pub(crate) const MAX_PROVIDER_KEYS: usize = 200_000;
 
 /// Value records kept (IPNS and public keys; each ≤ [`MAX_VALUE_BYTES`]).
-pub const MAX_RECORDS: usize = 16 * 1024;
+pub(crate) const MAX_RECORDS: usize = 16 * 1024;
 
 /// The IPNS record size limit, the largest value we accept.
-pub const MAX_VALUE_BYTES: usize = 10 * 1024;
+pub(crate) const MAX_VALUE_BYTES: usize = 10 * 1024;
 
 /// Longest a value record is kept without being stored again (go-libp2p-kad-dht's 48 h).
-pub const MAX_RECORD_AGE: Duration = Duration::from_secs(48 * 3600);
+pub(crate) const MAX_RECORD_AGE: Duration = Duration::from_secs(48 * 3600);
 
 /// In-memory record store; see the module docs.
 pub struct RecordStore {
@@ -53,7 +53,12 @@ impl RecordStore {
     }
 
     /// Load persisted records, then send every later change to `persist`.
-    pub fn restore(&mut self, records: Vec<ProviderRecord>, values: Vec<(RecordKey, Vec<u8>)>, persist: Persister) {
+    pub(crate) fn restore(
+        &mut self,
+        records: Vec<ProviderRecord>,
+        values: Vec<(RecordKey, Vec<u8>)>,
+        persist: Persister,
+    ) {
         for r in records {
             let _ = libp2p::kad::store::RecordStore::add_provider(self, r);
         }
@@ -67,7 +72,7 @@ impl RecordStore {
     /// its peer ID) and replaces what is held under its key (a higher IPNS sequence, or a
     /// later EOL). Returns the record as stored, with its expiry set (the held one when the
     /// same record comes again), or `None` when the held one is kept.
-    pub fn offer(&mut self, mut record: Record, now: i128) -> std::result::Result<Option<Record>, RecordError> {
+    pub(crate) fn offer(&mut self, mut record: Record, now: i128) -> std::result::Result<Option<Record>, RecordError> {
         let valid = records::validate(record.key.as_ref(), &record.value, now)?;
         if let Some(held) = self.records.get(&record.key) {
             if held.value == record.value {
@@ -99,13 +104,9 @@ impl RecordStore {
     }
 
     /// Number of keys we provide ourselves.
-    pub fn provided_len(&self) -> usize {
+    #[cfg(test)]
+    fn provided_len(&self) -> usize {
         self.provided.len()
-    }
-
-    /// Number of keys with remote provider records.
-    pub fn provider_keys(&self) -> usize {
-        self.providers.len()
     }
 }
 

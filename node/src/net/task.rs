@@ -71,7 +71,7 @@ pub fn spawn(
 }
 
 /// [`spawn`], keeping other peers' provider records in `store` across restarts.
-pub fn spawn_with_store(
+pub(crate) fn spawn_with_store(
     key: Keypair,
     cfg: &NetConfig,
     store: Option<crate::store::Store>,

@@ -14,7 +14,7 @@ pub struct Args(Vec<(String, String)>);
 
 impl Args {
     /// The options of a request URI.
-    pub fn from_uri(uri: &Uri) -> Result<Args, OpError> {
+    pub(crate) fn from_uri(uri: &Uri) -> Result<Args, OpError> {
         Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map(|Query(pairs)| Args(pairs))
             .map_err(|e| OpError::bad(format!("malformed query string: {}", e.body_text())))
@@ -56,12 +56,12 @@ impl Args {
     }
 
     /// A boolean option: `true`/`1`/empty (present) or `false`/`0`.
-    pub fn flag(&self, name: &str, default: bool) -> Result<bool, OpError> {
+    pub(crate) fn flag(&self, name: &str, default: bool) -> Result<bool, OpError> {
         self.opt_flag(name).map(|v| v.unwrap_or(default))
     }
 
     /// A boolean option, `None` when absent.
-    pub fn opt_flag(&self, name: &str) -> Result<Option<bool>, OpError> {
+    pub(crate) fn opt_flag(&self, name: &str) -> Result<Option<bool>, OpError> {
         match self.get(name) {
             None => Ok(None),
             Some("" | "true" | "1") => Ok(Some(true)),
@@ -79,7 +79,7 @@ impl Args {
 }
 
 /// Parse a CID argument (a bare CID or `/ipfs/<cid>`), as a bad request when malformed.
-pub fn cid_arg(text: &str) -> Result<Cid, OpError> {
+pub(crate) fn cid_arg(text: &str) -> Result<Cid, OpError> {
     let t = text.trim();
     let t = t.strip_prefix("/ipfs/").unwrap_or(t);
     cairn_protocol::cids::parse(t).map_err(|e| OpError::bad(format!("invalid CID {text:?}: {e}")))

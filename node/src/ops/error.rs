@@ -76,7 +76,7 @@ impl<E: std::error::Error + 'static> From<E> for OpError {
 
 /// `e` and its sources joined by `": "`, skipping a source whose text the outer message
 /// already ends with (thiserror's `{source}` formats repeat it).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(s) = cur {

@@ -14,10 +14,10 @@ const FINAL_PEER: u8 = 2;
 const PROVIDER: u8 = 4;
 
 /// Providers `dht/findprovs` looks for unless told, as kubo.
-pub const DEFAULT_PROVIDERS: usize = 20;
+pub(crate) const DEFAULT_PROVIDERS: usize = 20;
 
 /// Most providers one `dht/findprovs` may ask for.
-pub const MAX_PROVIDERS: usize = 1000;
+pub(crate) const MAX_PROVIDERS: usize = 1000;
 
 /// One kubo routing event: `{"Extra","ID","Responses":[{"ID","Addrs"}],"Type"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

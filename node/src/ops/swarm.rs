@@ -84,7 +84,7 @@ fn parse_addr(text: &str) -> Result<Multiaddr, OpError> {
 }
 
 /// A peer ID, or a multiaddr ending in `/p2p/<id>`.
-pub fn parse_peer(text: &str) -> Result<PeerId, OpError> {
+pub(crate) fn parse_peer(text: &str) -> Result<PeerId, OpError> {
     if text.starts_with('/') {
         let addr = parse_addr(text)?;
         return net::peer_of(&addr).ok_or_else(|| OpError::bad(format!("{text} does not end in /p2p/<peer ID>")));

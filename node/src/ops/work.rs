@@ -37,7 +37,7 @@ where
 
 /// Run a blocking writer (a tar or CAR stream) over `out` on a blocking thread; it gets a
 /// `Write` into the answer and the token cancelled when the reader goes away.
-pub async fn blocking_write<F>(out: PieceSender, work: F) -> Result<(), OpError>
+pub(crate) async fn blocking_write<F>(out: PieceSender, work: F) -> Result<(), OpError>
 where
     F: FnOnce(&mut dyn Write, &CancellationToken) -> Result<(), OpError> + Send + 'static,
 {
@@ -57,7 +57,11 @@ pub fn blocks(ctx: &Ctx, offline: bool, token: CancellationToken) -> Blocks {
 /// Make every block of the DAG under `root` local, reading through `blocks` (the store, then
 /// the network). Fetched blocks go to a batch writer on a blocking thread; the batch comes
 /// back (committed: drop it once the blocks are pinned or exported) if any were fetched.
-pub async fn ensure_local(store: &Store, root: &Cid, blocks: &mut Blocks) -> Result<Option<BatchWriter>, OpError> {
+pub(crate) async fn ensure_local(
+    store: &Store,
+    root: &Cid,
+    blocks: &mut Blocks,
+) -> Result<Option<BatchWriter>, OpError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Block>(ENSURE_QUEUE);
     let s = store.clone();
     let writing = tokio::task::spawn_blocking(move || -> Result<Option<BatchWriter>, OpError> {
@@ -123,8 +127,12 @@ async fn local_block(store: &Store, cid: Cid) -> Result<(bool, Option<Bytes>), O
 }
 
 /// One block, fetched if missing (for direct pins); the batch as in [`ensure_local`].
-pub async fn ensure_local_block(store: &Store, cid: &Cid, blocks: &mut Blocks) -> Result<Option<BatchWriter>, OpError> {
-    if store.has(cid)? {
+pub(crate) async fn ensure_local_block(
+    store: &Store,
+    cid: &Cid,
+    blocks: &mut Blocks,
+) -> Result<Option<BatchWriter>, OpError> {
+    if store.handle().has(*cid).await? {
         return Ok(None);
     }
     let data = blocks.block(cid).await.map_err(|e| OpError::context(format!("fetching block {cid}"), &e))?;

@@ -22,23 +22,23 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::net::Network;
-use crate::store::{Due, Store, StoreError};
+use crate::store::{Due, Store};
 
 /// Provider records live 48 h on DHT servers; announce again after 22 h, as kubo does.
-pub const REPROVIDE_INTERVAL: Duration = Duration::from_secs(22 * 3600);
+pub(crate) const REPROVIDE_INTERVAL: Duration = Duration::from_secs(22 * 3600);
 
 /// How often the schedule is read for keys that are due.
-pub const CHECK_INTERVAL: Duration = Duration::from_secs(600);
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Keys announced by one sweep.
-pub const SWEEP_BATCH: usize = 16 * 1024;
+pub(crate) const SWEEP_BATCH: usize = 16 * 1024;
 
 /// Commands queued for the actor before a caller waits.
 const COMMANDS: usize = 64;
 
 /// Keys held in memory for announcement. More stay in the schedule and are read back once
 /// the queue has room, so a node with millions of keys holds at most this many in memory.
-pub const MAX_QUEUED: usize = 2 * SWEEP_BATCH;
+pub(crate) const MAX_QUEUED: usize = 2 * SWEEP_BATCH;
 
 /// Shortest time between two reads of the schedule made to refill the queue, so that sweeps
 /// failing for lack of peers do not turn into a loop of reads.
@@ -97,7 +97,7 @@ pub struct Provider {
 
 /// The schedule's key for a block: its multihash (CIDv0 and v1 of one block, and any codec,
 /// are one DHT key).
-pub fn schedule_key(cid: &Cid) -> Vec<u8> {
+pub(crate) fn schedule_key(cid: &Cid) -> Vec<u8> {
     cid.hash().to_bytes()
 }
 
@@ -123,7 +123,7 @@ impl Provider {
 
     /// Add keys to the schedule and announce them soon. Durable before it returns (unless
     /// the node is stopping).
-    pub async fn enqueue(&self, cids: Vec<Cid>) {
+    pub(crate) async fn enqueue(&self, cids: Vec<Cid>) {
         if !cids.is_empty() {
             self.ask(|done| Command::Enqueue(cids, done)).await;
         }
@@ -131,7 +131,7 @@ impl Provider {
 
     /// Remove keys from the schedule and stop answering `GET_PROVIDERS` for them (unpinned
     /// or evicted content is no longer announced).
-    pub async fn forget(&self, cids: Vec<Cid>) {
+    pub(crate) async fn forget(&self, cids: Vec<Cid>) {
         if !cids.is_empty() {
             self.ask(|done| Command::Forget(cids, done)).await;
         }
@@ -231,28 +231,22 @@ impl Queue {
     }
 }
 
-/// Run a store call on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    store: &Store,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    let s = store.clone();
-    tokio::task::spawn_blocking(move || f(&s)).await.unwrap_or(Err(StoreError::Shutdown))
-}
-
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         self.tasks.spawn(restore_local(self.net.clone(), self.store.clone(), shutdown.clone()));
-        self.stat.total_keys = blocking(&self.store, |s| {
-            let mut n = 0u64;
-            s.for_each_scheduled(&mut |_| {
-                n += 1;
-                true
-            })?;
-            Ok(n)
-        })
-        .await
-        .unwrap_or(0);
+        self.stat.total_keys = self
+            .store
+            .handle()
+            .call(|s| {
+                let mut n = 0u64;
+                s.for_each_scheduled(&mut |_| {
+                    n += 1;
+                    true
+                })?;
+                Ok(n)
+            })
+            .await
+            .unwrap_or(0);
         let mut check = tokio::time::interval(CHECK_INTERVAL);
         let mut running: Option<JoinHandle<Option<sweep::SweepReport>>> = None;
         let mut last_refill = tokio::time::Instant::now();
@@ -289,7 +283,7 @@ impl Actor {
             Command::Enqueue(cids, done) => {
                 let cids: Vec<Cid> = cids.iter().filter_map(|c| queued_cid(&schedule_key(c))).collect();
                 let keys: Vec<Vec<u8>> = cids.iter().map(schedule_key).collect();
-                match blocking(&self.store, move |s| s.schedule_provides(&keys)).await {
+                match self.store.handle().call(move |s| s.schedule_provides(&keys)).await {
                     Ok(added) => self.stat.total_keys += added,
                     Err(e) => tracing::warn!("cannot schedule {} key(s) for announcement: {e}", cids.len()),
                 }
@@ -335,21 +329,24 @@ impl Actor {
         // The front of the schedule also holds the keys queued and in flight (due, not
         // stamped yet): ask for those plus as many more as the queue has room for.
         let limit = MAX_QUEUED.max(self.queue.line.len()) + self.queue.in_flight.len();
-        let read = blocking(&self.store, move |s| {
-            let due = s.provides_due(before, limit)?;
-            let mut gone = Vec::new();
-            let mut keys = Vec::with_capacity(due.keys.len());
-            for (key, _) in &due.keys {
-                let Some(cid) = queued_cid(key) else { continue };
-                if s.has(&cid).unwrap_or(true) {
-                    keys.push(cid);
-                } else {
-                    gone.push(cid);
+        let read = self
+            .store
+            .handle()
+            .call(move |s| {
+                let due = s.provides_due(before, limit)?;
+                let mut gone = Vec::new();
+                let mut keys = Vec::with_capacity(due.keys.len());
+                for (key, _) in &due.keys {
+                    let Some(cid) = queued_cid(key) else { continue };
+                    if s.has(&cid).unwrap_or(true) {
+                        keys.push(cid);
+                    } else {
+                        gone.push(cid);
+                    }
                 }
-            }
-            Ok((keys, gone, Due { keys: Vec::new(), ..due }))
-        })
-        .await;
+                Ok((keys, gone, Due { keys: Vec::new(), ..due }))
+            })
+            .await;
         let (keys, gone, due) = match read {
             Ok(r) => r,
             Err(e) => {
@@ -374,7 +371,7 @@ impl Actor {
     async fn unschedule(&mut self, cids: Vec<Cid>) {
         let keys: Vec<Vec<u8>> = cids.iter().map(schedule_key).collect();
         let k = keys.clone();
-        match blocking(&self.store, move |s| s.unschedule_provides(&k)).await {
+        match self.store.handle().call(move |s| s.unschedule_provides(&k)).await {
             Ok(removed) => self.stat.total_keys = self.stat.total_keys.saturating_sub(removed),
             Err(e) => tracing::warn!("cannot unschedule {} key(s): {e}", keys.len()),
         }
@@ -397,7 +394,7 @@ impl Actor {
         self.stat.walks += report.walks as u64;
         let keys: Vec<Vec<u8>> = report.announced.iter().map(schedule_key).collect();
         let now = now_secs();
-        if let Err(e) = blocking(&self.store, move |s| s.stamp_provides(&keys, now)).await {
+        if let Err(e) = self.store.handle().call(move |s| s.stamp_provides(&keys, now)).await {
             tracing::warn!("cannot record announced keys: {e}");
         }
     }

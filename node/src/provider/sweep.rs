@@ -22,7 +22,7 @@ use crate::net::behaviour::KAD_PROTOCOL;
 use crate::net::{NetError, Network};
 
 /// Peers that store each provider record (Kademlia's k).
-pub const REPLICATION: usize = 20;
+pub(crate) const REPLICATION: usize = 20;
 
 /// Peers written to at once during a sweep.
 const PEER_CONCURRENCY: usize = 10;

@@ -158,7 +158,7 @@ impl Default for NetworkConfig {
 }
 
 /// The public IPFS bootstrap peers kubo ships with.
-pub const IPFS_BOOTSTRAP: &[&str] = &[
+pub(crate) const IPFS_BOOTSTRAP: &[&str] = &[
     "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
     "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
     "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
@@ -167,11 +167,11 @@ pub const IPFS_BOOTSTRAP: &[&str] = &[
 ];
 
 /// Node profiles offered by `cairn init --profile`.
-pub const NODE_PROFILES: &[&str] = &["home", "server", "local"];
+pub(crate) const NODE_PROFILES: &[&str] = &["home", "server", "local"];
 
 impl Config {
     /// The configuration a new repo gets for `profile`.
-    pub fn for_profile(profile: &str) -> Option<Config> {
+    pub(crate) fn for_profile(profile: &str) -> Option<Config> {
         let mut c = Config { profile: profile.to_string(), ..Config::default() };
         match profile {
             "home" => {
@@ -203,7 +203,7 @@ impl Config {
     }
 
     /// Render as TOML with a header comment.
-    pub fn to_toml(&self) -> String {
+    pub(crate) fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).expect("config serializes");
         format!("# cairn configuration. Every key is optional; a missing key takes its default.\n{body}")
     }

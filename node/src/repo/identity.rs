@@ -13,17 +13,17 @@ pub struct Identity {
 
 impl Identity {
     /// A fresh random identity.
-    pub fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Identity { key: SigningKey::generate(&mut rand::rngs::OsRng) }
     }
 
     /// The 32-byte secret seed (what libp2p's `ed25519::SecretKey` takes).
-    pub fn secret_bytes(&self) -> [u8; 32] {
+    pub(crate) fn secret_bytes(&self) -> [u8; 32] {
         self.key.to_bytes()
     }
 
     /// The public key bytes.
-    pub fn public_bytes(&self) -> [u8; 32] {
+    pub(crate) fn public_bytes(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()
     }
 

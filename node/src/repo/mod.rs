@@ -135,7 +135,7 @@ pub fn lock_holder(path: &Path) -> Option<(u32, Option<Holder>)> {
 
 /// The file a daemon writes (its pid) the moment it starts and removes once its API answers:
 /// commands that find it wait for the API instead of taking the repo themselves.
-pub const STARTING_FILE: &str = "daemon.starting";
+pub(crate) const STARTING_FILE: &str = "daemon.starting";
 
 /// Marks a daemon as starting for as long as it is held (removed on drop).
 pub struct Starting(PathBuf);

@@ -125,7 +125,7 @@ impl DiskFiles {
 }
 
 /// Base32 (RFC 4648, upper case, no padding) of the multihash: kubo's flatfs key form.
-pub fn encode_key(key: &[u8]) -> String {
+pub(crate) fn encode_key(key: &[u8]) -> String {
     multibase::Base::Base32Upper.encode(key)
 }
 

@@ -8,12 +8,16 @@
 //! anything that refers to the blocks (a pin) written. Keys written by an open batch are
 //! protected from garbage collection until the batch is dropped.
 //!
+//! Async code reaches it through [`AsyncStore`] ([`Store::handle`]), which runs every call
+//! that may touch the disk on the blocking pool.
+//!
 //! The store is the only owner of the metadata trees: other modules read and write through
 //! typed calls, the provide schedule ([`schedule`]) and the records kept beside the blocks
 //! (pins, pending pins, DHT records: [`records`]), each returning an error or done (and, for
 //! writes, durable) when it returns.
 
 pub mod files;
+pub mod handle;
 pub mod meta;
 pub mod records;
 pub mod schedule;
@@ -32,13 +36,14 @@ use cairn_protocol::{Block, Cid};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 pub use files::{DiskFiles, FileLayer};
+pub use handle::AsyncStore;
 pub use meta::{MetaLayer, SledMeta, Tree};
 pub use records::{RecordChange, Records};
 pub use schedule::Due;
 
 /// Blocks up to this size are stored in the metadata engine: for such values sled is several
 /// times faster than one file per block.
-pub const SMALL_BLOCK_MAX: usize = 8 * 1024;
+pub(crate) const SMALL_BLOCK_MAX: usize = 8 * 1024;
 
 /// Blocks a writer may queue before `write` waits: bounds memory to a few MiB of blocks.
 const WRITE_QUEUE: usize = 16;
@@ -105,7 +110,11 @@ impl Store {
     }
 
     /// As [`Store::new`], refusing block writes that would leave less free space than `floor`.
-    pub fn with_floor(files: Box<dyn FileLayer>, meta: Box<dyn MetaLayer>, floor: Option<space::Floor>) -> Store {
+    pub(crate) fn with_floor(
+        files: Box<dyn FileLayer>,
+        meta: Box<dyn MetaLayer>,
+        floor: Option<space::Floor>,
+    ) -> Store {
         let inner = Arc::new(Inner {
             files,
             meta,
@@ -124,9 +133,14 @@ impl Store {
         Store { inner, tx, next_batch: Arc::new(Default::default()) }
     }
 
+    /// The async handle on this store, for code on the runtime's workers.
+    pub(crate) fn handle(&self) -> AsyncStore {
+        AsyncStore::new(self.clone())
+    }
+
     /// Whether a write may start: an error naming the free-space floor when the disk is below
     /// it (commands check this first, so they fail before reading their input).
-    pub fn check_space(&self) -> Result<(), StoreError> {
+    pub(crate) fn check_space(&self) -> Result<(), StoreError> {
         match &self.inner.floor {
             Some(f) => f.check_now().map_err(StoreError::Io),
             None => Ok(()),
@@ -142,14 +156,14 @@ impl Store {
     /// Make a verified block readable at once, before a batch writer takes it (Bitswap's
     /// write-behind hands blocks to its writer through a short queue). A batch that writes the
     /// block takes it over; [`Store::unstage`] drops one that will not be written.
-    pub fn stage(&self, block: &Block) {
+    pub(crate) fn stage(&self, block: &Block) {
         if block.cid.hash().code() != IDENTITY {
             self.inner.queued.lock().expect("queued blocks lock").insert(key_of(&block.cid), block.data.clone());
         }
     }
 
     /// Drop a staged block that will not be written after all.
-    pub fn unstage(&self, cid: &Cid) {
+    pub(crate) fn unstage(&self, cid: &Cid) {
         self.inner.queued.lock().expect("queued blocks lock").remove(&key_of(cid));
     }
 
@@ -174,7 +188,7 @@ impl Store {
     /// Read the block named by `cid` without re-hashing it. For answering Bitswap peers, which
     /// verify every block they receive (kubo's default, `Datastore.HashOnRead = false`): hashing
     /// on both ends cost the sender a fifth of its CPU time. Local readers use [`Store::get`].
-    pub fn get_unverified(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
+    pub(crate) fn get_unverified(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
         if cid.hash().code() == IDENTITY {
             return Ok(Some(Bytes::copy_from_slice(cid.hash().digest())));
         }
@@ -182,7 +196,7 @@ impl Store {
     }
 
     /// Read the bytes under a multihash key without verifying them.
-    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+    pub(crate) fn get_raw(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
         if let Some(v) = self.inner.queued.lock().expect("queued blocks lock").get(key) {
             return Ok(Some(v.clone()));
         }
@@ -216,17 +230,17 @@ impl Store {
     }
 
     /// Held while changing pins: waits for a running GC to finish.
-    pub fn pin_guard(&self) -> RwLockReadGuard<'_, ()> {
+    pub(crate) fn pin_guard(&self) -> RwLockReadGuard<'_, ()> {
         self.inner.pin_gate.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Held for a whole GC run: no pin changes meanwhile.
-    pub fn gc_guard(&self) -> RwLockWriteGuard<'_, ()> {
+    pub(crate) fn gc_guard(&self) -> RwLockWriteGuard<'_, ()> {
         self.inner.pin_gate.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Start a batch of writes.
-    pub fn writer(&self) -> BatchWriter {
+    pub(crate) fn writer(&self) -> BatchWriter {
         let id = self.next_batch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         BatchWriter { store: self.clone(), id, keys: Vec::new() }
     }
@@ -241,7 +255,7 @@ impl Store {
     }
 
     /// Remove blocks by multihash key and make the removal durable. Used by GC and `block rm`.
-    pub fn remove_keys(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+    pub(crate) fn remove_keys(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
         for key in keys {
             self.inner.meta.remove(Tree::Blocks, key)?;
             self.inner.files.remove(key)?;
@@ -254,7 +268,7 @@ impl Store {
     /// Remove the keys that no open batch holds, durably, and return those removed. The
     /// protected set stays locked meanwhile, so a batch that starts using one of these keys
     /// either protects it first (and it is kept) or writes it again afterwards.
-    pub fn remove_unprotected(&self, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub(crate) fn remove_unprotected(&self, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, StoreError> {
         let protected = self.inner.protected.lock().expect("protected set lock");
         let doomed: Vec<Vec<u8>> = keys.iter().filter(|k| !protected.contains_key(*k)).cloned().collect();
         self.remove_keys(&doomed)?;
@@ -263,7 +277,7 @@ impl Store {
     }
 
     /// Call `f` with every stored key and its size.
-    pub fn for_each_key(&self, f: &mut dyn FnMut(Vec<u8>, u64) -> bool) -> Result<(), StoreError> {
+    pub(crate) fn for_each_key(&self, f: &mut dyn FnMut(Vec<u8>, u64) -> bool) -> Result<(), StoreError> {
         let mut go_on = true;
         self.inner.meta.for_each(Tree::Blocks, &mut |k, v| {
             go_on = f(k.to_vec(), v.len() as u64);
@@ -288,7 +302,7 @@ impl Store {
     }
 
     /// Bytes on disk used by the metadata engine.
-    pub fn meta_disk_size(&self) -> Result<u64, StoreError> {
+    pub(crate) fn meta_disk_size(&self) -> Result<u64, StoreError> {
         Ok(self.inner.meta.disk_size()?)
     }
 
@@ -328,7 +342,7 @@ pub fn key_of(cid: &Cid) -> Vec<u8> {
 
 /// A batch of block writes, committed together. Blocks written are protected from GC until
 /// the batch is dropped (after the caller has pinned what it needs).
-pub struct BatchWriter {
+pub(crate) struct BatchWriter {
     store: Store,
     id: u64,
     keys: Vec<Vec<u8>>,
@@ -339,7 +353,7 @@ impl BatchWriter {
     /// store from now on, durable after [`BatchWriter::commit`]. Write errors surface at
     /// `commit`; once one happened, `write` fails at once with the same error, so the caller
     /// stops feeding a batch that cannot succeed (instead of reading all of its input first).
-    pub fn write(&mut self, block: Block) -> Result<(), StoreError> {
+    pub(crate) fn write(&mut self, block: Block) -> Result<(), StoreError> {
         if block.cid.hash().code() == IDENTITY {
             return Ok(());
         }
@@ -359,7 +373,7 @@ impl BatchWriter {
 
     /// Wait until every queued block is written, then make them durable (one file-system
     /// sync, one metadata flush). Returns the first write error of this batch.
-    pub fn commit(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn commit(&mut self) -> Result<(), StoreError> {
         let (reply_tx, reply_rx) = bounded(1);
         self.store.tx.send((self.id, Request::Commit(reply_tx))).map_err(|_| StoreError::Shutdown)?;
         match reply_rx.recv() {

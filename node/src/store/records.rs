@@ -49,19 +49,19 @@ impl Store {
     }
 
     /// Insert or replace one record; durable before it returns.
-    pub fn put_record(&self, records: Records, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn put_record(&self, records: Records, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.apply_records(&[RecordChange::Put(records, key.to_vec(), value.to_vec())], true)
     }
 
     /// Remove records; durable before it returns.
-    pub fn remove_records(&self, records: Records, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+    pub(crate) fn remove_records(&self, records: Records, keys: &[Vec<u8>]) -> Result<(), StoreError> {
         let changes: Vec<RecordChange> = keys.iter().map(|k| RecordChange::Remove(records, k.clone())).collect();
         self.apply_records(&changes, true)
     }
 
     /// Apply changes in order; with `durable`, flush once at the end. The first error stops
     /// the batch and is returned.
-    pub fn apply_records(&self, changes: &[RecordChange], durable: bool) -> Result<(), StoreError> {
+    pub(crate) fn apply_records(&self, changes: &[RecordChange], durable: bool) -> Result<(), StoreError> {
         let meta = &*self.inner.meta;
         for change in changes {
             match change {
@@ -82,13 +82,17 @@ impl Store {
     }
 
     /// Make every change applied so far durable.
-    pub fn flush_records(&self) -> Result<(), StoreError> {
+    pub(crate) fn flush_records(&self) -> Result<(), StoreError> {
         Ok(self.inner.meta.flush()?)
     }
 
     /// Call `f` with every record of a collection in key order; stop early when it returns
     /// false.
-    pub fn for_each_record(&self, records: Records, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+    pub(crate) fn for_each_record(
+        &self,
+        records: Records,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
         let (tree, prefix) = records.place(&[]);
         Ok(self.inner.meta.for_each(tree, &mut |k, v| match k.strip_prefix(prefix.as_slice()) {
             Some(k) => f(k, v),

@@ -37,7 +37,7 @@ fn stamp_of(v: &[u8]) -> u64 {
 impl Store {
     /// Add keys (multihash bytes) to the schedule as never announced; keys already there keep
     /// their time. Durable before it returns; the count of keys added.
-    pub fn schedule_provides(&self, keys: &[Vec<u8>]) -> Result<u64, StoreError> {
+    pub(crate) fn schedule_provides(&self, keys: &[Vec<u8>]) -> Result<u64, StoreError> {
         let meta = &*self.inner.meta;
         let mut added = 0;
         for key in keys {
@@ -54,7 +54,7 @@ impl Store {
     }
 
     /// Remove keys from the schedule. Durable before it returns; the count removed.
-    pub fn unschedule_provides(&self, keys: &[Vec<u8>]) -> Result<u64, StoreError> {
+    pub(crate) fn unschedule_provides(&self, keys: &[Vec<u8>]) -> Result<u64, StoreError> {
         let meta = &*self.inner.meta;
         let mut removed = 0;
         for key in keys {
@@ -71,7 +71,7 @@ impl Store {
     }
 
     /// Record that keys were announced at `now` (keys no longer scheduled are left out).
-    pub fn stamp_provides(&self, keys: &[Vec<u8>], now: u64) -> Result<(), StoreError> {
+    pub(crate) fn stamp_provides(&self, keys: &[Vec<u8>], now: u64) -> Result<(), StoreError> {
         let meta = &*self.inner.meta;
         for key in keys {
             if let Some(v) = meta.get(Tree::Provide, key)? {

@@ -15,14 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The space reserve's name in the repo folder.
-pub const RESERVE_FILE: &str = "space.reserve";
+pub(crate) const RESERVE_FILE: &str = "space.reserve";
 
 /// Size of the space reserve: room for sled's start-up snapshot and a few log segments (its
 /// snapshot of a repo with a million blocks is a few MiB).
-pub const RESERVE_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const RESERVE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Free bytes below which the reserve is released at open, so the metadata engine can start.
-pub const OPEN_ROOM: u64 = 4 * 1024 * 1024;
+pub(crate) const OPEN_ROOM: u64 = 4 * 1024 * 1024;
 
 /// How many bytes may be written between two free-space checks (a `statvfs` per block would
 /// be cheap too, but this keeps it off the hot path of small blocks).
@@ -35,7 +35,7 @@ pub fn available(path: &Path) -> io::Result<u64> {
 
 /// Free bytes where the repo writes: the least of the repo folder, `blocks/` and `meta/`
 /// (either may be a link or a mount on another disk). Folders not there yet are skipped.
-pub fn repo_available(repo: &Path) -> io::Result<u64> {
+pub(crate) fn repo_available(repo: &Path) -> io::Result<u64> {
     let mut free = available(repo)?;
     for sub in ["blocks", "meta"] {
         if let Ok(f) = available(&repo.join(sub)) {
@@ -46,14 +46,14 @@ pub fn repo_available(repo: &Path) -> io::Result<u64> {
 }
 
 /// Whether `e` says the disk (or the user's quota) has no room left.
-pub fn is_out_of_space(e: &io::Error) -> bool {
+pub(crate) fn is_out_of_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
 /// The free-space floor the store's writer enforces. While the reserve is missing (released
 /// to open on a full disk, or never had room), the floor is raised by its size: the space it
 /// freed is kept for the metadata engine, never handed to new data.
-pub struct Floor {
+pub(crate) struct Floor {
     path: PathBuf,
     min_free: u64,
     /// Bytes written since the last check.
@@ -62,12 +62,12 @@ pub struct Floor {
 
 impl Floor {
     /// A floor of `min_free` bytes on the file systems of the repo at `path`.
-    pub fn new(path: &Path, min_free: u64) -> Floor {
+    pub(crate) fn new(path: &Path, min_free: u64) -> Floor {
         Floor { path: path.to_path_buf(), min_free, since_check: AtomicU64::new(u64::MAX / 2) }
     }
 
     /// Whether `len` more bytes may be written; an error naming the floor when not.
-    pub fn check(&self, len: u64) -> io::Result<()> {
+    pub(crate) fn check(&self, len: u64) -> io::Result<()> {
         let since = self.since_check.fetch_add(len, Ordering::Relaxed) + len;
         if since < CHECK_EVERY {
             return Ok(());
@@ -83,14 +83,14 @@ impl Floor {
     }
 
     /// Check now, whatever was written since the last check (before a command starts writing).
-    pub fn check_now(&self) -> io::Result<()> {
+    pub(crate) fn check_now(&self) -> io::Result<()> {
         self.since_check.store(u64::MAX / 2, Ordering::Relaxed);
         self.check(0)
     }
 }
 
 /// The message for a write refused at the floor.
-pub fn below_floor(free: u64, floor: u64) -> String {
+pub(crate) fn below_floor(free: u64, floor: u64) -> String {
     format!(
         "disk full: the repo's disk has {} free, below the {} that cairn keeps free (store.min_free_bytes, \
          plus the space reserve while it is missing) so that nothing already stored is put at risk. Free \
@@ -114,7 +114,7 @@ pub fn human(n: u64) -> String {
 /// `snap.*.generating`, which sled 0.34 would otherwise read as the newest snapshot and then
 /// report "Read corrupted data" on every open). Such a file is never complete: sled renames a
 /// snapshot to its final name only after writing and syncing it.
-pub fn recover_meta_leftovers(meta_dir: &Path) -> io::Result<usize> {
+pub(crate) fn recover_meta_leftovers(meta_dir: &Path) -> io::Result<usize> {
     let entries = match fs::read_dir(meta_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -135,7 +135,7 @@ pub fn recover_meta_leftovers(meta_dir: &Path) -> io::Result<usize> {
 
 /// Before opening the metadata engine: release the reserve when the disk is too full for sled
 /// to start. Returns whether it was released.
-pub fn release_reserve_if_full(repo: &Path) -> bool {
+pub(crate) fn release_reserve_if_full(repo: &Path) -> bool {
     let reserve = repo.join(RESERVE_FILE);
     if !reserve.exists() || available(&repo.join("meta")).or_else(|_| available(repo)).is_ok_and(|f| f >= OPEN_ROOM) {
         return false;
@@ -145,7 +145,7 @@ pub fn release_reserve_if_full(repo: &Path) -> bool {
 
 /// After a successful open: put the reserve back when there is room for it above the floor.
 /// Best effort: a failure leaves a partial reserve removed and the repo as it was.
-pub fn restore_reserve(repo: &Path, min_free: u64) {
+pub(crate) fn restore_reserve(repo: &Path, min_free: u64) {
     let reserve = repo.join(RESERVE_FILE);
     if reserve.metadata().is_ok_and(|m| m.len() == RESERVE_BYTES) {
         return;
