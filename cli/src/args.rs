@@ -94,6 +94,99 @@ pub enum Command {
     Provide(ProvideCommand),
     /// Stop the running daemon.
     Shutdown,
+    /// Signing keys for IPNS names (`self` is the node's identity).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// IPNS names: point a key's name at content, resolve names.
+    #[command(subcommand)]
+    Name(NameCommand),
+}
+
+/// `cairn key …`.
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Make a new Ed25519 key; prints its IPNS name.
+    Gen {
+        /// The key's name.
+        name: String,
+        /// Key type (only ed25519).
+        #[arg(short = 't', long = "type", default_value = "ed25519")]
+        kind: String,
+    },
+    /// List keys and their IPNS names.
+    #[command(alias = "ls")]
+    List,
+    /// Remove keys.
+    Rm {
+        /// Key names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Rename a key.
+    Rename {
+        /// Current name.
+        from: String,
+        /// New name.
+        to: String,
+        /// Replace a key that has the new name.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Write a private key to a file (libp2p protobuf, kubo's format), readable by you only.
+    Export {
+        /// Key name.
+        name: String,
+        /// Output file (default: `<name>.key`); never overwritten.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Import a private key file (as `key export` and kubo write it).
+    Import {
+        /// The name it gets.
+        name: String,
+        /// The key file.
+        file: PathBuf,
+        /// Replace a key of that name.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+/// `cairn name …`.
+#[derive(Subcommand, Debug)]
+pub enum NameCommand {
+    /// Point a key's name at a path, signed, and put the record into the DHT.
+    Publish {
+        /// /ipfs/<cid>[/path], <cid>[/path] or /ipns/<name>.
+        path: String,
+        /// The key that signs (see `cairn key list`).
+        #[arg(short, long, default_value = "self")]
+        key: String,
+        /// How long the record stays valid: 4w, 30d, 48h (default: ipns.record_lifetime_secs,
+        /// 30 days). Under 7 days draws a warning.
+        #[arg(long)]
+        lifetime: Option<String>,
+        /// How long resolvers may cache it: 5m, 1h (default: ipns.record_ttl_secs, 5 minutes).
+        #[arg(long)]
+        ttl: Option<String>,
+        /// Check that the path resolves first.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        resolve: bool,
+        /// Without a daemon: sign the record now; the daemon publishes it when it starts.
+        #[arg(long)]
+        allow_offline: bool,
+    },
+    /// Print the path a name points at.
+    Resolve {
+        /// A name (k51…, 12D3KooW…) or /ipns/<name>[/path] (default: this node's own).
+        name: Option<String>,
+        /// Follow names that point at names.
+        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        recursive: bool,
+        /// Ask the network even if a cached record is still fresh.
+        #[arg(long)]
+        nocache: bool,
+    },
 }
 
 /// `cairn swarm …`.

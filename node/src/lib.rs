@@ -20,6 +20,8 @@
 //! - [`api`]: the RPC API (kubo's `/api/v0/…` over HTTP) that `cairn daemon` serves, routing
 //!   onto [`ops`].
 //! - [`gateway`]: the HTTP gateway (path, trustless and subdomain) that `cairn daemon` serves.
+//! - [`names`]: IPNS: publishing this node's names, resolving anyone's (cache, fast lookups,
+//!   republishing).
 //! - [`provider`]: the actor announcing content to the DHT from the store's schedule
 //!   (re-announced every 22 h, due keys read from an index, a bounded queue in memory).
 //! - [`maintenance`]: `repo stat` and `repo verify`.
@@ -53,6 +55,7 @@ pub(crate) mod http_serve;
 pub mod importer;
 pub(crate) mod maintenance;
 pub mod memory;
+pub mod names;
 pub mod net;
 pub mod node;
 pub mod ops;

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bitswap::{Bitswap, BitswapConfig, Session};
 use crate::dag_read::Blocks;
+use crate::names::{lookup::Rule, Names, NamesConfig};
 use crate::net::{self, NetConfig, NetError, Network, TransportKind};
 use crate::pinning::{self, PinRemoteError};
 use crate::pins::PinKind;
@@ -68,12 +69,26 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
     })
 }
 
+/// The name service's settings from the repo's `[ipns]` section.
+fn names_config(repo: &Repo) -> NamesConfig {
+    let c = &repo.config().ipns;
+    NamesConfig {
+        rule: Rule {
+            enough: c.resolve_answers.max(1),
+            settle: Duration::from_millis(c.resolve_settle_ms),
+            ..Rule::default()
+        },
+        republish_every: Duration::from_secs(c.republish_interval_secs.max(60)),
+    }
+}
+
 /// A started node. Dropping it without `shutdown` cancels its tasks but does not wait for them.
 pub struct Node {
     repo: Arc<Repo>,
     net: Network,
     bitswap: Bitswap,
     provider: Provider,
+    names: Names,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -121,7 +136,15 @@ impl Node {
             shutdown.child_token(),
         ));
         tasks.spawn(crate::memory::run(shutdown.child_token()));
-        let node = Node { repo: Arc::new(repo), net, bitswap, provider, shutdown, tasks };
+        let names = Names::start(
+            net.clone(),
+            repo.store().handle(),
+            repo.keystore(),
+            names_config(&repo),
+            shutdown.child_token(),
+            &tasks,
+        );
+        let node = Node { repo: Arc::new(repo), net, bitswap, provider, names, shutdown, tasks };
         node.resume_pins();
         Ok(node)
     }
@@ -149,6 +172,11 @@ impl Node {
     /// The DHT announcement schedule.
     pub fn provider(&self) -> &Provider {
         &self.provider
+    }
+
+    /// The IPNS name service.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// A cancellation token that fires when the node shuts down.

@@ -16,6 +16,7 @@
 //! - [`bitswap`]: Bitswap 1.0.0/1.1.0/1.2.0 messages, framing and batching.
 //! - [`dht`]: the Kademlia DHT message, for the RPCs the batched provider sends itself.
 //! - [`records`]: IPNS and `/pk/` value records: validation, selection, creation.
+//! - [`names`]: IPNS names as text (`k51…`), parsed from every form kubo accepts.
 
 pub mod bitswap;
 pub mod block;
@@ -27,6 +28,7 @@ pub mod dht;
 pub mod dir;
 pub mod file;
 pub mod hamt;
+pub mod names;
 pub mod profile;
 pub mod reader;
 pub mod records;

@@ -8,6 +8,7 @@ mod block;
 mod content;
 mod daemon;
 mod dag;
+mod names;
 mod net;
 mod pin;
 mod repo;
@@ -21,14 +22,15 @@ use cairn_node::ops::info::{Id, VersionInfo};
 use cairn_node::repo::{self as node_repo, Holder, Repo, RepoError};
 use serde_json::json;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, KeyCommand};
 use crate::backend::{Backend, Local};
 use crate::client::{self, Api, Found};
 use crate::output::Printer;
 
 /// The operation each subcommand runs (`cairn pin add` runs `pin/add`), and `None` for the
-/// three that are not operations on a node: `init` makes a repo, `daemon` runs the node,
-/// `version` needs no repo (it prints the `version` operation's answer, computed locally).
+/// four that are not operations on a node: `init` makes a repo, `daemon` runs the node,
+/// `version` needs no repo (it prints the `version` operation's answer, computed locally),
+/// and `key export` reads the keystore itself (private keys never cross the API).
 pub const OPERATIONS: &[(&str, Option<&str>)] = &[
     ("init", None),
     ("daemon", None),
@@ -63,6 +65,14 @@ pub const OPERATIONS: &[(&str, Option<&str>)] = &[
     ("stats bw", Some("stats/bw")),
     ("provide stat", Some("provide/stat")),
     ("shutdown", Some("shutdown")),
+    ("key gen", Some("key/gen")),
+    ("key list", Some("key/list")),
+    ("key rm", Some("key/rm")),
+    ("key rename", Some("key/rename")),
+    ("key export", None),
+    ("key import", Some("key/import")),
+    ("name publish", Some("name/publish")),
+    ("name resolve", Some("name/resolve")),
 ];
 
 /// Run the parsed command.
@@ -93,6 +103,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stats(c) => net::stats(&daemon_api(&path)?, c, &mut out),
         Command::Provide(c) => net::provide(&daemon_api(&path)?, c, &mut out),
         Command::Shutdown => net::shutdown(&path, &daemon_api(&path)?, &mut out),
+        Command::Key(KeyCommand::Export { name, output }) => names::export(&path, &name, output, &mut out),
+        Command::Key(c) => names::key(&connect(&path)?, c, &mut out),
+        Command::Name(c) => names::name(&connect(&path)?, c, &mut out),
     }
 }
 

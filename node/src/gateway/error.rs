@@ -55,6 +55,24 @@ impl GatewayError {
         GatewayError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
+    /// 502: what another party (a name's record) says is unusable.
+    pub(crate) fn bad_gateway(message: impl Into<String>) -> GatewayError {
+        GatewayError::new(StatusCode::BAD_GATEWAY, message)
+    }
+
+    /// The status for a name that could not be resolved.
+    pub(crate) fn from_name(e: &crate::names::NameError) -> GatewayError {
+        use crate::names::NameError;
+        match e {
+            NameError::NotFound(_) => GatewayError::not_found(e.to_string()),
+            NameError::BadValue(_) | NameError::TooDeep(_) | NameError::Record(_) => {
+                GatewayError::bad_gateway(e.to_string())
+            }
+            NameError::Shutdown => GatewayError::unavailable(e.to_string()),
+            _ => GatewayError::internal(e.to_string()),
+        }
+    }
+
     /// 503.
     pub(crate) fn unavailable(message: impl Into<String>) -> GatewayError {
         GatewayError::new(StatusCode::SERVICE_UNAVAILABLE, message)

@@ -261,16 +261,99 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
             redirect_to_subdomain: gw.config.redirect_to_subdomain,
         },
     )?;
-    let target = match route {
+    let (target, named) = match route {
         Route::Redirect(to) => return Ok(redirect_response(StatusCode::MOVED_PERMANENTLY, &to)),
-        Route::Content(t) => t,
+        Route::Content(t) => (t, None),
+        Route::Name(n) => {
+            let (path, ttl, record) = resolve_name(&gw, &n).await?;
+            if n.record {
+                return Ok(record_response(&n, &record, ttl));
+            }
+            let accept = text(header::ACCEPT);
+            let t = request::resolved_target(&path, &n.rest, uri.query(), accept.as_deref(), n.subdomain)?;
+            (t, Some((format!("/ipns/{}{}", n.name, n.rest), ttl)))
+        }
     };
+    let mut resp = serve_content(&gw, head, uri, &headers_text(headers), target, slot).await?;
+    if let Some((path, ttl)) = named {
+        // Content under a name changes when the name is republished: cache it for the record's
+        // TTL, not forever.
+        let h = resp.headers_mut();
+        if h.contains_key(header::CACHE_CONTROL) {
+            if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", ttl.as_secs())) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
+        }
+        let encoded = percent_encoding::utf8_percent_encode(&path, PATH_HEADER).to_string();
+        if let Ok(v) = HeaderValue::from_str(&encoded) {
+            h.insert("x-ipfs-path", v);
+        }
+    }
+    Ok(resp)
+}
+
+/// The request headers the content path reads.
+struct HeadersText {
+    if_none_match: Option<String>,
+    range: Option<String>,
+}
+
+fn headers_text(headers: &HeaderMap) -> HeadersText {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    HeadersText { if_none_match: text(header::IF_NONE_MATCH), range: text(header::RANGE) }
+}
+
+/// Resolve a name through the node's name service (recursively, cached within the records'
+/// TTLs): the `/ipfs/` path, how long it may be cached, and the name's own signed record.
+async fn resolve_name(gw: &Gateway, n: &request::NameTarget) -> Result<(String, Duration, Vec<u8>), GatewayError> {
+    let names = gw.node.names().clone();
+    let first = names.resolve(n.name, false).await.map_err(|e| GatewayError::from_name(&e))?;
+    let record = first.record.clone();
+    let (path, ttl) = crate::names::follow(&format!("/ipns/{}", n.name), true, |name| {
+        let names = names.clone();
+        let first = first.clone();
+        async move {
+            if name == first.name {
+                return Ok(first);
+            }
+            names.resolve(name, false).await
+        }
+    })
+    .await
+    .map_err(|e| GatewayError::from_name(&e))?;
+    Ok((path, ttl, record))
+}
+
+/// `?format=ipns-record`: the signed record, verifiable by the client.
+fn record_response(n: &request::NameTarget, record: &[u8], ttl: Duration) -> Response {
+    let mut resp = (StatusCode::OK, record.to_vec()).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.ipfs.ipns-record"));
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={}", ttl.as_secs())) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.ipns-record\"", n.name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    resp
+}
+
+/// Serve one content target (from `/ipfs/…`, or a resolved name).
+async fn serve_content(
+    gw: &Arc<Gateway>,
+    head: bool,
+    uri: &axum::http::Uri,
+    headers: &HeadersText,
+    target: Target,
+    slot: &mut Option<Arc<Slot>>,
+) -> Result<Response, GatewayError> {
     let r = Req {
         head,
         path: uri.path().to_string(),
         query: Query::parse(uri.query()),
-        if_none_match: text(header::IF_NONE_MATCH),
-        range: text(header::RANGE),
+        if_none_match: headers.if_none_match.clone(),
+        range: headers.range.clone(),
         gateway: gw.clone(),
     };
     // On a blocking thread: the denylist may stat and re-read its file, the store reads sled.

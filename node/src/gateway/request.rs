@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use cairn_protocol::names::Name;
 use cairn_protocol::reader::split_path;
 use cairn_protocol::{cids, Cid};
 
@@ -94,11 +95,26 @@ impl Target {
     }
 }
 
+/// A request under an IPNS name, before the name is resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameTarget {
+    /// The name.
+    pub name: Name,
+    /// The URL path below the name, still percent-encoded (empty, or starting with `/`).
+    pub rest: String,
+    /// The signed record itself is asked for (`?format=ipns-record`).
+    pub record: bool,
+    /// Served on the name's own origin (`{name}.ipns.{host}`).
+    pub subdomain: bool,
+}
+
 /// What to do with a request, before any content is read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
     /// Serve content.
     Content(Target),
+    /// Serve what a name points at (or its record).
+    Name(NameTarget),
     /// Send the client elsewhere (301): a subdomain origin, or a canonical CID form.
     Redirect(String),
 }
@@ -130,7 +146,20 @@ pub fn route(parts: &Parts<'_>, cfg: &RouteConfig<'_>) -> Result<Route, GatewayE
     let host_name = strip_port(host);
     if let Some((label, namespace, gateway_host)) = subdomain_of(host_name, cfg.subdomain_hosts) {
         if namespace == "ipns" {
-            return Err(GatewayError::not_implemented("IPNS names are not supported by this gateway yet"));
+            let name: Name = label.parse().map_err(|e: cairn_protocol::names::NameError| {
+                GatewayError::bad_request(format!("{e} (DNSLink names are not supported)"))
+            })?;
+            let canonical = name.to_string();
+            if canonical != label {
+                // A peer ID or another base: DNS labels are case-insensitive, so base36 it is.
+                let port = &host[host_name.len()..];
+                return Ok(Route::Redirect(format!(
+                    "http://{canonical}.ipns.{gateway_host}{port}{}{}",
+                    parts.path,
+                    query.suffix()
+                )));
+            }
+            return name_route(name, parts.path, &query, parts.accept, true);
         }
         let root = parse_cid(label)?;
         let canonical = cids::to_v1(&root).to_string();
@@ -146,10 +175,15 @@ pub fn route(parts: &Parts<'_>, cfg: &RouteConfig<'_>) -> Result<Route, GatewayE
         return content(root, parts.path, &query, parts.accept, true);
     }
     let Some(after) = parts.path.strip_prefix("/ipfs/") else {
-        let decoded = decode_path(parts.path)?;
-        if decoded.starts_with("/ipns/") {
-            return Err(GatewayError::not_implemented("IPNS names are not supported by this gateway yet"));
+        if let Some(after) = parts.path.strip_prefix("/ipns/") {
+            let (label, rest) = after.split_once('/').map_or((after, ""), |(l, _)| (l, &after[l.len()..]));
+            let label = decode_path(label)?;
+            let name: Name = label.parse().map_err(|e: cairn_protocol::names::NameError| {
+                GatewayError::bad_request(format!("{e} (DNSLink names are not supported)"))
+            })?;
+            return name_route(name, rest, &query, parts.accept, false);
         }
+        let decoded = decode_path(parts.path)?;
         return Err(GatewayError::not_found(format!("{decoded} is not a content path: ask for /ipfs/{{cid}}[/path]")));
     };
     let (cid_text, rest) = match after.split_once('/') {
@@ -167,6 +201,55 @@ pub fn route(parts: &Parts<'_>, cfg: &RouteConfig<'_>) -> Result<Route, GatewayE
     }
     let path = rest.map(|r| format!("/{r}")).unwrap_or_default();
     content(root, &path, &query, parts.accept, false)
+}
+
+/// A request under a name: the record itself (`?format=ipns-record` or its `Accept` type,
+/// only for the name's root), or what the name points at.
+fn name_route(
+    name: Name,
+    rest: &str,
+    query: &Query,
+    accept: Option<&str>,
+    subdomain: bool,
+) -> Result<Route, GatewayError> {
+    let record = match query.get("format") {
+        Some("ipns-record") => true,
+        Some(_) => false,
+        None => accept.is_some_and(|a| {
+            a.split(',').any(|item| item.split(';').next().map(str::trim) == Some("application/vnd.ipfs.ipns-record"))
+        }),
+    };
+    if record && !rest.trim_matches('/').is_empty() {
+        return Err(GatewayError::bad_request("an IPNS record is served for /ipns/{name} only, without a path"));
+    }
+    Ok(Route::Name(NameTarget { name, rest: rest.to_string(), record, subdomain }))
+}
+
+/// The content a resolved name leads to: `path` (`/ipfs/{cid}[/…]`, decoded, from the
+/// record) followed by the request's own `rest` (still encoded), in the request's format.
+pub(crate) fn resolved_target(
+    path: &str,
+    rest: &str,
+    query: Option<&str>,
+    accept: Option<&str>,
+    subdomain: bool,
+) -> Result<Target, GatewayError> {
+    let Some(after) = path.strip_prefix("/ipfs/") else {
+        return Err(GatewayError::bad_gateway(format!("the name points at {path:?}, which is not an /ipfs/ path")));
+    };
+    let (cid_text, sub) = after.split_once('/').unwrap_or((after, ""));
+    let root = parse_cid(cid_text)
+        .map_err(|_| GatewayError::bad_gateway(format!("the name points at {path:?}: not a CID")))?;
+    let mut encoded = String::new();
+    for seg in sub.split('/').filter(|s| !s.is_empty()) {
+        encoded.push('/');
+        encoded.extend(percent_encoding::utf8_percent_encode(seg, super::PATH_SEGMENT));
+    }
+    encoded.push_str(rest);
+    match content(root, &encoded, &Query::parse(query), accept, subdomain)? {
+        Route::Content(t) => Ok(t),
+        _ => Err(GatewayError::internal("a resolved name routed to something other than content")),
+    }
 }
 
 fn content(
@@ -357,7 +440,43 @@ mod tests {
         assert_eq!(go("x", &format!("/ipfs/{V1}/%2e%2e/etc"), None, None, false).unwrap_err().status.as_u16(), 400);
         assert_eq!(go("x", "/ipfs/not-a-cid", None, None, false).unwrap_err().status.as_u16(), 400);
         assert_eq!(go("x", "/", None, None, false).unwrap_err().status.as_u16(), 404);
-        assert_eq!(go("x", "/ipns/example.com", None, None, false).unwrap_err().status.as_u16(), 501);
+        // DNSLink is not supported: a name must be a key.
+        assert_eq!(go("x", "/ipns/example.com", None, None, false).unwrap_err().status.as_u16(), 400);
+    }
+
+    #[test]
+    fn name_requests() {
+        let name: Name = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA".parse().unwrap();
+        let k = name.to_string();
+        let n = |r: Route| match r {
+            Route::Name(n) => n,
+            other => panic!("not a name: {other:?}"),
+        };
+        let t = n(go("x", &format!("/ipns/{k}/a%20b/"), None, None, false).unwrap());
+        assert_eq!((t.name, t.rest.as_str(), t.record, t.subdomain), (name, "/a%20b/", false, false));
+        // Any form of the name in a path; the record by query or by Accept, for the name only.
+        let t = n(go("x", &format!("/ipns/{}", name.peer_id()), Some("format=ipns-record"), None, false).unwrap());
+        assert!(t.record && t.rest.is_empty());
+        let t = n(go("x", &format!("/ipns/{k}"), None, Some("application/vnd.ipfs.ipns-record"), false).unwrap());
+        assert!(t.record);
+        assert_eq!(
+            go("x", &format!("/ipns/{k}/x"), Some("format=ipns-record"), None, false).unwrap_err().status.as_u16(),
+            400
+        );
+        // Subdomains: base36 names served, peer IDs redirected to their base36 label.
+        let t = n(go(&format!("{k}.ipns.localhost:8080"), "/index.html", None, None, false).unwrap());
+        assert_eq!((t.rest.as_str(), t.subdomain), ("/index.html", true));
+        assert_eq!(
+            go(&format!("{}.ipns.localhost:8080", name.peer_id()), "/p", None, None, false).unwrap(),
+            Route::Redirect(format!("http://{k}.ipns.localhost:8080/p"))
+        );
+        // The resolved path, then the request's own rest, in the request's format.
+        let t = resolved_target(&format!("/ipfs/{V1}/my site"), "/a%20b", Some("format=raw"), None, true).unwrap();
+        assert_eq!(
+            (t.segments.clone(), t.format.clone(), t.subdomain),
+            (vec!["my site".into(), "a b".into()], Format::Raw, true)
+        );
+        assert_eq!(resolved_target("/ipns/x", "", None, None, false).unwrap_err().status.as_u16(), 502);
     }
 
     #[test]
@@ -408,7 +527,7 @@ mod tests {
         );
         // Other hosts never redirect.
         assert!(matches!(go("127.0.0.1:8080", &format!("/ipfs/{V1}"), None, None, true).unwrap(), Route::Content(_)));
-        assert_eq!(go("k51.ipns.localhost", "/", None, None, false).unwrap_err().status.as_u16(), 501);
+        assert_eq!(go("k51.ipns.localhost", "/", None, None, false).unwrap_err().status.as_u16(), 400);
     }
 
     #[test]

@@ -246,14 +246,41 @@ pub enum Command {
         /// the one held, or when no peer took it.
         reply: oneshot::Sender<Result<(), NetError>>,
     },
-    /// The best valid value record under a key, from this node and the DHT.
-    GetValue {
+    /// Search the DHT for value records under a key: each valid record found (this node's
+    /// own first, if it holds one) goes to `found` as it arrives; the channel closes when the
+    /// walk ends, and dropping the receiver ends the walk.
+    SearchValue {
         /// Record key.
         key: Vec<u8>,
-        /// The record's value.
-        reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
+        /// Valid records, with the peer that sent each (`None`: this node's record store).
+        found: mpsc::Sender<FoundValue>,
+    },
+    /// Offer a value record received another way (PubSub): validated and kept (and
+    /// persisted) if it replaces the one held; no DHT walk.
+    OfferValue {
+        /// Record key.
+        key: Vec<u8>,
+        /// Record value.
+        value: Vec<u8>,
+        /// Whether the record was kept.
+        reply: oneshot::Sender<Result<bool, NetError>>,
     },
 }
+
+/// A valid value record found by a search.
+#[derive(Clone, Debug)]
+pub struct FoundValue {
+    /// The peer that sent it (`None`: this node's own record store).
+    pub peer: Option<PeerId>,
+    /// What it says.
+    pub record: cairn_protocol::records::ValidRecord,
+    /// Its bytes.
+    pub value: Vec<u8>,
+}
+
+/// Valid records a value search hands on before it waits for its reader (a search sees at most
+/// a few dozen peers).
+const FOUND_VALUES: usize = 32;
 
 /// Handle to the swarm task. Cheap to clone.
 #[derive(Clone)]
@@ -368,15 +395,36 @@ impl Network {
         self.ask(|reply| Command::PutValue { key, value, reply }).await?
     }
 
-    /// The best valid value record under `key`, searching the DHT.
+    /// The best valid value record under `key`, after the whole DHT walk.
     pub async fn get_value(&self, key: Vec<u8>) -> Result<Vec<u8>, NetError> {
-        self.ask(|reply| Command::GetValue { key, reply }).await?
+        let mut found = self.search_value(key).await?;
+        let mut best: Option<FoundValue> = None;
+        while let Some(f) = found.recv().await {
+            if best.as_ref().is_none_or(|b| cairn_protocol::records::replaces(&b.record, &f.record)) {
+                best = Some(f);
+            }
+        }
+        best.map(|b| b.value).ok_or(NetError::NotFound)
+    }
+
+    /// Start a value search: valid records under `key` arrive on the receiver as peers send
+    /// them; it closes when the walk ends. Drop it to end the walk early.
+    pub async fn search_value(&self, key: Vec<u8>) -> Result<mpsc::Receiver<FoundValue>, NetError> {
+        let (found, rx) = mpsc::channel(FOUND_VALUES);
+        self.tx.send(Command::SearchValue { key, found }).await.map_err(|_| NetError::Shutdown)?;
+        Ok(rx)
+    }
+
+    /// Keep a value record received outside the DHT (PubSub) if it is valid and replaces the
+    /// one held under its key; answers whether it was kept.
+    pub async fn offer_value(&self, key: Vec<u8>, value: Vec<u8>) -> Result<bool, NetError> {
+        self.ask(|reply| Command::OfferValue { key, value, reply }).await?
     }
 }
 
 /// Wait (each node at most `timeout`) until every node's routing table holds a peer, then let
 /// all but the first walk the DHT: a fresh in-process testnet, ready for lookups.
-#[cfg(any(test, feature = "test-utils"))]
+#[cfg(feature = "test-utils")]
 pub(crate) async fn settle_testnet(nets: &[Network], timeout: std::time::Duration) -> Result<(), NetError> {
     for n in nets {
         tokio::time::timeout(timeout, async {

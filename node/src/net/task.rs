@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use cairn_protocol::records::{self, ValidRecord};
+use cairn_protocol::records;
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::now_nanos;
@@ -29,12 +29,6 @@ type AddrsReply = oneshot::Sender<Result<Vec<Multiaddr>, NetError>>;
 
 /// Where a closest-peers walk answers.
 type ClosestReply = oneshot::Sender<Result<Vec<super::PeerAddrs>, NetError>>;
-
-/// A value-record search in flight: the best valid record so far.
-struct ValueSearch {
-    best: Option<(ValidRecord, Vec<u8>)>,
-    reply: oneshot::Sender<Result<Vec<u8>, NetError>>,
-}
 
 /// A provider search in flight.
 struct ProviderSearch {
@@ -57,7 +51,7 @@ struct Task {
     provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     bootstraps: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     value_puts: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
-    value_gets: HashMap<QueryId, ValueSearch>,
+    value_searches: HashMap<QueryId, mpsc::Sender<super::FoundValue>>,
 }
 
 /// Build the swarm, bind its listen addresses, dial the bootstrap peers and spawn the task.
@@ -118,7 +112,7 @@ pub(crate) fn spawn_with_store(
         provides: HashMap::new(),
         bootstraps: HashMap::new(),
         value_puts: HashMap::new(),
-        value_gets: HashMap::new(),
+        value_searches: HashMap::new(),
     };
     // The task ends by dropping the swarm, and with it the record store's persister: then
     // the persistence thread makes its last changes durable and ends, and is joined here.
@@ -223,9 +217,14 @@ impl Task {
                 let _ = reply.send(peers);
             }
             Command::PutValue { key, value, reply } => self.put_value(key, value, reply),
-            Command::GetValue { key, reply } => {
+            Command::SearchValue { key, found } => {
                 let id = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&key));
-                self.value_gets.insert(id, ValueSearch { best: None, reply });
+                self.value_searches.insert(id, found);
+            }
+            Command::OfferValue { key, value, reply } => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let kept = kad.store_mut().offer(kad::Record::new(key, value), now_nanos());
+                let _ = reply.send(kept.map(|r| r.is_some()).map_err(NetError::from));
             }
         }
     }
@@ -254,16 +253,24 @@ impl Task {
         }
     }
 
-    /// A record found by a value search: kept if valid and better than the best so far.
-    fn on_value_found(&mut self, id: QueryId, record: kad::Record) {
-        let Some(search) = self.value_gets.get_mut(&id) else { return };
+    /// A record found by a value search: handed on if valid. A search nobody reads any more
+    /// ends here.
+    fn on_value_found(&mut self, id: QueryId, peer: Option<PeerId>, record: kad::Record) {
+        let Some(found) = self.value_searches.get(&id) else { return };
+        if found.is_closed() {
+            self.value_searches.remove(&id);
+            if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                q.finish();
+            }
+            return;
+        }
         match records::validate(record.key.as_ref(), &record.value, now_nanos()) {
             Ok(valid) => {
-                if search.best.as_ref().is_none_or(|(best, _)| records::replaces(best, &valid)) {
-                    search.best = Some((valid, record.value));
-                }
+                // A reader more than FOUND_VALUES records behind misses the rest; it has the
+                // first ones, and the best of the rest comes again in the next search.
+                let _ = found.try_send(super::FoundValue { peer, record: valid, value: record.value });
             }
-            Err(e) => tracing::debug!(peer = ?record.publisher, "invalid value record ignored: {e}"),
+            Err(e) => tracing::debug!(?peer, "invalid value record ignored: {e}"),
         }
     }
 
@@ -401,7 +408,7 @@ impl Task {
                 }
             }
             QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
-                self.on_value_found(id, found.record);
+                self.on_value_found(id, found.peer, found.record);
             }
             QueryResult::PutRecord(res) => {
                 if let Some(reply) = self.value_puts.remove(&id) {
@@ -423,9 +430,8 @@ impl Task {
             self.provides.remove(&id);
             self.bootstraps.remove(&id);
             self.value_puts.remove(&id);
-            if let Some(search) = self.value_gets.remove(&id) {
-                let _ = search.reply.send(search.best.map(|(_, value)| value).ok_or(NetError::NotFound));
-            }
+            // Dropping the sender tells the reader the walk is over.
+            self.value_searches.remove(&id);
         }
     }
 

@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use super::work::{self, blocking};
 use super::{json_reply, Args, Command, Ctx, Op, OpError, PieceSender, WriteOp};
 use crate::dag_read::Blocks;
-use crate::exporter;
 
 /// `cat`: a file's bytes, or the range `[offset, offset+length)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,7 +56,7 @@ impl WriteOp for Cat {
 
     /// Async end to end: a block on its way over the network holds no thread.
     async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
-        let (root, segments) = exporter::parse_path(&self.path)?;
+        let (root, segments) = super::name::content_path(&ctx, &self.path).await?;
         let mut blocks = work::blocks(&ctx, self.offline, out.token());
         let cid = blocks.resolve(root, &segments).await?;
         let mut cursor = FileCursor::new(cid, self.offset, self.length);
@@ -98,7 +97,7 @@ impl WriteOp for Get {
     /// Async end to end, as `cat`.
     async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
         let name = self.path.trim_end_matches('/').rsplit('/').next().unwrap_or(&self.path).to_string();
-        let (root, segments) = exporter::parse_path(&self.path)?;
+        let (root, segments) = super::name::content_path(&ctx, &self.path).await?;
         let mut blocks = work::blocks(&ctx, self.offline, out.token());
         let root = blocks.resolve(root, &segments).await?;
         write_tar(root, &name, &mut blocks, &out).await
@@ -264,7 +263,7 @@ impl Op for Ls {
         let mut blocks = work::blocks(&ctx, self.offline, CancellationToken::new());
         let mut objects = Vec::new();
         for path in self.paths {
-            let (root, segments) = exporter::parse_path(&path)?;
+            let (root, segments) = super::name::content_path(&ctx, &path).await?;
             let cid = blocks.resolve(root, &segments).await?;
             let node = blocks.load(&cid).await?;
             let links = if node.kind() == Kind::File {

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::work::{self, blocking, ensure_local};
 use super::{Args, Command, Ctx, Lines, OpError, Parts, PieceSender, UploadOp, WriteOp};
 use crate::car_io::{self, ImportOptions};
-use crate::exporter;
 
 /// `dag/export`: a CARv1 of the DAG under a path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +41,7 @@ impl WriteOp for DagExport {
     /// blocking thread.
     async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
         let path = self.path;
-        let (root, segments) = exporter::parse_path(&path)?;
+        let (root, segments) = super::name::content_path(&ctx, &path).await?;
         let mut blocks = work::blocks(&ctx, self.offline, out.token());
         let root =
             blocks.resolve(root, &segments).await.map_err(|e| OpError::context(format!("resolving {path}"), &e))?;

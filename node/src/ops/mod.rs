@@ -31,6 +31,8 @@
 //! - [`swarm`]: `swarm/peers`, `swarm/connect`, `swarm/disconnect`, `swarm/addrs`, `swarm/addrs/local`.
 //! - [`routing`]: `dht/findprovs`, `dht/findpeer`, `dht/provide`.
 //! - [`stats`]: `bitswap/stat|wantlist`, `stats/bw`, `provide/stat`, `shutdown`.
+//! - [`key`]: `key/gen`, `key/list`, `key/rm`, `key/rename`, `key/import`.
+//! - [`name`]: `name/publish`, `name/resolve`.
 
 pub mod add;
 pub mod args;
@@ -39,6 +41,8 @@ pub mod content;
 pub mod dag;
 pub mod error;
 pub mod info;
+pub mod key;
+pub mod name;
 pub mod pin;
 pub mod repo;
 pub mod routing;
@@ -260,6 +264,12 @@ macro_rules! for_every_command {
                 $crate::ops::stats::StatsBw,
                 $crate::ops::stats::ProvideStat,
                 $crate::ops::stats::Shutdown,
+                $crate::ops::key::KeyGen,
+                $crate::ops::key::KeyLs,
+                $crate::ops::key::KeyRm,
+                $crate::ops::key::KeyRename,
+                $crate::ops::name::NamePublish,
+                $crate::ops::name::NameResolve,
             ],
             write: [
                 $crate::ops::content::Cat,
@@ -271,6 +281,7 @@ macro_rules! for_every_command {
                 $crate::ops::add::Add,
                 $crate::ops::block::BlockPut,
                 $crate::ops::dag::DagImport,
+                $crate::ops::key::KeyImport,
             ],
         }
     };

@@ -71,7 +71,7 @@ impl Op for PinAdd {
                 let mut blocks = work::blocks(&ctx, false, CancellationToken::new());
                 let mut roots = Vec::new();
                 for p in &paths {
-                    let (root, segments) = exporter::parse_path(p)?;
+                    let (root, segments) = super::name::content_path(&ctx, p).await?;
                     roots.push(blocks.resolve(root, &segments).await?);
                 }
                 for cid in &roots {
@@ -86,7 +86,7 @@ impl Op for PinAdd {
                 let mut blocks = work::blocks(&ctx, offline, CancellationToken::new());
                 let mut pinned = Vec::new();
                 for p in paths {
-                    let (root, segments) = exporter::parse_path(&p)?;
+                    let (root, segments) = super::name::content_path(&ctx, &p).await?;
                     let cid = blocks.resolve(root, &segments).await?;
                     // Held until the pin is written: the fetched blocks stay safe from GC.
                     let fetched = match kind {

@@ -19,6 +19,40 @@ pub struct Config {
     pub provide: ProvideConfig,
     /// The HTTP gateway (its address is `network.gateway`).
     pub gateway: GatewayConfig,
+    /// IPNS names: publishing and resolving.
+    pub ipns: IpnsConfig,
+}
+
+/// IPNS settings (`name publish`, `name resolve`, the gateway's `/ipns/`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpnsConfig {
+    /// How long a published record stays valid, seconds (default 30 days, where kubo says
+    /// 48 h: volunteers keep a site's name resolvable while its owner's node is away, but only
+    /// the key's holder can sign a record with a later end of life).
+    pub record_lifetime_secs: u64,
+    /// How long resolvers may cache a published record, seconds (default 300, as kubo).
+    pub record_ttl_secs: u64,
+    /// How often the daemon re-signs and re-puts its own records, seconds (default 4 h, as
+    /// kubo).
+    pub republish_interval_secs: u64,
+    /// A lookup answers once this many peers sent a valid record (default 3) …
+    pub resolve_answers: usize,
+    /// … or this many milliseconds after the first one came (default 250), and keeps listening
+    /// for a newer one (see `specs/ipns.md`).
+    pub resolve_settle_ms: u64,
+}
+
+impl Default for IpnsConfig {
+    fn default() -> Self {
+        IpnsConfig {
+            record_lifetime_secs: 30 * 24 * 3600,
+            record_ttl_secs: 300,
+            republish_interval_secs: 4 * 3600,
+            resolve_answers: 3,
+            resolve_settle_ms: 250,
+        }
+    }
 }
 
 /// HTTP gateway settings (kubo's `Gateway` section, where cairn has the feature).

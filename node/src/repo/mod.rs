@@ -3,7 +3,8 @@
 //! ```text
 //! version        repo format version ("3"; see [`REPO_VERSION`] for what changed)
 //! config.toml    settings (see [`config`])
-//! identity.key   Ed25519 secret key, mode 0600
+//! identity.key   Ed25519 secret key, mode 0600 (the key `self`)
+//! keystore/      named IPNS keys, mode 0700, one file per key, mode 0600 (see [`keystore`])
 //! repo.lock      held (flock) by the one process that has the repo open; holds its pid
 //! blocks/        large blocks as files, blocks/<2 chars>/<BASE32 multihash>.data
 //! meta/          sled database: small blocks, pins, bookkeeping
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod keystore;
 
 use std::fs;
 use std::io::{self, Write};
@@ -21,6 +23,7 @@ use fs2::FileExt;
 
 pub use config::Config;
 pub use identity::Identity;
+pub use keystore::Keystore;
 
 use crate::store::{space, DiskFiles, SledMeta, Store};
 
@@ -282,6 +285,11 @@ impl Repo {
     /// The node identity.
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// The named keys (IPNS), `self` being the identity.
+    pub fn keystore(&self) -> Keystore {
+        Keystore::new(&self.path, &self.identity)
     }
 
     /// The block store.

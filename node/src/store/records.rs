@@ -16,10 +16,15 @@ pub enum Records {
     Providers,
     /// Validated DHT value records (`/ipns/`, `/pk/`), keyed by record key (`values`).
     Values,
+    /// The IPNS records this node signs for its own names, keyed by routing key (`names`).
+    Published,
 }
 
 /// Pending pins share the `meta` tree under this prefix (their place since format 1).
 const PENDING: &[u8] = b"pending-pin/";
+
+/// So do this node's own IPNS records (a handful of keys: no tree of their own).
+const PUBLISHED: &[u8] = b"ipns-own/";
 
 impl Records {
     fn place(self, key: &[u8]) -> (Tree, Vec<u8>) {
@@ -28,6 +33,7 @@ impl Records {
             Records::PendingPins => (Tree::Meta, [PENDING, key].concat()),
             Records::Providers => (Tree::Providers, key.to_vec()),
             Records::Values => (Tree::Values, key.to_vec()),
+            Records::Published => (Tree::Meta, [PUBLISHED, key].concat()),
         }
     }
 }
