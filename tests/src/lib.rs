@@ -335,7 +335,8 @@ pub fn finds_provider(asker: &TestRepo, cid: &str, provider: &str) -> bool {
         .is_ok()
 }
 
-/// A running daemon's loopback TCP address with its peer ID (from `cairn id`).
+/// A running daemon's loopback TCP address (any of 127.0.0.0/8) with its peer ID (from
+/// `cairn id`).
 pub fn swarm_addr(repo: &TestRepo) -> Result<String> {
     let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;
     let peer = id["ID"].as_str().context("ID")?;
@@ -344,7 +345,7 @@ pub fn swarm_addr(repo: &TestRepo) -> Result<String> {
         .context("Addresses")?
         .iter()
         .filter_map(|a| a.as_str())
-        .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+        .find(|a| a.starts_with("/ip4/127.") && a.contains("/tcp/"))
         .context("a loopback TCP address")?
         .to_string();
     Ok(if addr.contains("/p2p/") { addr } else { format!("{addr}/p2p/{peer}") })
