@@ -66,6 +66,7 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
         max_connections: c.max_connections,
         idle_timeout: Duration::from_secs(60),
         autonat: c.autonat,
+        pubsub: repo.config().ipns.pubsub,
     })
 }
 
@@ -79,6 +80,7 @@ fn names_config(repo: &Repo) -> NamesConfig {
             ..Rule::default()
         },
         republish_every: Duration::from_secs(c.republish_interval_secs.max(60)),
+        pubsub: c.pubsub,
     }
 }
 

@@ -16,7 +16,9 @@
 //! - [`bitswap`]: Bitswap 1.0.0/1.1.0/1.2.0 messages, framing and batching.
 //! - [`dht`]: the Kademlia DHT message, for the RPCs the batched provider sends itself.
 //! - [`records`]: IPNS and `/pk/` value records: validation, selection, creation.
-//! - [`names`]: IPNS names as text (`k51…`), parsed from every form kubo accepts.
+//! - [`names`]: IPNS names as text (`k51…`), parsed from every form kubo accepts, and
+//!   their PubSub topics.
+//! - [`fetch`]: the libp2p Fetch protocol's messages (the latest IPNS record on request).
 
 pub mod bitswap;
 pub mod block;
@@ -26,6 +28,7 @@ pub mod cids;
 pub mod dagpb;
 pub mod dht;
 pub mod dir;
+pub mod fetch;
 pub mod file;
 pub mod hamt;
 pub mod names;

@@ -51,6 +51,18 @@ impl Name {
         PeerId::from_bytes(id).ok().map(Name)
     }
 
+    /// The PubSub topic its records travel on (IPNS over PubSub): `/record/` ‖ the routing key
+    /// in unpadded base64url.
+    pub fn pubsub_topic(&self) -> String {
+        format!("/record/{}", multibase::Base::Base64Url.encode(self.routing_key()))
+    }
+
+    /// The name whose records travel on `topic`, if it is a name's topic.
+    pub fn from_pubsub_topic(topic: &str) -> Option<Name> {
+        let key = multibase::Base::Base64Url.decode(topic.strip_prefix("/record/")?).ok()?;
+        Name::from_routing_key(&key)
+    }
+
     /// The name as a CIDv1 (`libp2p-key`, the peer ID's multihash).
     pub fn to_cid(&self) -> Cid {
         Cid::new_v1(LIBP2P_KEY, *self.0.as_ref())
@@ -98,6 +110,8 @@ mod tests {
         let base32 = name.to_cid().to_string_of_base(multibase::Base::Base32Lower).unwrap();
         assert_eq!(base32.parse::<Name>(), Ok(name));
         assert_eq!(Name::from_routing_key(&name.routing_key()), Some(name));
+        assert_eq!(Name::from_pubsub_topic(&name.pubsub_topic()), Some(name));
+        assert_eq!(Name::from_pubsub_topic("/other"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! IPNS names between real `cairn daemon` processes, each on its own loopback address
-//! (127.0.0.2, .3, .4): A publishes a name; C, which knows only B and joined after the
+//! (127.0.0.2, .3, …): A publishes a name; C, which knows only B and joined after the
 //! publish, resolves it through a DHT walk; C's gateway serves the name's content and its
-//! signed record; a new version reaches C once the record's TTL has passed.
+//! signed record. With PubSub off, a new version reaches C once the record's TTL has passed;
+//! with PubSub on, within seconds although the TTL is an hour.
 //! Also: keys through the CLI, and a record kept by `--allow-offline` published by the daemon
 //! when it starts.
 
@@ -17,6 +18,13 @@ use cairn_tests::{bootstrap_to, curl, set_config, swarm_addr, wait_for, Daemon, 
 fn repo_on(ip: &str) -> Result<TestRepo> {
     let r = TestRepo::new()?;
     set_config(&r, "/ip4/127.0.0.1/tcp/0", &format!("/ip4/{ip}/tcp/0"))?;
+    Ok(r)
+}
+
+/// [`repo_on`] with IPNS over PubSub off.
+fn repo_without_pubsub(ip: &str) -> Result<TestRepo> {
+    let r = repo_on(ip)?;
+    set_config(&r, "pubsub = true", "pubsub = false")?;
     Ok(r)
 }
 
@@ -36,7 +44,8 @@ fn now_nanos() -> i128 {
 
 #[test]
 fn a_name_published_on_a_resolves_on_c_through_the_dht_and_its_gateway() -> Result<()> {
-    let (a, b, c) = (repo_on("127.0.0.2")?, repo_on("127.0.0.3")?, repo_on("127.0.0.4")?);
+    let (a, b, c) =
+        (repo_without_pubsub("127.0.0.2")?, repo_without_pubsub("127.0.0.3")?, repo_without_pubsub("127.0.0.4")?);
     let _da = Daemon::start(&a)?;
     bootstrap_to(&b, &[swarm_addr(&a)?])?;
     let _db = Daemon::start(&b)?;
@@ -86,6 +95,39 @@ fn a_name_published_on_a_resolves_on_c_through_the_dht_and_its_gateway() -> Resu
     assert!(after < Duration::from_secs(10), "seen after {after:?}");
     let r = curl(&format!("{}/ipns/{name}/", dc.gateway), &[])?;
     assert_eq!(r.body, b"version two\n");
+    Ok(())
+}
+
+#[test]
+fn with_pubsub_a_new_version_reaches_a_follower_within_seconds_despite_a_long_ttl() -> Result<()> {
+    let (a, b, c) = (repo_on("127.0.0.7")?, repo_on("127.0.0.8")?, repo_on("127.0.0.9")?);
+    let _da = Daemon::start(&a)?;
+    bootstrap_to(&b, &[swarm_addr(&a)?])?;
+    let _db = Daemon::start(&b)?;
+    bootstrap_to(&c, &[swarm_addr(&b)?])?;
+    let _dc = Daemon::start(&c)?;
+
+    let name = json(&a.ok(&["key", "gen", "site", "--json"])?)?["Id"].as_str().context("Id")?.to_string();
+    let v1 = add(&a, "pubsub one\n")?;
+    a.ok(&["name", "publish", "--key", "site", "--ttl", "1h", &v1])?;
+    // C resolves once (and so follows the name on its topic).
+    let p = wait_for(Duration::from_secs(20), || c.ok(&["name", "resolve", &name]).ok())?;
+    assert_eq!(p.trim(), format!("/ipfs/{v1}"));
+
+    let mut delays = Vec::new();
+    for round in 2..=4 {
+        let v = add(&a, &format!("pubsub {round}\n"))?;
+        let published = Instant::now();
+        a.ok(&["name", "publish", "--key", "site", "--ttl", "1h", &v])?;
+        let seen = wait_for(Duration::from_secs(10), || {
+            let p = c.ok(&["name", "resolve", &name]).ok()?;
+            (p.trim() == format!("/ipfs/{v}")).then(Instant::now)
+        })
+        .with_context(|| format!("round {round}: C never saw the new version"))?;
+        delays.push(seen - published);
+    }
+    println!("publish to seen on C through PubSub: {delays:?}");
+    assert!(delays.iter().all(|d| *d < Duration::from_secs(5)), "{delays:?}");
     Ok(())
 }
 

@@ -24,6 +24,7 @@ fn config(listen: &str) -> Result<NetConfig> {
         dht_mode: DhtMode::Client,
         transport: TransportKind::Real,
         autonat: false,
+        pubsub: false,
         ..NetConfig::default()
     })
 }

@@ -14,12 +14,20 @@
 //! ([`published`]) and puts it into the DHT; a republish task re-signs every own record with a
 //! fresh end of life on a schedule, so names stay resolvable while the daemon runs.
 //!
+//! With IPNS over PubSub on, each record published here also goes out on its name's gossipsub
+//! topic, and a name resolved here is followed on its topic: a newer record arriving there
+//! (validated before gossipsub forwards it) replaces the cached one at once. On subscribing,
+//! the node asks the topic's peers for their record over the Fetch protocol, and it answers
+//! such requests with what it holds.
+//!
 //! Module map:
 //! - [`published`]: this node's own records in the store; signing; sequence numbers.
 //! - [`lookup`]: one DHT lookup under the answer rule.
+//! - `pubsub`: the Fetch protocol, asking and answering.
 
 pub mod lookup;
 pub mod published;
+mod pubsub;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use cairn_protocol::names::Name;
 use cairn_protocol::records::{self, IpnsRecord, RecordError};
+use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,6 +51,13 @@ const MAX_CACHED: usize = 4096;
 
 /// Commands queued for the actor.
 const COMMANDS: usize = 256;
+
+/// Name topics followed at most; names resolved past it are not followed (their records
+/// still refresh from the DHT).
+const MAX_TOPICS: usize = 256;
+
+/// Topic peers asked for the latest record when a topic is joined.
+const FETCH_PEERS: usize = 3;
 
 /// How often a name is followed through other names (`/ipns/a` → `/ipns/b` → …) before
 /// resolution gives up, as kubo.
@@ -140,11 +156,13 @@ pub struct NamesConfig {
     pub rule: Rule,
     /// How often own records are re-signed and put again.
     pub republish_every: Duration,
+    /// IPNS over PubSub (the network's gossipsub must be on too).
+    pub pubsub: bool,
 }
 
 impl Default for NamesConfig {
     fn default() -> Self {
-        NamesConfig { rule: Rule::default(), republish_every: Duration::from_secs(4 * 3600) }
+        NamesConfig { rule: Rule::default(), republish_every: Duration::from_secs(4 * 3600), pubsub: true }
     }
 }
 
@@ -170,6 +188,25 @@ enum Command {
     Peek {
         name: Name,
         reply: oneshot::Sender<Option<u64>>,
+    },
+    /// The cached record's bytes, if any (for Fetch requests).
+    Record {
+        name: Name,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
+    /// Follow a name on its PubSub topic.
+    Follow {
+        name: Name,
+    },
+    /// A record from a peer (Fetch), not yet validated.
+    Fetched {
+        name: Name,
+        bytes: Vec<u8>,
+    },
+    /// Ask these peers of a followed name's topic for their record.
+    FetchFrom {
+        name: Name,
+        peers: Vec<PeerId>,
     },
 }
 
@@ -203,15 +240,20 @@ impl Names {
             publishing: Default::default(),
         };
         let actor = Actor {
-            net,
-            tx,
+            net: net.clone(),
+            tx: tx.clone(),
             rule: cfg.rule,
             cache: HashMap::new(),
             lookups: HashMap::new(),
+            topics: HashMap::new(),
+            pubsub: cfg.pubsub,
             tasks: tasks.clone(),
             shutdown: shutdown.clone(),
         };
         tasks.spawn(actor.run(rx));
+        if cfg.pubsub {
+            tasks.spawn(pubsub::serve(net.stream_control(), tx, shutdown.clone()));
+        }
         tasks.spawn(names.clone().republish(cfg.republish_every, shutdown));
         names
     }
@@ -262,11 +304,20 @@ impl Names {
         rx.await.ok().flatten()
     }
 
-    /// Put an own record into the cache and the DHT; the DHT's refusal, if any, as text.
+    /// Put an own record into the cache, its PubSub topic and the DHT; the DHT's refusal, if
+    /// any, as text.
     async fn announce(&self, own: &Own) -> Option<String> {
         if let Ok(record) = records::validate_ipns(&own.name.peer_id(), &own.bytes, now_nanos()) {
             let learned = Command::Learned { name: own.name, record, bytes: own.bytes.clone(), settled: true };
             let _ = self.tx.send(learned).await;
+        }
+        let _ = self.tx.send(Command::Follow { name: own.name }).await;
+        let topic = own.name.pubsub_topic();
+        // Flood publishing reaches the topic's peers known now; followers that join later
+        // fetch the record.
+        let _ = self.net.pubsub_subscribe(topic.clone()).await;
+        if let Err(e) = self.net.pubsub_publish(topic, own.bytes.clone()).await {
+            tracing::debug!(name = %own.name, "not published on PubSub: {e}");
         }
         match self.net.put_value(own.name.routing_key(), own.bytes.clone()).await {
             Ok(()) => None,
@@ -350,18 +401,39 @@ struct Actor {
     rule: Rule,
     cache: HashMap<Name, Cached>,
     lookups: HashMap<Name, Lookup>,
+    /// Name topics joined, by topic.
+    topics: HashMap<String, Name>,
+    pubsub: bool,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
 
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut gossip = match self.pubsub {
+            true => self.net.pubsub_events().await.ok(),
+            false => None,
+        };
         loop {
             let cmd = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 c = rx.recv() => match c { Some(c) => c, None => return },
+                Some(ev) = async { match gossip.as_mut() { Some(g) => g.recv().await, None => None } } => {
+                    self.on_gossip(ev);
+                    continue;
+                }
             };
             match cmd {
+                Command::Record { name, reply } => {
+                    let _ = reply.send(self.cached(&name, Source::Cache).map(|r| r.record));
+                }
+                Command::Follow { name } => self.follow(name),
+                Command::FetchFrom { name, peers } => self.fetch_from(name, peers),
+                Command::Fetched { name, bytes } => {
+                    if let Ok(record) = records::validate_ipns(&name.peer_id(), &bytes, now_nanos()) {
+                        self.keep(name, record, bytes);
+                    }
+                }
                 Command::Resolve { name, fresh, reply } => self.resolve(name, fresh, reply),
                 Command::Learned { name, record, bytes, settled } => self.learned(name, record, bytes, settled),
                 Command::Peek { name, reply } => {
@@ -399,10 +471,100 @@ impl Actor {
                 }
             }
         }
+        self.follow(name);
         self.start_lookup(name);
         if let Some(l) = self.lookups.get_mut(&name) {
             l.waiters.push(reply);
         }
+    }
+
+    /// A gossipsub event: a record on a followed topic is checked before gossipsub may forward
+    /// it (a bad one costs its sender), then kept if newer.
+    fn on_gossip(&mut self, ev: crate::net::PubsubEvent) {
+        let (topic, data, id, source) = match ev {
+            crate::net::PubsubEvent::Message { topic, data, id, source } => (topic, data, id, source),
+            crate::net::PubsubEvent::Subscribed { peer, topic } => {
+                // A peer joined a topic followed here: ask it for its record (the spec's
+                // persistence layer).
+                if let Some(name) = self.topics.get(&topic).copied() {
+                    self.fetch_from(name, vec![peer]);
+                }
+                return;
+            }
+        };
+        let name = self.topics.get(&topic).copied().or_else(|| Name::from_pubsub_topic(&topic));
+        // As go's router: a bad record costs its sender, a newer one is forwarded, the rest
+        // (stale or already seen) is dropped quietly.
+        let verdict = match name {
+            None => None,
+            Some(name) => match records::validate_ipns(&name.peer_id(), &data, now_nanos()) {
+                Ok(record) => {
+                    tracing::debug!(%name, sequence = record.sequence, %source, "IPNS record from PubSub");
+                    let newer = self.cache.get(&name).is_none_or(|c| published::newer(&c.record, &record));
+                    self.keep(name, record, data);
+                    newer.then_some(true)
+                }
+                Err(e) => {
+                    tracing::debug!(%name, %source, "bad IPNS record on PubSub refused: {e}");
+                    Some(false)
+                }
+            },
+        };
+        let net = self.net.clone();
+        self.tasks.spawn(async move { net.pubsub_validate(id, source, verdict).await });
+    }
+
+    /// A valid record from a peer (PubSub, Fetch): into the cache if newer, and offered to the
+    /// DHT record store, so this node serves it to lookups too.
+    fn keep(&mut self, name: Name, record: IpnsRecord, bytes: Vec<u8>) {
+        let newer = self.cache.get(&name).is_none_or(|c| published::newer(&c.record, &record));
+        if !newer {
+            return;
+        }
+        let (net, key, value) = (self.net.clone(), name.routing_key(), bytes.clone());
+        self.tasks.spawn(async move {
+            let _ = net.offer_value(key, value).await;
+        });
+        self.learned(name, record, bytes, false);
+    }
+
+    /// Join a name's topic (once, up to [`MAX_TOPICS`]) and ask a few of its peers for their
+    /// record.
+    fn follow(&mut self, name: Name) {
+        let topic = name.pubsub_topic();
+        if !self.pubsub || self.topics.contains_key(&topic) || self.topics.len() >= MAX_TOPICS {
+            return;
+        }
+        self.topics.insert(topic.clone(), name);
+        let (net, tx, stop) = (self.net.clone(), self.tx.clone(), self.shutdown.clone());
+        self.tasks.spawn(async move {
+            if let Err(e) = net.pubsub_subscribe(topic.clone()).await {
+                tracing::debug!(%name, "cannot follow the name on PubSub: {e}");
+                return;
+            }
+            let peers = net.pubsub_peers(topic.clone()).await.unwrap_or_default();
+            let _ = tx.send(Command::FetchFrom { name, peers }).await;
+            pubsub::rendezvous(&net, &topic, &stop).await;
+        });
+    }
+
+    /// Ask up to [`FETCH_PEERS`] of `peers` for their record of `name`, in the background.
+    fn fetch_from(&mut self, name: Name, peers: Vec<PeerId>) {
+        if peers.is_empty() {
+            return;
+        }
+        let (net, tx) = (self.net.clone(), self.tx.clone());
+        self.tasks.spawn(async move {
+            for peer in peers.into_iter().take(FETCH_PEERS) {
+                match pubsub::fetch(net.stream_control(), peer, name).await {
+                    Ok(Some(bytes)) => {
+                        let _ = tx.send(Command::Fetched { name, bytes }).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::debug!(%name, %peer, "fetch failed: {e}"),
+                }
+            }
+        });
     }
 
     fn start_lookup(&mut self, name: Name) {

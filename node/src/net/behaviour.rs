@@ -3,13 +3,14 @@
 //! Kademlia speaks `/ipfs/kad/1.0.0` with go-libp2p's packet limit (4 MiB) and parallelism (10).
 //! Its own provider republishing is off: the node announces what it holds itself. Inbound
 //! records are filtered (`FilterBoth`) so that the swarm task decides what enters the store.
+//! Gossipsub carries IPNS records (IPNS over PubSub) when `pubsub` is on.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{autonat, connection_limits, identify, kad, ping, StreamProtocol};
+use libp2p::{autonat, connection_limits, gossipsub, identify, kad, ping, StreamProtocol};
 
 use super::records::RecordStore;
 use super::NetConfig;
@@ -45,6 +46,40 @@ pub struct Behaviour {
     pub autonat: libp2p::swarm::behaviour::toggle::Toggle<autonat::Behaviour>,
     /// Raw protocol streams (Bitswap, batched providing), handled outside the swarm task.
     pub stream: libp2p_stream::Behaviour,
+    /// Gossipsub (`/meshsub/1.0.0`–`1.3.0`) for IPNS over PubSub: signed messages only,
+    /// each validated by the name service before it is forwarded.
+    pub pubsub: libp2p::swarm::behaviour::toggle::Toggle<gossipsub::Behaviour>,
+}
+
+/// Gossipsub as IPNS over PubSub wants it, interoperable with go's and JavaScript's: every
+/// message signed by its author and checked (`Strict`), and held back from forwarding until
+/// the application validated it; floodsub peers too (Helia's documented setup); go's message
+/// IDs (author's peer-ID bytes ‖ big-endian sequence number), so gossip about a message means
+/// the same to kubo; the first heartbeat after 100 ms as in go and JavaScript (rust-libp2p
+/// waits 5 s); up to 1,000 topics per peer (busy kubo nodes pass rust-libp2p's default 100).
+fn pubsub(key: &Keypair) -> Option<gossipsub::Behaviour> {
+    let cfg = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .support_floodsub()
+        .message_id_fn(|m: &gossipsub::Message| {
+            let mut id = m.source.map(|p| p.to_bytes()).unwrap_or_default();
+            id.extend_from_slice(&m.sequence_number.unwrap_or(0).to_be_bytes());
+            gossipsub::MessageId::from(id)
+        })
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .max_transmit_size(64 * 1024)
+        .build()
+        .map_err(|e| tracing::warn!("gossipsub config refused ({e}); PubSub is off"))
+        .ok()?;
+    let filter = gossipsub::MaxCountSubscriptionFilter {
+        filter: gossipsub::AllowAllSubscriptionFilter {},
+        max_subscribed_topics: 1000,
+        max_subscriptions_per_request: 1000,
+    };
+    gossipsub::Behaviour::new_with_subscription_filter(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg, filter)
+        .map_err(|e| tracing::warn!("gossipsub refused ({e}); PubSub is off"))
+        .ok()
 }
 
 impl Behaviour {
@@ -83,6 +118,7 @@ impl Behaviour {
             kad,
             autonat: autonat.into(),
             stream: libp2p_stream::Behaviour::new(),
+            pubsub: cfg.pubsub.then(|| pubsub(key)).flatten().into(),
         }
     }
 }

@@ -55,6 +55,9 @@ pub enum NetError {
     /// A malformed address or peer ID.
     #[error("invalid address {0:?}")]
     BadAddress(String),
+    /// PubSub is off, or publishing found no peer on the topic.
+    #[error("PubSub: {0}")]
+    Pubsub(String),
     /// A value record failed validation.
     #[error("invalid record: {0}")]
     InvalidRecord(#[from] cairn_protocol::records::RecordError),
@@ -108,6 +111,8 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// Whether AutoNAT may probe and confirm public addresses (off for loopback-only nodes).
     pub autonat: bool,
+    /// Whether gossipsub runs (IPNS over PubSub).
+    pub pubsub: bool,
 }
 
 impl Default for NetConfig {
@@ -120,9 +125,37 @@ impl Default for NetConfig {
             max_connections: 512,
             idle_timeout: Duration::from_secs(60),
             autonat: true,
+            pubsub: true,
         }
     }
 }
+
+/// What gossipsub delivers to its listener (the name service).
+#[derive(Debug)]
+pub enum PubsubEvent {
+    /// A message on a subscribed topic, waiting for [`Network::pubsub_validate`] before it is
+    /// forwarded.
+    Message {
+        /// The topic.
+        topic: String,
+        /// The payload.
+        data: Vec<u8>,
+        /// Its ID, for the validation result.
+        id: libp2p::gossipsub::MessageId,
+        /// The peer that forwarded it.
+        source: PeerId,
+    },
+    /// A peer subscribed to a topic.
+    Subscribed {
+        /// The peer.
+        peer: PeerId,
+        /// The topic.
+        topic: String,
+    },
+}
+
+/// Gossipsub events waiting for the listener; past it, messages are ignored (not forwarded).
+const PUBSUB_EVENTS: usize = 256;
 
 /// A connected peer as `swarm peers` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -254,6 +287,44 @@ pub enum Command {
         key: Vec<u8>,
         /// Valid records, with the peer that sent each (`None`: this node's record store).
         found: mpsc::Sender<FoundValue>,
+    },
+    /// Subscribe to a gossipsub topic; answers false when already subscribed.
+    Subscribe {
+        /// The topic.
+        topic: String,
+        /// Whether it is new, or why it failed.
+        reply: oneshot::Sender<Result<bool, NetError>>,
+    },
+    /// Publish on a gossipsub topic.
+    Publish {
+        /// The topic.
+        topic: String,
+        /// The payload.
+        data: Vec<u8>,
+        /// Done, or why not (no peer on the topic, PubSub off).
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// The listener's verdict on a message: forward it (`Some(true)`), punish its sender
+    /// (`Some(false)`) or drop it quietly (`None`).
+    Validate {
+        /// The message.
+        id: libp2p::gossipsub::MessageId,
+        /// Who forwarded it.
+        source: PeerId,
+        /// The verdict.
+        accept: Option<bool>,
+    },
+    /// The peers known to be subscribed to a topic.
+    TopicPeers {
+        /// The topic.
+        topic: String,
+        /// The peers.
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    /// Deliver gossipsub events to `tx` from now on (one listener).
+    PubsubListen {
+        /// Where events go.
+        tx: mpsc::Sender<PubsubEvent>,
     },
     /// Offer a value record received another way (PubSub): validated and kept (and
     /// persisted) if it replaces the one held; no DHT walk.
@@ -412,6 +483,34 @@ impl Network {
     pub async fn search_value(&self, key: Vec<u8>) -> Result<mpsc::Receiver<FoundValue>, NetError> {
         let (found, rx) = mpsc::channel(FOUND_VALUES);
         self.tx.send(Command::SearchValue { key, found }).await.map_err(|_| NetError::Shutdown)?;
+        Ok(rx)
+    }
+
+    /// Subscribe to a gossipsub topic (false: already subscribed).
+    pub async fn pubsub_subscribe(&self, topic: String) -> Result<bool, NetError> {
+        self.ask(|reply| Command::Subscribe { topic, reply }).await?
+    }
+
+    /// Publish `data` on a gossipsub topic.
+    pub async fn pubsub_publish(&self, topic: String, data: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::Publish { topic, data, reply }).await?
+    }
+
+    /// Tell gossipsub whether to forward a message ([`PubsubEvent::Message`]).
+    pub async fn pubsub_validate(&self, id: libp2p::gossipsub::MessageId, source: PeerId, accept: Option<bool>) {
+        let _ = self.tx.send(Command::Validate { id, source, accept }).await;
+    }
+
+    /// The peers known to be subscribed to `topic`.
+    pub async fn pubsub_peers(&self, topic: String) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::TopicPeers { topic, reply }).await
+    }
+
+    /// Receive gossipsub's events from now on (the previous listener, if any, stops getting
+    /// them).
+    pub async fn pubsub_events(&self) -> Result<mpsc::Receiver<PubsubEvent>, NetError> {
+        let (tx, rx) = mpsc::channel(PUBSUB_EVENTS);
+        self.tx.send(Command::PubsubListen { tx }).await.map_err(|_| NetError::Shutdown)?;
         Ok(rx)
     }
 

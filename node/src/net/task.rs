@@ -11,7 +11,7 @@ use libp2p::kad::store::RecordStore as _;
 use libp2p::kad::{self, GetClosestPeersOk, GetProvidersOk, QueryId, QueryResult, RecordKey};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{identify, Multiaddr, PeerId, Swarm};
+use libp2p::{gossipsub, identify, Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,7 @@ struct Task {
     bootstraps: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     value_puts: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     value_searches: HashMap<QueryId, mpsc::Sender<super::FoundValue>>,
+    pubsub_listener: Option<mpsc::Sender<super::PubsubEvent>>,
 }
 
 /// Build the swarm, bind its listen addresses, dial the bootstrap peers and spawn the task.
@@ -113,6 +114,7 @@ pub(crate) fn spawn_with_store(
         bootstraps: HashMap::new(),
         value_puts: HashMap::new(),
         value_searches: HashMap::new(),
+        pubsub_listener: None,
     };
     // The task ends by dropping the swarm, and with it the record store's persister: then
     // the persistence thread makes its last changes durable and ends, and is joined here.
@@ -221,6 +223,44 @@ impl Task {
                 let id = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&key));
                 self.value_searches.insert(id, found);
             }
+            Command::Subscribe { topic, reply } => {
+                let r = match self.swarm.behaviour_mut().pubsub.as_mut() {
+                    Some(p) => {
+                        p.subscribe(&gossipsub::IdentTopic::new(topic)).map_err(|e| NetError::Pubsub(e.to_string()))
+                    }
+                    None => Err(NetError::Pubsub("PubSub is off (ipns.pubsub = false)".into())),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Publish { topic, data, reply } => {
+                let r = match self.swarm.behaviour_mut().pubsub.as_mut() {
+                    Some(p) => p
+                        .publish(gossipsub::IdentTopic::new(topic), data)
+                        .map(|_| ())
+                        .map_err(|e| NetError::Pubsub(e.to_string())),
+                    None => Err(NetError::Pubsub("PubSub is off (ipns.pubsub = false)".into())),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Validate { id, source, accept } => {
+                if let Some(p) = self.swarm.behaviour_mut().pubsub.as_mut() {
+                    let verdict = match accept {
+                        Some(true) => gossipsub::MessageAcceptance::Accept,
+                        Some(false) => gossipsub::MessageAcceptance::Reject,
+                        None => gossipsub::MessageAcceptance::Ignore,
+                    };
+                    p.report_message_validation_result(&id, &source, verdict);
+                }
+            }
+            Command::TopicPeers { topic, reply } => {
+                let hash = gossipsub::IdentTopic::new(topic).hash();
+                let peers = match self.swarm.behaviour().pubsub.as_ref() {
+                    Some(p) => p.all_peers().filter(|(_, t)| t.contains(&&hash)).map(|(p, _)| *p).collect(),
+                    None => Vec::new(),
+                };
+                let _ = reply.send(peers);
+            }
+            Command::PubsubListen { tx } => self.pubsub_listener = Some(tx),
             Command::OfferValue { key, value, reply } => {
                 let kad = &mut self.swarm.behaviour_mut().kad;
                 let kept = kad.store_mut().offer(kad::Record::new(key, value), now_nanos());
@@ -297,6 +337,7 @@ impl Task {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => self.on_pubsub(e),
             // rust-libp2p's Kademlia does not learn addresses by itself: feed it the listen
             // addresses of peers that serve the DHT.
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
@@ -344,6 +385,32 @@ impl Task {
                 tracing::info!(%address, "external address confirmed");
             }
             _ => {}
+        }
+    }
+
+    /// Gossipsub events go to the listener. A message nobody can take now is dropped quietly
+    /// (not forwarded, its sender not punished).
+    fn on_pubsub(&mut self, event: gossipsub::Event) {
+        let out = match event {
+            gossipsub::Event::Message { propagation_source, message_id, message } => super::PubsubEvent::Message {
+                topic: message.topic.into_string(),
+                data: message.data,
+                id: message_id,
+                source: propagation_source,
+            },
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                super::PubsubEvent::Subscribed { peer: peer_id, topic: topic.into_string() }
+            }
+            _ => return,
+        };
+        let refused = match &self.pubsub_listener {
+            Some(tx) => tx.try_send(out).err().map(|e| e.into_inner()),
+            None => Some(out),
+        };
+        if let Some(super::PubsubEvent::Message { id, source, .. }) = refused {
+            if let Some(p) = self.swarm.behaviour_mut().pubsub.as_mut() {
+                p.report_message_validation_result(&id, &source, gossipsub::MessageAcceptance::Ignore);
+            }
         }
     }
 

@@ -41,6 +41,10 @@ pub struct IpnsConfig {
     /// … or this many milliseconds after the first one came (default 250), and keeps listening
     /// for a newer one (see `specs/ipns.md`).
     pub resolve_settle_ms: u64,
+    /// IPNS over PubSub (default on): records are published on their name's gossipsub topic
+    /// too, and names this node resolved are followed there, so updates arrive in seconds
+    /// instead of after the TTL.
+    pub pubsub: bool,
 }
 
 impl Default for IpnsConfig {
@@ -51,6 +55,7 @@ impl Default for IpnsConfig {
             republish_interval_secs: 4 * 3600,
             resolve_answers: 3,
             resolve_settle_ms: 250,
+            pubsub: true,
         }
     }
 }
