@@ -18,6 +18,8 @@ use cairn_node::ops::block::{BlockGet, BlockPut, BlockRm, BlockStat};
 use cairn_node::ops::content::{Cat, Get, Ls};
 use cairn_node::ops::dag::{DagExport, DagImport};
 use cairn_node::ops::info::{Id, Version};
+use cairn_node::ops::key::{KeyGen, KeyImport, KeyLs, KeyRename, KeyRm};
+use cairn_node::ops::name::{NamePublish, NameResolve};
 use cairn_node::ops::pin::{PinAdd, PinLs, PinRm, PinType, PinVerify};
 use cairn_node::ops::repo::{RepoGc, RepoStat, RepoVerify};
 use cairn_node::ops::routing::{DhtFindpeer, DhtProvide};
@@ -277,6 +279,56 @@ fn in_process_and_http_answer_alike() -> Result<()> {
     failed(
         "dag/import of a cut CAR",
         pair.send("dag/import of a cut CAR", DagImport::default(), &car[..car.len() / 2]),
+    )?;
+
+    // Keys and names. A new key differs each time: one made each way, then the same answers.
+    let k1 = pair.local.call(KeyGen { name: "one".into() })?;
+    let k2 = pair.http.call(KeyGen { name: "two".into() })?;
+    ensure!(k1.id.starts_with("k51") && k2.id.starts_with("k51") && k1.id != k2.id, "{k1:?} {k2:?}");
+    let keys = pair.call("key/list", KeyLs)?;
+    ensure!(keys.keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>() == ["self", "one", "two"], "{keys:?}");
+    failed("key/gen of an existing name", pair.run("key/gen of an existing name", KeyGen { name: "one".into() }))?;
+    failed("key/rm of self", pair.run("key/rm of self", KeyRm { names: vec!["self".into()] }))?;
+    let exported = node.repo().keystore().export("one")?;
+    let imported = pair.upload("key/import", KeyImport { name: "one-copy".into(), force: true }, &exported)?;
+    ensure!(imported.id == k1.id, "{imported:?}");
+    failed(
+        "key/import of junk",
+        pair.send("key/import of junk", KeyImport { name: "j".into(), force: false }, b"junk"),
+    )?;
+    let renamed = pair.local.call(KeyRename { from: "one-copy".into(), to: "copy".into(), force: false })?;
+    let back = pair.http.call(KeyRename { from: "copy".into(), to: "one-copy".into(), force: false })?;
+    ensure!((renamed.id == back.id) && (back.was.as_str(), back.now.as_str()) == ("copy", "one-copy"), "{back:?}");
+    let removed = pair.local.call(KeyRm { names: vec!["one-copy".into()] })?;
+    ensure!(removed.keys[0].id == k1.id);
+    let publish = NamePublish {
+        path: format!("/ipfs/{cid}"),
+        key: "one".into(),
+        lifetime: Some("4w".into()),
+        ttl: Some("1h".into()),
+        resolve: true,
+        allow_offline: false,
+    };
+    let p1 = pair.local.call(publish.clone())?;
+    let p2 = pair.http.call(publish.clone())?;
+    ensure!(
+        (p1.name == k1.id) && (&p1.name, &p1.value) == (&p2.name, &p2.value) && p2.sequence == p1.sequence + 1,
+        "{p2:?}"
+    );
+    let resolved =
+        pair.call("name/resolve", NameResolve { name: Some(k1.id.clone()), recursive: true, nocache: false })?;
+    ensure!(resolved.path == format!("/ipfs/{cid}"), "{resolved:?}");
+    failed(
+        "name/publish of an unknown key",
+        pair.run("name/publish of an unknown key", NamePublish { key: "nope".into(), ..publish.clone() }),
+    )?;
+    failed(
+        "name/publish of a path that is no path",
+        pair.run("name/publish of a bad path", NamePublish { path: "nonsense".into(), ..publish }),
+    )?;
+    failed(
+        "name/resolve of a content CID",
+        pair.run("name/resolve of a CID", NameResolve { name: Some(cid.clone()), recursive: true, nocache: false }),
     )?;
 
     // Maintenance.
