@@ -29,7 +29,7 @@ enum Cmd {
         /// Also write the results as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only these figures (comma separated: add, fetch, multi, gateway, dht, idle, memory).
+        /// Only these figures (comma separated: add, fetch, multi, gateway, dht, ipns, idle, memory).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Runs per figure (default 3, or 1 with --quick).
@@ -109,6 +109,9 @@ fn main() -> Result<()> {
         let rt = runtime()?;
         rows.extend(rt.block_on(figures::dht::ttfb(&ctx))?);
         rows.extend(rt.block_on(figures::dht::provide(&ctx))?);
+    }
+    if want("ipns") {
+        rows.extend(runtime()?.block_on(figures::ipns::run(&ctx))?);
     }
     if want("idle") {
         rows.extend(figures::idle::run(&ctx)?);

@@ -8,6 +8,7 @@ pub mod dht;
 pub mod fetch;
 pub mod gateway;
 pub mod idle;
+pub mod ipns;
 pub mod memory;
 pub mod multi;
 
