@@ -26,9 +26,11 @@
 //! | `dht/findprovs\|findpeer\|provide` | ndjson routing events (types 4, 2, 4) |
 //! | `bitswap/stat\|wantlist`, `stats/bw` | kubo's fields; `stats/bw` counts Bitswap block bytes only |
 //! | `shutdown` | empty; the node stops |
+//! | `key/gen\|list\|rm\|rename\|import` | `{"Name","Id"}` / `{"Keys"}` / `{"Keys"}` / `{"Was","Now","Id","Overwrite"}` / `{"Name","Id"}`; no `key/export` (private keys stay off HTTP) |
+//! | `name/publish\|resolve` | `{"Name","Value","Sequence"}` (+ `Warnings`) / `{"Path"}` |
 //!
 //! Reads (`cat`, `get`, `ls`, `block/get`, `block/stat`, `dag/export`, `pin/add`) fetch missing
-//! blocks from the network unless `offline=true`.
+//! blocks from the network unless `offline=true`, and take `/ipns/` paths.
 //!
 //! Tasks: [`Server::serve`] runs axum on the caller's runtime; each request runs as its own
 //! task and does store and network work on blocking threads ([`crate::http_body`]), never on a runtime
