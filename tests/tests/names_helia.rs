@@ -146,5 +146,32 @@ fn cairn_and_helia_resolve_each_others_names_through_the_dht_and_see_updates_thr
     })
     .context("cairn never saw Helia's new version through PubSub")?;
     println!("Helia → cairn through PubSub: {:?}", seen - t);
+
+    // Fetch, cairn serving: Helia joins a new name's topic and asks its peers (cairn, which
+    // publishes the name) for the record over /libp2p/fetch/0.0.1.
+    let other = serde_json::from_str::<Value>(&a.ok(&["key", "gen", "other", "--json"])?)?["Id"]
+        .as_str()
+        .context("Id")?
+        .to_string();
+    let v3 = add(&a, "fetched\n")?;
+    a.ok(&["name", "publish", "--key", "other", "--ttl", "1h", &v3])?;
+    let sub = h.request(json!({"op": "subscribe", "name": other}), Duration::from_secs(30))?;
+    assert_eq!(sub["fetched"]["value"], format!("/ipfs/{v3}").as_str(), "Helia fetched from cairn: {sub}");
+
+    // Fetch, cairn asking: a record Helia keeps to itself (not in the DHT) on a topic Helia
+    // joined; cairn, resolving the name, finds nothing in the DHT but fetches it from Helia.
+    let hv3 = format!("/ipfs/{}", add(&a, "helia offline\n")?);
+    let own = h.request(
+        json!({"op": "publish", "value": hv3, "ttlMs": HOUR_MS, "offline": true, "keySeed": "a second helia key"}),
+        Duration::from_secs(30),
+    )?;
+    let second = own["name"].as_str().context("name")?.to_string();
+    h.request(json!({"op": "subscribe", "name": second}), Duration::from_secs(30))?;
+    let got = wait_for(Duration::from_secs(20), || {
+        let p = a.ok(&["name", "resolve", &second]).ok()?;
+        (p.trim() == hv3).then_some(p)
+    })
+    .context("cairn never fetched the record Helia kept")?;
+    assert_eq!(got.trim(), hv3);
     Ok(())
 }

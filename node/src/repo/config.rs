@@ -347,6 +347,18 @@ impl Config {
         in_range("gateway.retrieval_timeout_secs", g.retrieval_timeout_secs, 1, 3600, " seconds")?;
         in_range("gateway.max_requests", g.max_requests as u64, 1, 65_536, "")?;
         in_range("gateway.max_retrievals", g.max_retrievals as u64, 1, 65_536, "")?;
+        let i = &self.ipns;
+        in_range(
+            "ipns.record_lifetime_secs",
+            i.record_lifetime_secs,
+            60,
+            3650 * DAY,
+            " seconds (a minute to 10 years)",
+        )?;
+        in_range("ipns.record_ttl_secs", i.record_ttl_secs, 1, 7 * DAY, " seconds")?;
+        in_range("ipns.republish_interval_secs", i.republish_interval_secs, 60, 7 * DAY, " seconds")?;
+        in_range("ipns.resolve_answers", i.resolve_answers as u64, 1, 20, " (of the 20 closest peers)")?;
+        in_range("ipns.resolve_settle_ms", i.resolve_settle_ms, 0, 60_000, " ms")?;
         Ok(())
     }
 }
@@ -371,6 +383,8 @@ mod tests {
     fn absurd_values_are_refused_with_the_key_and_range() {
         let cases = [
             ("[store]\nmeta_cache_bytes = 100\n", "store.meta_cache_bytes = 100: must be between 1048576"),
+            ("[ipns]\nresolve_answers = 0\n", "ipns.resolve_answers = 0: must be between 1 and 20"),
+            ("[ipns]\nrecord_lifetime_secs = 5\n", "ipns.record_lifetime_secs = 5: must be between 60"),
             ("[store]\ngc_period_secs = 0\n", "store.gc_period_secs = 0"),
             ("[store]\nmax_size_bytes = 5\n", "store.max_size_bytes = 5"),
             ("[network]\nmax_connections = 0\n", "network.max_connections = 0"),
