@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use cairn_protocol::names::Name;
 use cairn_protocol::records::{IpnsRecord, ValidRecord};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{published, Command};
+use super::published;
 use crate::net::Network;
 
 /// When a lookup answers.
@@ -33,18 +32,22 @@ impl Default for Rule {
     }
 }
 
-/// Run one lookup, reporting to the actor through `to`: the settled answer, then newer
-/// records. Returns when the walk ends or times out.
-pub(super) async fn run(net: &Network, name: Name, rule: &Rule, to: &mpsc::Sender<Command>) {
+/// Run one lookup, handing `report` the settled answer (`true`), then newer records
+/// (`false`). Returns when the walk ends or times out.
+pub(super) async fn run<F, Fut>(net: &Network, name: Name, rule: &Rule, mut report: F)
+where
+    F: FnMut(IpnsRecord, Vec<u8>, bool) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let Ok(mut found) = net.search_value(name.routing_key()).await else { return };
     let give_up = Instant::now() + rule.timeout;
     let mut best: Option<(IpnsRecord, Vec<u8>)> = None;
     let mut answers = 0usize;
     let mut settle_at: Option<Instant> = None;
     let mut settled = false;
-    let report = |best: &(IpnsRecord, Vec<u8>), settled: bool| {
+    let mut report = |best: &(IpnsRecord, Vec<u8>), settled: bool| {
         let (record, bytes) = best.clone();
-        to.send(Command::Learned { name, record, bytes, settled })
+        report(record, bytes, settled)
     };
     loop {
         let wake = match (settled, settle_at) {
@@ -59,7 +62,7 @@ pub(super) async fn run(net: &Network, name: Name, rule: &Rule, to: &mpsc::Sende
                 }
                 settled = true;
                 if let Some(b) = &best {
-                    let _ = report(b, true).await;
+                    report(b, true).await;
                 }
                 continue;
             }
@@ -76,13 +79,13 @@ pub(super) async fn run(net: &Network, name: Name, rule: &Rule, to: &mpsc::Sende
             settle_at.get_or_insert_with(|| Instant::now() + rule.settle);
             if answers >= rule.enough {
                 settled = true;
-                let _ = report(b, true).await;
+                report(b, true).await;
             }
         } else if newer {
-            let _ = report(b, false).await;
+            report(b, false).await;
         }
     }
     if let (false, Some(b)) = (settled, &best) {
-        let _ = report(b, true).await;
+        report(b, true).await;
     }
 }

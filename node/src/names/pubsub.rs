@@ -9,10 +9,8 @@ use cairn_protocol::fetch::{self, FetchRequest, Status};
 use cairn_protocol::names::Name;
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-
-use super::Command;
 
 /// The Fetch protocol.
 const PROTOCOL: StreamProtocol = StreamProtocol::new(fetch::PROTOCOL);
@@ -95,12 +93,13 @@ pub(super) async fn fetch(
     tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| format!("no answer within {TIMEOUT:?}"))?
 }
 
-/// Answer Fetch requests for IPNS records with what the name service holds, until `stop`.
-pub(super) async fn serve(
-    mut control: libp2p_stream::Control,
-    to: tokio::sync::mpsc::Sender<Command>,
-    stop: CancellationToken,
-) {
+/// Answer Fetch requests for IPNS records with `record_of` a name (what the name service
+/// holds), until `stop`.
+pub(super) async fn serve<F, Fut>(mut control: libp2p_stream::Control, record_of: F, stop: CancellationToken)
+where
+    F: Fn(Name) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<Vec<u8>>> + Send,
+{
     let mut incoming = match control.accept(PROTOCOL) {
         Ok(i) => i,
         Err(e) => {
@@ -118,21 +117,17 @@ pub(super) async fn serve(
             // Busy: close the stream, the peer asks someone else.
             continue;
         };
-        let to = to.clone();
+        let record_of = record_of.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let answer = async {
                 let body = read_frame(&mut s, fetch::MAX_REQUEST).await?;
                 let req = fetch::decode_request(&body).map_err(|e| e.to_string())?;
                 let reply = match Name::from_routing_key(&req.identifier) {
-                    Some(name) => {
-                        let (tx, rx) = oneshot::channel();
-                        to.send(Command::Record { name, reply: tx }).await.map_err(|_| "stopping".to_string())?;
-                        match rx.await.ok().flatten() {
-                            Some(bytes) => fetch::response(Status::Ok, bytes),
-                            None => fetch::response(Status::NotFound, Vec::new()),
-                        }
-                    }
+                    Some(name) => match record_of(name).await {
+                        Some(bytes) => fetch::response(Status::Ok, bytes),
+                        None => fetch::response(Status::NotFound, Vec::new()),
+                    },
                     None => fetch::response(Status::NotFound, Vec::new()),
                 };
                 s.write_all(&reply).await.map_err(|e| e.to_string())?;
