@@ -70,6 +70,8 @@ struct Cached {
 /// A lookup in flight: who waits for its answer (nobody once it answered, or for a refresh).
 struct Lookup {
     waiters: Vec<oneshot::Sender<Result<Resolved, NameError>>>,
+    /// The rule answered already: the walk only listens for newer records now.
+    settled: bool,
 }
 
 pub(super) struct Actor {
@@ -171,8 +173,16 @@ impl Actor {
         }
         self.follow(name);
         self.start_lookup(name);
+        let answer = self.cached(&name, Source::Network);
         if let Some(l) = self.lookups.get_mut(&name) {
-            l.waiters.push(reply);
+            match (l.settled, answer) {
+                // A lookup that answered moments ago and still listens: its answer is as fresh
+                // as a new walk's would be, and waiting for the walk's end could take long.
+                (true, Some(a)) => {
+                    let _ = reply.send(Ok(a));
+                }
+                _ => l.waiters.push(reply),
+            }
         }
     }
 
@@ -269,7 +279,7 @@ impl Actor {
         if self.lookups.contains_key(&name) {
             return;
         }
-        self.lookups.insert(name, Lookup { waiters: Vec::new() });
+        self.lookups.insert(name, Lookup { waiters: Vec::new(), settled: false });
         let (net, tx, rule, stop) = (self.net.clone(), self.tx.clone(), self.rule.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
             tokio::select! {
@@ -309,6 +319,7 @@ impl Actor {
         }
         if settled {
             if let Some(l) = self.lookups.get_mut(&name) {
+                l.settled = true;
                 let waiters = std::mem::take(&mut l.waiters);
                 let answer = self.cached(&name, Source::Network);
                 for w in waiters {
