@@ -68,7 +68,7 @@ impl GatewayError {
             NameError::BadValue(_) | NameError::TooDeep(_) | NameError::Record(_) => {
                 GatewayError::bad_gateway(e.to_string())
             }
-            NameError::Shutdown => GatewayError::unavailable(e.to_string()),
+            NameError::Shutdown | NameError::Busy => GatewayError::unavailable(e.to_string()),
             _ => GatewayError::internal(e.to_string()),
         }
     }

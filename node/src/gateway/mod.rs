@@ -271,11 +271,12 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
             }
             let accept = text(header::ACCEPT);
             let t = request::resolved_target(&path, &n.rest, uri.query(), accept.as_deref(), n.subdomain)?;
-            (t, Some((format!("/ipns/{}{}", n.name, n.rest), ttl)))
+            // `rest` is still percent-encoded, as the header wants it.
+            (t, Some((n.name, n.rest.clone(), ttl)))
         }
     };
     let mut resp = serve_content(&gw, head, uri, &headers_text(headers), target, slot).await?;
-    if let Some((path, ttl)) = named {
+    if let Some((name, rest, ttl)) = named {
         // Content under a name changes when the name is republished: cache it for the record's
         // TTL, not forever.
         let h = resp.headers_mut();
@@ -284,8 +285,7 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
                 h.insert(header::CACHE_CONTROL, v);
             }
         }
-        let encoded = percent_encoding::utf8_percent_encode(&path, PATH_HEADER).to_string();
-        if let Ok(v) = HeaderValue::from_str(&encoded) {
+        if let Ok(v) = HeaderValue::from_str(&format!("/ipns/{name}{rest}")) {
             h.insert("x-ipfs-path", v);
         }
     }

@@ -181,6 +181,10 @@ pub fn route(parts: &Parts<'_>, cfg: &RouteConfig<'_>) -> Result<Route, GatewayE
             let name: Name = label.parse().map_err(|e: cairn_protocol::names::NameError| {
                 GatewayError::bad_request(format!("{e} (DNSLink names are not supported)"))
             })?;
+            if cfg.redirect_to_subdomain && cfg.subdomain_hosts.iter().any(|h| h.eq_ignore_ascii_case(host_name)) {
+                // The name's own origin, as for CIDs (its base36 form fits a DNS label).
+                return Ok(Route::Redirect(format!("http://{name}.ipns.{host}{rest}{}", query.suffix())));
+            }
             return name_route(name, rest, &query, parts.accept, false);
         }
         let decoded = decode_path(parts.path)?;
@@ -462,6 +466,11 @@ mod tests {
         assert_eq!(
             go("x", &format!("/ipns/{k}/x"), Some("format=ipns-record"), None, false).unwrap_err().status.as_u16(),
             400
+        );
+        // On a subdomain host with redirects on: the name's own origin.
+        assert_eq!(
+            go("localhost:8080", &format!("/ipns/{}/a", name.peer_id()), Some("x=1"), None, true).unwrap(),
+            Route::Redirect(format!("http://{k}.ipns.localhost:8080/a?x=1"))
         );
         // Subdomains: base36 names served, peer IDs redirected to their base36 label.
         let t = n(go(&format!("{k}.ipns.localhost:8080"), "/index.html", None, None, false).unwrap());

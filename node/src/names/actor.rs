@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::lookup::{self, Rule};
-use super::{published, pubsub, NameError, Resolved, Source, FETCH_PEERS, MAX_CACHED, MAX_TOPICS};
+use super::{published, pubsub, NameError, Resolved, Source, FETCH_PEERS, MAX_CACHED, MAX_LOOKUPS, MAX_TOPICS};
 use crate::net::{now_nanos, Network};
 
 /// What the actor is asked.
@@ -171,7 +171,10 @@ impl Actor {
                 }
             }
         }
-        self.follow(name);
+        if !self.lookups.contains_key(&name) && self.lookups.len() >= MAX_LOOKUPS {
+            let _ = reply.send(Err(NameError::Busy));
+            return;
+        }
         self.start_lookup(name);
         let answer = self.cached(&name, Source::Network);
         if let Some(l) = self.lookups.get_mut(&name) {
@@ -296,6 +299,9 @@ impl Actor {
     }
 
     fn learned(&mut self, name: Name, record: IpnsRecord, bytes: Vec<u8>, settled: bool) {
+        // Names are followed once a valid record is known: a name nobody publishes (anyone
+        // can make up names) takes no topic.
+        self.follow(name);
         let now = Instant::now();
         match self.cache.get_mut(&name) {
             Some(c) => {

@@ -60,6 +60,10 @@ const COMMANDS: usize = 256;
 /// still refresh from the DHT).
 const MAX_TOPICS: usize = 256;
 
+/// DHT lookups in flight at most; a resolve that needs one more is refused
+/// ([`NameError::Busy`]) rather than queued, so a flood of made-up names cannot pile up walks.
+const MAX_LOOKUPS: usize = 64;
+
 /// Topic peers asked for the latest record when a topic is joined.
 const FETCH_PEERS: usize = 3;
 
@@ -89,8 +93,11 @@ pub enum NameError {
     #[error("{0}")]
     BadValue(String),
     /// Names point at names more than [`MAX_DEPTH`] deep (or in a loop).
-    #[error("name {0} points through more than 32 other names (or in a circle)")]
+    #[error("still at {0} after following 32 names: they point too deep, or in a circle")]
     TooDeep(String),
+    /// Too many lookups are in flight.
+    #[error("too many name lookups in flight; try again shortly")]
+    Busy,
     /// The node is shutting down.
     #[error("the node is shutting down")]
     Shutdown,
@@ -223,7 +230,8 @@ impl Names {
     }
 
     /// A record received another way (PubSub): kept in the DHT record store and the cache if
-    /// it is valid and newer. Answers whether it was newer than what this node held.
+    /// it is valid and newer. Answers whether the DHT record store kept it (a newer record, or
+    /// the same one again).
     pub async fn offer(&self, name: Name, bytes: Vec<u8>) -> Result<bool, NameError> {
         let record = records::validate_ipns(&name.peer_id(), &bytes, now_nanos())?;
         let kept = self.net.offer_value(name.routing_key(), bytes.clone()).await?;
@@ -239,7 +247,7 @@ impl Names {
         lifetime: Duration,
         ttl: Duration,
     ) -> Result<Published, NameError> {
-        let _one = self.publishing.lock().await;
+        let one = self.publishing.lock().await;
         let (ks, k) = (self.keystore.clone(), key.to_string());
         let keypair = tokio::task::spawn_blocking(move || ks.get(&k)).await.map_err(|_| NameError::Shutdown)??;
         let name = Name::new(keypair.public().to_peer_id());
@@ -249,6 +257,7 @@ impl Names {
         let own = Own { name, key: key.to_string(), lifetime, bytes };
         let saved = own.clone();
         self.store.call(move |s| published::save(s, &saved)).await?;
+        drop(one);
         let dht_error = self.announce(&own).await;
         Ok(Published { name, value, sequence, dht_error })
     }
@@ -287,7 +296,8 @@ impl Names {
     /// Re-sign every own record with a fresh end of life (same value, same sequence) and put
     /// it again: once the node has peers, then every `every`.
     async fn republish(self, every: Duration, shutdown: CancellationToken) {
-        for _ in 0..60 {
+        // However long the node takes to find peers: a put before then reaches no one.
+        loop {
             if shutdown.is_cancelled() || self.net.routing_table().await.map(|t| !t.is_empty()).unwrap_or(false) {
                 break;
             }
@@ -308,7 +318,7 @@ impl Names {
     }
 
     async fn republish_all(&self) -> Result<(), NameError> {
-        let _one = self.publishing.lock().await;
+        let one = self.publishing.lock().await;
         let ks = self.keystore.clone();
         let renewed = self
             .store
@@ -320,6 +330,12 @@ impl Names {
                         tracing::warn!(name = %own.name, key = %own.key, "not republished: its key is gone");
                         continue;
                     };
+                    if key.public().to_peer_id() != own.name.peer_id() {
+                        // The key name now holds another key (renamed or imported over): the
+                        // last good record stays as it is.
+                        tracing::warn!(name = %own.name, key = %own.key, "not republished: that key signs another name now");
+                        continue;
+                    }
                     let value = String::from_utf8_lossy(&old.value).into_owned();
                     let ttl = Duration::from_nanos(old.ttl_nanos);
                     let Ok(bytes) = published::sign(&key, &value, old.sequence, own.lifetime, ttl) else { continue };
@@ -330,6 +346,8 @@ impl Names {
                 Ok(out)
             })
             .await?;
+        // Signed and saved: the DHT walks need not hold up a publish.
+        drop(one);
         for own in &renewed {
             self.announce(own).await;
         }

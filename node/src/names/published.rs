@@ -125,3 +125,10 @@ pub fn rename_key(store: &Store, from: &str, to: &str) -> Result<(), StoreError>
     }
     Ok(())
 }
+
+/// A key was removed: the own records it signed are dropped (nothing can re-sign them; the
+/// records already in the DHT live out their lifetime).
+pub fn remove_key(store: &Store, key: &str) -> Result<(), StoreError> {
+    let gone: Vec<Vec<u8>> = all(store)?.into_iter().filter(|o| o.key == key).map(|o| o.name.routing_key()).collect();
+    store.remove_records(Records::Published, &gone)
+}

@@ -18,7 +18,8 @@ const PROTOCOL: StreamProtocol = StreamProtocol::new(fetch::PROTOCOL);
 /// Longest a fetch (open, ask, answer) may take.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Fetch requests served at once; more wait.
+/// Fetch requests served at once; a stream beyond them is closed unanswered (the peer asks
+/// another topic peer).
 const SERVING: usize = 32;
 
 /// How often a followed topic is advertised again in the DHT (provider records live 48 h).

@@ -128,13 +128,18 @@ impl Op for KeyRm {
     type Output = KeyList;
 
     async fn run(self, ctx: Ctx) -> Result<KeyList, OpError> {
-        let ks = ctx.repo().keystore();
+        let (ks, store) = (ctx.repo().keystore(), ctx.store().clone());
         let keys = blocking(move |_| {
             // All or nothing: every name must exist before any is removed.
             for n in &self.names {
                 ks.get(n).map_err(key_error)?;
             }
-            self.names.iter().map(|n| ks.remove(n).map(KeyRow::from).map_err(key_error)).collect()
+            let mut rows = Vec::new();
+            for n in &self.names {
+                rows.push(ks.remove(n).map(KeyRow::from).map_err(key_error)?);
+                crate::names::published::remove_key(&store, n)?;
+            }
+            Ok(rows)
         })
         .await?;
         Ok(KeyList { keys })

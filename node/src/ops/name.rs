@@ -103,6 +103,7 @@ fn name_error(e: NameError) -> OpError {
         NameError::Key(k) => OpError::bad(k.to_string()),
         NameError::BadValue(m) => OpError::bad(m),
         NameError::Shutdown => OpError::ShuttingDown,
+        NameError::Busy => OpError::failed(e.to_string()),
         other => OpError::chain(&other),
     }
 }

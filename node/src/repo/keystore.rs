@@ -161,11 +161,28 @@ impl Keystore {
         fs::create_dir_all(&self.dir)?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
         let bytes = key.to_protobuf_encoding().map_err(|e| KeyError::BadKey(e.to_string()))?;
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
+        // A temporary name of this writer's own, then into place: replacing with `force`, else
+        // by a hard link, which fails if a key of that name appeared meanwhile.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let tmp = self.dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
+        let written = (|| {
+            let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            if force {
+                fs::rename(&tmp, &path)
+            } else {
+                fs::hard_link(&tmp, &path).and_then(|()| fs::remove_file(&tmp))
+            }
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(if e.kind() == io::ErrorKind::AlreadyExists {
+                KeyError::Exists(name.into())
+            } else {
+                e.into()
+            });
+        }
         sync_dir(&self.dir)?;
         Ok(info(name, &key))
     }
