@@ -164,7 +164,7 @@ impl Actor {
                 let ttl = hit.ttl;
                 if age < ttl {
                     let _ = reply.send(Ok(hit));
-                    if age >= ttl / 2 {
+                    if age >= ttl / 2 && self.lookups.len() < MAX_LOOKUPS {
                         self.start_lookup(name);
                     }
                     return;
