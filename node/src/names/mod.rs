@@ -134,7 +134,8 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    fn new(name: Name, r: &IpnsRecord, bytes: Vec<u8>, source: Source) -> Resolved {
+    /// The answer a verified record gives for `name`.
+    pub(crate) fn new(name: Name, r: &IpnsRecord, bytes: Vec<u8>, source: Source) -> Resolved {
         Resolved {
             name,
             value: String::from_utf8_lossy(&r.value).into_owned(),

@@ -208,15 +208,7 @@ pub async fn resolve_path(ctx: &Ctx, path: &str, recursive: bool, fresh: bool) -
                 async move {
                     let best = store.call(move |s| published::best_local(s, &n)).await?;
                     let (r, bytes) = best.ok_or(NameError::NotFound(n))?;
-                    Ok(Resolved {
-                        name: n,
-                        value: String::from_utf8_lossy(&r.value).into_owned(),
-                        sequence: r.sequence,
-                        ttl: Duration::from_nanos(r.ttl_nanos),
-                        eol_nanos: r.eol_nanos,
-                        record: bytes,
-                        source: Source::Local,
-                    })
+                    Ok(Resolved::new(n, &r, bytes, Source::Local))
                 }
             })
             .await
