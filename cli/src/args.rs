@@ -100,6 +100,54 @@ pub enum Command {
     /// IPNS names: point a key's name at content, resolve names.
     #[command(subcommand)]
     Name(NameCommand),
+    /// Follow a name (or a CID): keep its latest complete version pinned and served, and
+    /// keep the name resolvable while its publisher is away.
+    #[command(subcommand)]
+    Follow(FollowCommand),
+    /// Check that content survives the loss of any single host: ask every live holder, block
+    /// by block (needs a running daemon). Exits 1 when the weakest block has fewer than
+    /// --min independent holders.
+    Health {
+        /// A CID[/path], /ipfs/…, /ipns/<name>[/path] or a name (k51…).
+        path: String,
+        /// Independent live holders every block needs.
+        #[arg(long, default_value_t = 2)]
+        min: u32,
+    },
+}
+
+/// `cairn follow …`.
+#[derive(Subcommand, Debug)]
+pub enum FollowCommand {
+    /// Follow a name (k51…, /ipns/…) or a CID.
+    Add {
+        /// What to follow.
+        target: String,
+        /// A label for the follow and its pins (`follow:<label>`).
+        #[arg(long = "as")]
+        label: Option<String>,
+        /// Refuse versions larger than this: 500MB, 2GiB, or bytes (default: follow.max_bytes,
+        /// 10 GiB). Counted as blocks arrive, not from sizes the content declares.
+        #[arg(long)]
+        max_bytes: Option<String>,
+    },
+    /// List follows.
+    Ls,
+    /// Stop following; the follow's pins go unless --keep.
+    Rm {
+        /// Targets or labels.
+        #[arg(required = true)]
+        which: Vec<String>,
+        /// Keep the version held pinned.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Show each follow's state: version held, version being fetched, last check and error,
+    /// when the name's record expires.
+    Status {
+        /// Targets or labels (default: every follow).
+        which: Vec<String>,
+    },
 }
 
 /// `cairn key …`.
@@ -377,6 +425,8 @@ pub enum PinType {
     Direct,
     /// Blocks under recursive pins.
     Indirect,
+    /// Pins whose content is still being fetched (through a daemon: with progress).
+    Pending,
 }
 
 /// `cairn block …`.

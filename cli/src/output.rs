@@ -30,6 +30,11 @@ pub fn describe(e: &anyhow::Error) -> String {
     text
 }
 
+/// A byte count for people (`1.50 MiB`).
+pub fn size(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
 /// Print `warning: {text}` on stderr. A closed stderr is ignored: a warning never fails or
 /// panics a command (`eprintln!` panics when stderr is gone).
 pub fn warn(text: &str) {

@@ -24,6 +24,8 @@
 //!   republishing).
 //! - [`provider`]: the actor announcing content to the DHT from the store's schedule
 //!   (re-announced every 22 h, due keys read from an index, a bounded queue in memory).
+//! - [`health`]: the survival check: how many independent live hosts hold each block of a DAG.
+//! - [`follow`]: following names: the latest complete version pinned, the name kept alive.
 //! - [`maintenance`]: `repo stat` and `repo verify`.
 //! - [`pinning`]: pinning remote content (fetch the DAG, then pin; resumes after a restart).
 //! - [`read_ahead`]: fetching the blocks a DAG reader wants next, in file order.
@@ -48,8 +50,10 @@ pub mod car_io;
 pub mod dag;
 pub(crate) mod dag_read;
 pub mod exporter;
+pub mod follow;
 pub mod gateway;
 pub(crate) mod gc;
+pub mod health;
 pub(crate) mod http_body;
 pub(crate) mod http_serve;
 pub mod importer;

@@ -21,9 +21,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::bitswap::{Bitswap, BitswapConfig, Session};
 use crate::dag_read::Blocks;
+use crate::follow::{self, Follows};
 use crate::names::{lookup::Rule, Names, NamesConfig};
 use crate::net::{self, NetConfig, NetError, Network, TransportKind};
-use crate::pinning::{self, PinRemoteError};
+use crate::pinning::{self, InProgress, PinRemoteError};
 use crate::pins::PinKind;
 use crate::provider::{Provider, Strategy};
 use crate::repo::Repo;
@@ -84,6 +85,30 @@ fn names_config(repo: &Repo) -> NamesConfig {
     }
 }
 
+/// Announce roots as `strategy` says (the roots only, or every block of their DAGs); returns
+/// once the keys are in the durable schedule.
+pub(crate) async fn announce(store: &Store, provider: &Provider, strategy: Strategy, roots: Vec<Cid>) {
+    let keys = match strategy {
+        Strategy::Roots => roots,
+        Strategy::Pinned | Strategy::All => {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut keys = Vec::new();
+                for root in roots {
+                    let _ = crate::dag::walk(&store, &root, crate::dag::WalkMode::LinksOnly, true, &mut |c, _| {
+                        keys.push(*c);
+                        Ok(())
+                    });
+                }
+                keys
+            })
+            .await
+            .unwrap_or_default()
+        }
+    };
+    provider.enqueue(keys).await;
+}
+
 /// A started node. Dropping it without `shutdown` cancels its tasks but does not wait for them.
 pub struct Node {
     repo: Arc<Repo>,
@@ -91,6 +116,8 @@ pub struct Node {
     bitswap: Bitswap,
     provider: Provider,
     names: Names,
+    follows: Follows,
+    pinning: InProgress,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -146,7 +173,23 @@ impl Node {
             shutdown.child_token(),
             &tasks,
         );
-        let node = Node { repo: Arc::new(repo), net, bitswap, provider, names, shutdown, tasks };
+        let pinning = InProgress::default();
+        let c = repo.config();
+        let env = follow::Env {
+            store: repo.store().clone(),
+            bitswap: bitswap.clone(),
+            names: names.clone(),
+            net: net.clone(),
+            provider: provider.clone(),
+            strategy: c.provide.strategy,
+            pinning: pinning.clone(),
+            interval: Duration::from_secs(c.follow.check_interval_secs.max(1)),
+            grace: Duration::from_secs(c.follow.grace_secs),
+            republish_every: Duration::from_secs(c.ipns.republish_interval_secs.max(60)),
+            block_timeout: Duration::from_secs(c.follow.block_timeout_secs.max(1)),
+        };
+        let follows = Follows::start(env, shutdown.child_token(), &tasks);
+        let node = Node { repo: Arc::new(repo), net, bitswap, provider, names, follows, pinning, shutdown, tasks };
         node.resume_pins();
         Ok(node)
     }
@@ -181,6 +224,11 @@ impl Node {
         &self.names
     }
 
+    /// The follows (names and CIDs kept at their latest version).
+    pub fn follows(&self) -> &Follows {
+        &self.follows
+    }
+
     /// A cancellation token that fires when the node shuts down.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -209,49 +257,36 @@ impl Node {
     /// Announce newly added or pinned roots to the DHT as `provide.strategy` says: the roots
     /// only, or every block of their DAGs. Returns once the keys are in the durable schedule.
     pub async fn announce(&self, roots: Vec<Cid>) {
-        let keys = match self.repo.config().provide.strategy {
-            Strategy::Roots => roots,
-            Strategy::Pinned | Strategy::All => {
-                let store = self.store().clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut keys = Vec::new();
-                    for root in roots {
-                        let _ = crate::dag::walk(&store, &root, crate::dag::WalkMode::LinksOnly, true, &mut |c, _| {
-                            keys.push(*c);
-                            Ok(())
-                        });
-                    }
-                    keys
-                })
-                .await
-                .unwrap_or_default()
-            }
-        };
-        self.provider.enqueue(keys).await;
+        announce(self.store(), &self.provider, self.repo.config().provide.strategy, roots).await;
     }
 
     /// Fetch (from the network if needed) and pin the DAG under `root`; resumes after a restart
-    /// if interrupted.
+    /// if interrupted. Its progress shows in [`Node::pinning`] meanwhile.
     pub(crate) async fn pin_remote(
         &self,
         root: Cid,
         kind: PinKind,
         name: Option<String>,
-        progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), PinRemoteError> {
-        pinning::pin_remote(self.store(), &self.bitswap.session(), root, kind, name, progress).await
+        pinning::pin_remote(self.store(), &self.bitswap.session(), root, kind, name, &self.pinning).await
+    }
+
+    /// The DAGs being fetched for pins now (`pin add`, resumed pins, follows).
+    pub(crate) fn pinning(&self) -> &InProgress {
+        &self.pinning
     }
 
     /// Restart pins that were interrupted, in the background.
     fn resume_pins(&self) {
         let (store, session, token) = (self.store().clone(), self.bitswap.session(), self.shutdown.child_token());
+        let progress = self.pinning.clone();
         self.tasks.spawn(async move {
             let Ok(pending) = pinning::pending(&store).await else { return };
             for (root, kind) in pending {
                 tracing::info!(%root, "resuming an interrupted pin");
                 tokio::select! {
                     _ = token.cancelled() => return,
-                    r = pinning::pin_remote(&store, &session, root, kind, None, &|_| {}) => {
+                    r = pinning::pin_remote(&store, &session, root, kind, None, &progress) => {
                         if let Err(e) = r {
                             tracing::warn!(%root, "resumed pin failed: {e}");
                         }

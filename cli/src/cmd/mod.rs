@@ -8,6 +8,7 @@ mod block;
 mod content;
 mod daemon;
 mod dag;
+mod follow;
 mod names;
 mod net;
 mod pin;
@@ -73,6 +74,11 @@ pub const OPERATIONS: &[(&str, Option<&str>)] = &[
     ("key import", Some("key/import")),
     ("name publish", Some("name/publish")),
     ("name resolve", Some("name/resolve")),
+    ("follow add", Some("follow/add")),
+    ("follow ls", Some("follow/ls")),
+    ("follow rm", Some("follow/rm")),
+    ("follow status", Some("follow/status")),
+    ("health", Some("health")),
 ];
 
 /// Run the parsed command.
@@ -106,6 +112,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Key(KeyCommand::Export { name, output }) => names::export(&path, &name, output, &mut out),
         Command::Key(c) => names::key(&connect(&path)?, c, &mut out),
         Command::Name(c) => names::name(&connect(&path)?, c, &mut out),
+        Command::Follow(c) => follow::run(&connect(&path)?, c, &mut out),
+        Command::Health { path: p, min } => follow::health(&connect(&path)?, p, min, &mut out),
     }
 }
 

@@ -35,14 +35,25 @@ pub fn run(b: &Backend, cmd: PinCommand, out: &mut Printer) -> Result<()> {
                 PinType::Recursive => OpPinType::Recursive,
                 PinType::Direct => OpPinType::Direct,
                 PinType::Indirect => OpPinType::Indirect,
+                PinType::Pending => OpPinType::Pending,
             };
             let rows = match b.call(PinLs { kind, paths, stream: true })? {
                 PinList::Rows(rows) => rows,
                 PinList::Keys(_) => bail!("the answer to pin/ls came as a map, though rows were asked for"),
             };
             for r in rows {
-                let (cid, kind) = (r.cid.clone(), r.kind.clone());
-                out.emit(json!({ "Cid": r.cid, "Type": r.kind, "Name": r.name }), || format!("{cid} {kind}"))?;
+                let mut text = format!("{} {}", r.cid, r.kind);
+                if let Some(p) = &r.progress {
+                    text.push_str(&format!(" ({} blocks, {} fetched so far)", p.blocks, crate::output::size(p.bytes)));
+                }
+                if let (Some(n), "pending") = (&r.name, r.kind.as_str()) {
+                    text.push_str(&format!(" {n}"));
+                }
+                let mut value = json!({ "Cid": r.cid, "Type": r.kind, "Name": r.name });
+                if let Some(p) = r.progress {
+                    value["Progress"] = json!({ "Blocks": p.blocks, "Bytes": p.bytes });
+                }
+                out.emit(value, || text)?;
             }
         }
         PinCommand::Verify => {

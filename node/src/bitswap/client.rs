@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
+mod probe;
 mod schedule;
 
 use super::wire::{self, PeerEvent, PeerSender, Role, SenderCtx};
@@ -150,6 +151,24 @@ pub(crate) enum Command {
         peer: PeerId,
         /// The answer.
         reply: oneshot::Sender<bool>,
+    },
+    /// Ask `peer` which of `cids` it holds, without wanting them ([`probe`]).
+    Probe {
+        /// The probe, for [`Command::ProbeEnd`].
+        id: u64,
+        /// The peer asked (dialled if not connected).
+        peer: PeerId,
+        /// The blocks asked about.
+        cids: Vec<Cid>,
+        /// One answer per CID: whether the peer has it. Room for every CID.
+        answers: mpsc::Sender<(Cid, bool)>,
+    },
+    /// Stop a probe and cancel its unanswered want-haves.
+    ProbeEnd {
+        /// The probe.
+        id: u64,
+        /// Its peer.
+        peer: PeerId,
     },
 }
 
@@ -271,6 +290,8 @@ pub(crate) struct Client {
     outgoing: HashSet<PeerId>,
     /// Something changed that may let a want be scheduled.
     dirty: bool,
+    /// Want-haves asked only to learn what peers hold.
+    probes: probe::Probes,
 }
 
 impl Client {
@@ -320,6 +341,7 @@ impl Client {
             seq: 0,
             outgoing: HashSet::new(),
             dirty: false,
+            probes: probe::Probes::default(),
         }
     }
 }
@@ -411,6 +433,23 @@ impl Client {
             }
             Command::IsBanned { peer, reply } => {
                 let _ = reply.send(self.is_banned(&peer));
+            }
+            Command::Probe { id, peer, cids, answers } => {
+                if self.is_banned(&peer) {
+                    return; // dropping `answers` ends the probe unanswered
+                }
+                // The caller connected it; the swarm's event may still be on its way.
+                self.peers.entry(peer).or_insert_with(|| Peer::new(Instant::now()));
+                for entry in self.probes.start(id, peer, cids, answers) {
+                    self.queue(peer, entry);
+                }
+            }
+            Command::ProbeEnd { id, peer } => {
+                for cid in self.probes.end(id, &peer) {
+                    if !self.wants.contains_key(cid.hash()) {
+                        self.queue(peer, cancel(cid));
+                    }
+                }
             }
         }
     }
@@ -511,6 +550,7 @@ impl Client {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.last_recv = now;
         }
+        let blocks = self.answer_probes(peer, &presences, blocks);
         let mut dont_have = false;
         for (cid, presence) in presences {
             let Some(w) = self.wants.get_mut(cid.hash()) else { continue };
@@ -548,6 +588,36 @@ impl Client {
         }
         for block in blocks {
             self.on_block(peer, block).await;
+        }
+    }
+
+    /// Hand what `peer` said to the probes that asked it; returns the blocks that still need
+    /// handling (those no probe asked for, or that a want also waits for).
+    fn answer_probes(&mut self, peer: PeerId, presences: &[(Cid, Presence)], blocks: Vec<Block>) -> Vec<Block> {
+        for (cid, presence) in presences {
+            self.answer_probe(peer, cid.hash(), *presence == Presence::Have);
+        }
+        blocks
+            .into_iter()
+            .filter(|b| {
+                let key = b.cid.hash();
+                if !self.probes.asks(&peer, key) {
+                    return true;
+                }
+                // A block sent instead of HAVE (peers do that for small blocks): an answer,
+                // not an unwanted block.
+                self.answer_probe(peer, key, true);
+                self.wants.contains_key(key)
+            })
+            .collect()
+    }
+
+    fn answer_probe(&mut self, peer: PeerId, key: &Key, have: bool) {
+        if let Some(cid) = self.probes.answer(&peer, key, have) {
+            // Answered: the peer may drop the want-have (a want of our own keeps it).
+            if !self.wants.contains_key(key) {
+                self.queue(peer, cancel(cid));
+            }
         }
     }
 
@@ -677,6 +747,7 @@ impl Client {
 
     fn on_disconnected(&mut self, peer: PeerId) {
         self.peers.remove(&peer);
+        self.probes.peer_gone(&peer);
         self.outgoing.remove(&peer);
         for w in self.wants.values_mut() {
             w.asks.remove(&peer);

@@ -322,6 +322,32 @@ impl Bitswap {
         rx.await.map_err(|_| Shutdown)
     }
 
+    /// Ask `peer` which of `cids` it holds (want-haves with sendDontHave, cancelled once
+    /// answered): its answers within `wait`, whether it has each block. A CID it did not
+    /// answer in time, or at all, is missing from the result.
+    pub(crate) async fn probe(
+        &self,
+        peer: PeerId,
+        cids: Vec<Cid>,
+        wait: Duration,
+    ) -> Result<Vec<(Cid, bool)>, Shutdown> {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (answers, mut rx) = mpsc::channel(cids.len().max(1));
+        let n = cids.len();
+        self.client.send(client::Command::Probe { id, peer, cids, answers }).await.map_err(|_| Shutdown)?;
+        let mut got = Vec::with_capacity(n);
+        let deadline = tokio::time::Instant::now() + wait;
+        while got.len() < n {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(a)) => got.push(a),
+                // Every CID answered, or the peer went away, or the time is up.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.client.send(client::Command::ProbeEnd { id, peer }).await.map_err(|_| Shutdown)?;
+        Ok(got)
+    }
+
     /// Whether `peer` is in the penalty box (it sent wrong blocks or broke the protocol).
     pub async fn is_banned(&self, peer: PeerId) -> Result<bool, Shutdown> {
         let (tx, rx) = oneshot::channel();

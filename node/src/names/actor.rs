@@ -8,7 +8,7 @@ use std::time::Instant;
 use cairn_protocol::names::Name;
 use cairn_protocol::records::{self, IpnsRecord};
 use libp2p::PeerId;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -83,6 +83,8 @@ pub(super) struct Actor {
     /// Name topics joined, by topic.
     topics: HashMap<String, Name>,
     pubsub: bool,
+    /// Where newer records are announced ([`super::Names::updates`]).
+    updates: broadcast::Sender<(Name, u64)>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -93,6 +95,7 @@ impl Actor {
         tx: mpsc::Sender<Command>,
         rule: Rule,
         pubsub: bool,
+        updates: broadcast::Sender<(Name, u64)>,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Actor {
@@ -104,6 +107,7 @@ impl Actor {
             lookups: HashMap::new(),
             topics: HashMap::new(),
             pubsub,
+            updates,
             tasks: tasks.clone(),
             shutdown,
         }
@@ -303,6 +307,9 @@ impl Actor {
         // can make up names) takes no topic.
         self.follow(name);
         let now = Instant::now();
+        if self.cache.get(&name).is_none_or(|c| published::newer(&c.record, &record)) {
+            let _ = self.updates.send((name, record.sequence));
+        }
         match self.cache.get_mut(&name) {
             Some(c) => {
                 if published::newer(&c.record, &record) {

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use cairn_protocol::names::Name;
 use cairn_protocol::records::{self, IpnsRecord, RecordError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -56,6 +56,9 @@ const MAX_CACHED: usize = 4096;
 /// Commands queued for the actor.
 const COMMANDS: usize = 256;
 
+/// Name updates buffered for each listener (a listener that lags re-checks every name).
+const UPDATES: usize = 64;
+
 /// Name topics followed at most; names resolved past it are not followed (their records
 /// still refresh from the DHT).
 const MAX_TOPICS: usize = 256;
@@ -70,6 +73,13 @@ const FETCH_PEERS: usize = 3;
 /// How often a name is followed through other names (`/ipns/a` → `/ipns/b` → …) before
 /// resolution gives up, as kubo.
 pub const MAX_DEPTH: usize = 32;
+
+/// The DHT key under which the nodes that follow `name` announce themselves: its PubSub
+/// topic's rendezvous key, so kubo's topic discovery finds them too. Followers provide it
+/// whether PubSub is on or not; `cairn health` looks holders up there.
+pub fn followers_key(name: &Name) -> cairn_protocol::Cid {
+    pubsub::rendezvous_key(&name.pubsub_topic())
+}
 
 /// Why a name operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +196,7 @@ pub struct Names {
     keystore: Arc<Keystore>,
     /// One publish at a time: each reads the last sequence number, then writes the next.
     publishing: Arc<tokio::sync::Mutex<()>>,
+    updates: broadcast::Sender<(Name, u64)>,
 }
 
 impl Names {
@@ -199,14 +210,17 @@ impl Names {
         tasks: &TaskTracker,
     ) -> Names {
         let (tx, rx) = mpsc::channel(COMMANDS);
+        let (updates, _) = broadcast::channel(UPDATES);
         let names = Names {
             tx: tx.clone(),
             net: net.clone(),
             store,
             keystore: Arc::new(keystore),
             publishing: Default::default(),
+            updates: updates.clone(),
         };
-        tasks.spawn(Actor::new(net.clone(), tx.clone(), cfg.rule, cfg.pubsub, tasks, shutdown.clone()).run(rx));
+        let actor = Actor::new(net.clone(), tx.clone(), cfg.rule, cfg.pubsub, updates, tasks, shutdown.clone());
+        tasks.spawn(actor.run(rx));
         if cfg.pubsub {
             let record_of = move |name: Name| {
                 let tx = tx.clone();
@@ -220,6 +234,12 @@ impl Names {
         }
         tasks.spawn(names.clone().republish(cfg.republish_every, shutdown));
         names
+    }
+
+    /// Every newer record the service learns from now on (a lookup, PubSub, Fetch, a
+    /// publish), as the name and its sequence number.
+    pub fn updates(&self) -> broadcast::Receiver<(Name, u64)> {
+        self.updates.subscribe()
     }
 
     /// Resolve `name` one step: from the cache within the record's TTL (unless `fresh`),

@@ -31,7 +31,7 @@ const RENDEZVOUS_PEERS: usize = 20;
 /// The DHT key under which the peers of a topic announce themselves, as go-libp2p-pubsub's
 /// discovery does it (kubo finds topic peers this way): CIDv1, raw, SHA-256 of
 /// `floodsub:` ‖ topic.
-pub(super) fn rendezvous_key(topic: &str) -> cairn_protocol::Cid {
+pub(crate) fn rendezvous_key(topic: &str) -> cairn_protocol::Cid {
     cairn_protocol::cids::cid_for(
         cid::Version::V1,
         cairn_protocol::cids::RAW,

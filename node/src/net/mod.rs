@@ -190,6 +190,16 @@ pub enum Command {
         /// The result.
         reply: oneshot::Sender<Result<PeerId, NetError>>,
     },
+    /// Connect to a peer by ID, through the addresses given and those the swarm knows
+    /// (DHT walks, identify, provider records); replies once connected.
+    Connect {
+        /// Who.
+        peer: PeerId,
+        /// Addresses to try besides the known ones.
+        addrs: Vec<Multiaddr>,
+        /// The result.
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
+    },
     /// Close every connection to a peer.
     Disconnect {
         /// Who.
@@ -396,6 +406,12 @@ impl Network {
     /// Dial an address; returns the peer reached.
     pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
         self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Connect to `peer` (at once if it is connected), through `addrs` and every address the
+    /// swarm knows for it.
+    pub async fn connect(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<PeerId, NetError> {
+        self.ask(|reply| Command::Connect { peer, addrs, reply }).await?
     }
 
     /// Close every connection to `peer`; false when it was not connected.

@@ -145,6 +145,7 @@ impl Task {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Dial { addr, reply } => self.dial(addr, reply),
+            Command::Connect { peer, addrs, reply } => self.connect(peer, addrs, reply),
             Command::Disconnect { peer, reply } => {
                 let _ = reply.send(self.swarm.disconnect_peer_id(peer).is_ok());
             }
@@ -323,6 +324,24 @@ impl Task {
             self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
         }
         let opts = DialOpts::unknown_peer_id().address(addr).build();
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.pending_dials.insert(id, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NetError::Dial(e.to_string())));
+            }
+        }
+    }
+
+    fn connect(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, reply: oneshot::Sender<Result<PeerId, NetError>>) {
+        if self.connected.contains_key(&peer) {
+            let _ = reply.send(Ok(peer));
+            return;
+        }
+        // `Always`: a dial already under way for the peer must not fail this one.
+        let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::Always).build();
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {

@@ -33,6 +33,8 @@
 //! - [`stats`]: `bitswap/stat|wantlist`, `stats/bw`, `provide/stat`, `shutdown`.
 //! - [`key`]: `key/gen`, `key/list`, `key/rm`, `key/rename`, `key/import`.
 //! - [`name`]: `name/publish`, `name/resolve`.
+//! - [`follow`]: `follow/add`, `follow/ls`, `follow/rm`, `follow/status`.
+//! - [`health`]: `health`, the survival check.
 
 pub mod add;
 pub mod args;
@@ -40,6 +42,8 @@ pub mod block;
 pub mod content;
 pub mod dag;
 pub mod error;
+pub mod follow;
+pub mod health;
 pub mod info;
 pub mod key;
 pub mod name;
@@ -270,6 +274,11 @@ macro_rules! for_every_command {
                 $crate::ops::key::KeyRename,
                 $crate::ops::name::NamePublish,
                 $crate::ops::name::NameResolve,
+                $crate::ops::health::Health,
+                $crate::ops::follow::FollowAdd,
+                $crate::ops::follow::FollowLs,
+                $crate::ops::follow::FollowRm,
+                $crate::ops::follow::FollowStatus,
             ],
             write: [
                 $crate::ops::content::Cat,

@@ -75,7 +75,7 @@ impl Op for PinAdd {
                     roots.push(blocks.resolve(root, &segments).await?);
                 }
                 for cid in &roots {
-                    node.pin_remote(*cid, kind, name.clone(), &|_| {})
+                    node.pin_remote(*cid, kind, name.clone())
                         .await
                         .map_err(|e| OpError::failed(format!("pinning {cid}: {e}")))?;
                 }
@@ -140,18 +140,7 @@ impl Op for PinRm {
                 removed.push(cid);
             }
             // Blocks of the unpinned DAGs that no other pin reaches are no longer announced.
-            let mut unannounced = Vec::new();
-            if online {
-                let live = crate::gc::live_keys(store)?;
-                for root in &removed {
-                    let _ = crate::dag::walk(store, root, crate::dag::WalkMode::LinksOnly, true, &mut |c, _| {
-                        if !live.contains(&crate::store::key_of(c)) {
-                            unannounced.push(*c);
-                        }
-                        Ok(())
-                    });
-                }
-            }
+            let unannounced = if online { pins::unreached(store, &removed)? } else { Vec::new() };
             Ok((removed, unannounced))
         })
         .await?;
@@ -174,6 +163,8 @@ pub enum PinType {
     Direct,
     /// Blocks under recursive pins.
     Indirect,
+    /// Pins whose DAG is still being fetched (`pin add`, a follow's next version).
+    Pending,
 }
 
 impl PinType {
@@ -184,6 +175,7 @@ impl PinType {
             PinType::Recursive => "recursive",
             PinType::Direct => "direct",
             PinType::Indirect => "indirect",
+            PinType::Pending => "pending",
         }
     }
 
@@ -193,8 +185,11 @@ impl PinType {
             "recursive" => PinType::Recursive,
             "direct" => PinType::Direct,
             "indirect" => PinType::Indirect,
+            "pending" => PinType::Pending,
             other => {
-                return Err(OpError::bad(format!("invalid pin type {other:?}: use all, recursive, direct or indirect")))
+                return Err(OpError::bad(format!(
+                    "invalid pin type {other:?}: use all, recursive, direct, indirect or pending"
+                )))
             }
         })
     }
@@ -205,6 +200,7 @@ impl PinType {
             PinType::Recursive => vec![PinKind::Recursive],
             PinType::Direct => vec![PinKind::Direct],
             PinType::Indirect => vec![PinKind::Indirect],
+            PinType::Pending => vec![],
         }
     }
 }
@@ -231,6 +227,19 @@ pub struct PinRow {
     pub kind: String,
     /// The pin's label.
     pub name: Option<String>,
+    /// How far the fetch of a pending pin has come (through a daemon).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub progress: Option<PinProgress>,
+}
+
+/// How far a pending pin's fetch has come.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PinProgress {
+    /// Blocks walked (local or fetched).
+    pub blocks: u64,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// A pin in kubo's `{"Keys":{cid:{"Type","Name"}}}` map.
@@ -243,6 +252,9 @@ pub struct PinKey {
     /// The pin's label.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub name: Option<String>,
+    /// How far the fetch of a pending pin has come (through a daemon).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub progress: Option<PinProgress>,
 }
 
 /// `pin/ls`'s answer, in the shape asked for.
@@ -304,8 +316,10 @@ impl Op for PinLs {
     async fn run(self, ctx: Ctx) -> Result<PinList, OpError> {
         let kinds = self.kind.kinds();
         let paths = self.paths;
-        let list = blocking(move |_| {
-            let store = ctx.store();
+        let pending = matches!(self.kind, PinType::All | PinType::Pending) && paths.is_empty();
+        let c = ctx.clone();
+        let (list, waiting) = blocking(move |_| {
+            let store = c.store();
             let mut list = pins::list(store, &kinds)?;
             if !paths.is_empty() {
                 let wanted = paths.iter().map(|p| exporter::resolve(store, p)).collect::<Result<Vec<_>, _>>()?;
@@ -314,19 +328,39 @@ impl Op for PinLs {
                     return Err(OpError::failed(format!("not pinned: {}", paths.join(", "))));
                 }
             }
-            Ok(list)
+            let waiting = if pending { crate::pinning::pending_roots(store)? } else { Vec::new() };
+            Ok((list, waiting))
         })
         .await?;
+        let mut rows: Vec<PinRow> = list
+            .into_iter()
+            .map(|p| PinRow { cid: p.cid.to_string(), kind: p.kind.as_str().into(), name: p.name, progress: None })
+            .collect();
+        if pending {
+            // Interrupted pins (from the store) and fetches under way (the daemon's).
+            let mut under_way = match &ctx {
+                Ctx::Online(node) => node.pinning().list(),
+                Ctx::Offline(_) => Vec::new(),
+            };
+            for root in waiting {
+                if !under_way.iter().any(|(c, _)| *c == root) {
+                    under_way.push((root, Default::default()));
+                }
+            }
+            let online = matches!(ctx, Ctx::Online(_));
+            rows.extend(under_way.into_iter().map(|(cid, p)| PinRow {
+                cid: cid.to_string(),
+                kind: PinType::Pending.as_str().into(),
+                name: p.name,
+                progress: online.then_some(PinProgress { blocks: p.blocks, bytes: p.bytes }),
+            }));
+        }
         Ok(if self.stream {
-            PinList::Rows(
-                list.into_iter()
-                    .map(|p| PinRow { cid: p.cid.to_string(), kind: p.kind.as_str().into(), name: p.name })
-                    .collect(),
-            )
+            PinList::Rows(rows)
         } else {
             PinList::Keys(
-                list.into_iter()
-                    .map(|p| (p.cid.to_string(), PinKey { kind: p.kind.as_str().into(), name: p.name }))
+                rows.into_iter()
+                    .map(|r| (r.cid, PinKey { kind: r.kind, name: r.name, progress: r.progress }))
                     .collect(),
             )
         })

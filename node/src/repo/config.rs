@@ -21,6 +21,33 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// IPNS names: publishing and resolving.
     pub ipns: IpnsConfig,
+    /// Following names (`cairn follow`): keeping the latest version of someone's site.
+    pub follow: FollowConfig,
+}
+
+/// Settings of `cairn follow`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FollowConfig {
+    /// How often a followed name is resolved again, seconds (default 300). With IPNS over
+    /// PubSub, an update arriving on the name's topic starts the check at once.
+    pub check_interval_secs: u64,
+    /// How long a superseded version stays pinned after the new one is complete, seconds
+    /// (default 3600): readers in the middle of the old version can finish.
+    pub grace_secs: u64,
+    /// The largest version a follow fetches, bytes, unless `follow add --max-bytes` says
+    /// otherwise (default 10 GiB). Counted from the blocks fetched, not from the sizes the
+    /// DAG declares.
+    pub max_bytes: u64,
+    /// How long a follow waits for any one block before the check fails and is retried with
+    /// backoff, seconds (default 60).
+    pub block_timeout_secs: u64,
+}
+
+impl Default for FollowConfig {
+    fn default() -> Self {
+        FollowConfig { check_interval_secs: 300, grace_secs: 3600, max_bytes: 10 << 30, block_timeout_secs: 60 }
+    }
 }
 
 /// IPNS settings (`name publish`, `name resolve`, the gateway's `/ipns/`).
@@ -359,6 +386,11 @@ impl Config {
         in_range("ipns.republish_interval_secs", i.republish_interval_secs, 60, 7 * DAY, " seconds")?;
         in_range("ipns.resolve_answers", i.resolve_answers as u64, 1, 20, " (of the 20 closest peers)")?;
         in_range("ipns.resolve_settle_ms", i.resolve_settle_ms, 0, 60_000, " ms")?;
+        let f = &self.follow;
+        in_range("follow.check_interval_secs", f.check_interval_secs, 1, 7 * DAY, " seconds")?;
+        in_range("follow.grace_secs", f.grace_secs, 0, 30 * DAY, " seconds")?;
+        in_range("follow.max_bytes", f.max_bytes, 1, u64::MAX, " bytes")?;
+        in_range("follow.block_timeout_secs", f.block_timeout_secs, 1, 3600, " seconds")?;
         Ok(())
     }
 }

@@ -18,6 +18,8 @@ pub enum Records {
     Values,
     /// The IPNS records this node signs for its own names, keyed by routing key (`names`).
     Published,
+    /// Names and CIDs this node follows, keyed by what was followed (`follow`).
+    Follows,
 }
 
 /// Pending pins share the `meta` tree under this prefix (their place since format 1).
@@ -25,6 +27,9 @@ const PENDING: &[u8] = b"pending-pin/";
 
 /// So do this node's own IPNS records (a handful of keys: no tree of their own).
 const PUBLISHED: &[u8] = b"ipns-own/";
+
+/// And the follows (a handful too).
+const FOLLOWS: &[u8] = b"follow/";
 
 impl Records {
     fn place(self, key: &[u8]) -> (Tree, Vec<u8>) {
@@ -34,6 +39,7 @@ impl Records {
             Records::Providers => (Tree::Providers, key.to_vec()),
             Records::Values => (Tree::Values, key.to_vec()),
             Records::Published => (Tree::Meta, [PUBLISHED, key].concat()),
+            Records::Follows => (Tree::Meta, [FOLLOWS, key].concat()),
         }
     }
 }
