@@ -164,3 +164,170 @@ fn volunteers_follow_a_site_keep_it_after_its_publisher_goes_and_health_counts_t
 fn cairn_tests_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
+
+#[test]
+fn a_killed_follower_resumes_and_versions_that_fail_or_are_too_large_never_replace_the_last() -> Result<()> {
+    let publisher = repo_on("127.0.0.10", true, 300)?;
+    let _dp = Daemon::start(&publisher)?;
+    let p_addr = swarm_addr(&publisher)?;
+    let (v, w) = (repo_on("127.0.0.11", true, 300)?, repo_on("127.0.0.12", true, 300)?);
+    bootstrap_to(&v, std::slice::from_ref(&p_addr))?;
+    bootstrap_to(&w, std::slice::from_ref(&p_addr))?;
+    let mut dv = Daemon::start(&v)?;
+    let _dw = Daemon::start(&w)?;
+
+    let name = json(&publisher.ok(&["key", "gen", "site", "--json"])?)?["Id"].as_str().context("Id")?.to_string();
+    let site = publisher.scratch("site");
+    write_site(&site, 1)?;
+    let v1 = add_dir(&publisher, &site)?;
+    publisher.ok(&["name", "publish", "--key", "site", &v1])?;
+    v.ok(&["follow", "add", &name, "--as", "site"])?;
+    w.ok(&["follow", "add", &name, "--as", "site", "--max-bytes", "3MB"])?;
+    wait_held(&v, "site", &v1, Duration::from_secs(60))?;
+    wait_held(&w, "site", &v1, Duration::from_secs(60))?;
+
+    // Version 2 is 4 MiB and one of its files is served by nobody yet: V fetches what it can
+    // and waits for the rest; W refuses it as larger than its 3 MB.
+    let big = publisher.scratch("v2");
+    fs::create_dir_all(&big)?;
+    fs::write(big.join("a.bin"), prng(4 << 20))?;
+    fs::write(big.join("b.txt"), "the part nobody serves yet\n")?;
+    let v2 = publisher.ok(&["add", "-r", "-Q", "--pin=false", big.to_str().unwrap()])?.trim().to_string();
+    let b = publisher.ok(&["add", "-Q", "--pin=false", big.join("b.txt").to_str().unwrap()])?.trim().to_string();
+    publisher.ok(&["block", "rm", &b])?;
+    publisher.ok(&["name", "publish", "--key", "site", &v2])?;
+
+    let refused = wait_for(Duration::from_secs(30), || {
+        let s = status(&w, "site").ok()?;
+        s["LastError"].as_str().filter(|e| e.contains("refused")).map(String::from)
+    })?;
+    println!("W: {refused}");
+    assert!(refused.contains("larger than") && refused.contains(&v2), "{refused}");
+    let s = status(&w, "site")?;
+    assert_eq!((s["Held"]["Cid"].as_str(), s["Fetching"].is_null()), (Some(v1.as_str()), true), "{s}");
+    assert!(!pins(&w)?.contains(&v2));
+
+    let fetching = wait_for(Duration::from_secs(30), || {
+        let s = status(&v, "site").ok()?;
+        (s["Fetching"]["Cid"] == v2.as_str() && s["Fetching"]["Blocks"].as_u64()? >= 3).then_some(s)
+    })?;
+    println!("V mid-fetch: {}", fetching["Fetching"]);
+    let pending = v.ok(&["pin", "ls", "--type", "pending"])?;
+    assert!(pending.contains(&v2) && pending.contains("follow:site"), "pending pin shown: {pending}");
+    dv.signal("KILL")?;
+    dv.wait_exit(Duration::from_secs(10))?;
+    // Offline, on the repo the killed daemon left: the partial version is not pinned, the
+    // follow remembers it was fetching it.
+    let pinned = pins(&v)?;
+    assert!(pinned.contains(&v1) && !pinned.contains(&v2), "{pinned}");
+    let s = status(&v, "site")?;
+    assert_eq!(s["Fetching"]["Cid"], v2.as_str(), "{s}");
+
+    // The missing file is back; V restarts and completes version 2 on its own.
+    publisher.ok(&["add", "-Q", big.join("b.txt").to_str().unwrap()])?;
+    let _dv = Daemon::start(&v)?;
+    let took = wait_held(&v, "site", &v2, Duration::from_secs(60))?;
+    println!("V resumed and completed version 2 in {took:?}");
+    assert_eq!(v.ok(&["cat", &format!("{v2}/b.txt")])?, "the part nobody serves yet\n");
+
+    // Version 3 is served by nobody at all: V keeps version 2 pinned and says why.
+    let lost = publisher.scratch("lost.txt");
+    fs::write(&lost, "gone before anyone fetched it\n")?;
+    let v3 = publisher.ok(&["add", "-Q", "--pin=false", lost.to_str().unwrap()])?.trim().to_string();
+    publisher.ok(&["block", "rm", &v3])?;
+    publisher.ok(&["name", "publish", "--key", "site", "--resolve=false", &v3])?;
+    let error = wait_for(Duration::from_secs(40), || {
+        let s = status(&v, "site").ok()?;
+        s["LastError"].as_str().filter(|e| e.contains(&v3)).map(String::from)
+    })?;
+    println!("V: {error}");
+    assert!(error.contains("still holding") && error.contains(&v2), "{error}");
+    let s = status(&v, "site")?;
+    assert_eq!(s["Held"]["Cid"], v2.as_str(), "{s}");
+    assert!(pins(&v)?.contains(&v2));
+    Ok(())
+}
+
+#[test]
+fn without_pubsub_a_follower_sees_a_new_version_within_its_check_interval() -> Result<()> {
+    let publisher = repo_on("127.0.0.13", false, 300)?;
+    let _dp = Daemon::start(&publisher)?;
+    let v = repo_on("127.0.0.14", false, 2)?;
+    bootstrap_to(&v, &[swarm_addr(&publisher)?])?;
+    let _dv = Daemon::start(&v)?;
+
+    let name = json(&publisher.ok(&["key", "gen", "site", "--json"])?)?["Id"].as_str().context("Id")?.to_string();
+    let site = publisher.scratch("site");
+    write_site(&site, 1)?;
+    let v1 = add_dir(&publisher, &site)?;
+    publisher.ok(&["name", "publish", "--key", "site", "--ttl", "1s", &v1])?;
+    v.ok(&["follow", "add", &name])?;
+    wait_held(&v, &name, &v1, Duration::from_secs(60))?;
+    write_site(&site, 2)?;
+    let v2 = add_dir(&publisher, &site)?;
+    publisher.ok(&["name", "publish", "--key", "site", "--ttl", "1s", &v2])?;
+    let took = wait_held(&v, &name, &v2, Duration::from_secs(30))?;
+    println!("publish to held with PubSub off, checks every 2 s: {took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    Ok(())
+}
+
+/// Whether `repo`'s daemon is connected to the peer of `addr` (`…/p2p/<id>`).
+fn connected_to(repo: &TestRepo, addr: &str) -> bool {
+    let peer = addr.rsplit('/').next().unwrap_or_default();
+    repo.ok(&["swarm", "peers"]).is_ok_and(|p| p.contains(peer))
+}
+
+#[test]
+fn a_restarted_node_rejoins_through_peers_it_knew_and_failed_announcements_are_retried() -> Result<()> {
+    let (a, b, c) =
+        (repo_on("127.0.0.15", true, 300)?, repo_on("127.0.0.16", true, 300)?, repo_on("127.0.0.17", true, 300)?);
+    let mut da = Daemon::start(&a)?;
+    let a_addr = swarm_addr(&a)?;
+    bootstrap_to(&b, std::slice::from_ref(&a_addr))?;
+    bootstrap_to(&c, std::slice::from_ref(&a_addr))?;
+    let mut db = Daemon::start(&b)?;
+    let mut dc = Daemon::start(&c)?;
+    let c_addr = swarm_addr(&c)?;
+    // B meets C through the DHT (its bootstrap list names only A).
+    wait_for(Duration::from_secs(30), || connected_to(&b, &c_addr).then_some(())).context("B never met C")?;
+
+    // B stops; A, its only bootstrap peer, dies; B comes back and rejoins through C.
+    db.signal("TERM")?;
+    db.wait_exit(Duration::from_secs(30))?;
+    da.signal("KILL")?;
+    da.wait_exit(Duration::from_secs(10))?;
+    let db = Daemon::start(&b)?;
+    let t = Instant::now();
+    wait_for(Duration::from_secs(20), || connected_to(&b, &c_addr).then_some(()))
+        .context("B did not rejoin through C, a peer it knew")?;
+    println!("B rejoined through C in {:?}", t.elapsed());
+
+    // Alone (C gone too), B keeps trying with backoff and says so.
+    dc.signal("KILL")?;
+    dc.wait_exit(Duration::from_secs(10))?;
+    wait_for(Duration::from_secs(20), || {
+        let log = fs::read_to_string(b.scratch("daemon.log")).ok()?;
+        log.contains("no peer connected: dialling the bootstrap and known peers again").then_some(())
+    })
+    .context("B never said it was retrying")?;
+    drop(db);
+
+    // A node with no peers adds content: the announcement fails, and is made soon after a
+    // peer appears (not at the next 10-minute check). D dies before E looks, so E can only
+    // find D through the record D put on it.
+    let (d, e) = (repo_on("127.0.0.18", true, 300)?, repo_on("127.0.0.19", true, 300)?);
+    let _de = Daemon::start(&e)?;
+    let mut dd = Daemon::start(&d)?;
+    let f = d.scratch("alone.txt");
+    fs::write(&f, "announced once a peer came\n")?;
+    let cid = d.ok(&["add", "-Q", f.to_str().unwrap()])?.trim().to_string();
+    std::thread::sleep(Duration::from_secs(2));
+    d.ok(&["swarm", "connect", &swarm_addr(&e)?])?;
+    let d_peer = cairn_tests::peer_id(&d)?;
+    std::thread::sleep(Duration::from_secs(4));
+    dd.signal("KILL")?;
+    dd.wait_exit(Duration::from_secs(10))?;
+    assert!(cairn_tests::finds_provider(&e, &cid, &d_peer), "E never found D as the provider of {cid}");
+    Ok(())
+}

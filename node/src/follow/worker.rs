@@ -163,8 +163,11 @@ async fn check(env: &Env, f: &mut Follow, fresh: bool) -> Result<Checked, String
             f.refused = Some(now.cid);
             return Ok(Checked::Refused(format!(
                 "version {root} (sequence {}) refused: larger than the follow's limit of {limit} bytes \
-                 (stopped at {seen} bytes; raise it with `cairn follow add {} --max-bytes N`){keeping}",
-                now.sequence, f.target
+                 (stopped at {seen} bytes; to allow it: `cairn follow rm --keep {label}`, then `cairn follow \
+                 add {} --as {label} --max-bytes N`){keeping}",
+                now.sequence,
+                f.target,
+                label = f.label
             )));
         }
         Err(e) => return Err(format!("fetching version {root} (sequence {}): {e}{keeping}", now.sequence)),

@@ -13,6 +13,7 @@
 //! - [`task`]: the swarm event loop.
 
 pub mod behaviour;
+mod peerbook;
 pub mod persist;
 pub mod records;
 pub mod task;

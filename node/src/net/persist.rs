@@ -36,6 +36,23 @@ pub(crate) enum Change {
     PutValue(RecordKey, Vec<u8>),
     /// A value record was removed.
     RemoveValue(RecordKey),
+    /// A DHT peer identified itself with these listen addresses.
+    PutPeer(PeerId, Vec<Multiaddr>),
+}
+
+/// Known peers kept in the store; past it, the ones seen longest ago are deleted at start.
+const MAX_PEERS: usize = 256;
+
+/// Known peers unseen for longer than this are deleted at start.
+const PEER_MAX_AGE: u64 = 30 * 24 * 3600;
+
+/// A known peer as stored.
+#[derive(Serialize, Deserialize)]
+struct StoredPeer {
+    /// Unix seconds when it was last seen.
+    seen: u64,
+    /// Binary multiaddresses.
+    addrs: Vec<Vec<u8>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -117,6 +134,10 @@ fn to_record(change: Change) -> RecordChange {
         Change::Remove(key, peer) => RecordChange::Remove(Records::Providers, db_key(&key, &peer)),
         Change::PutValue(key, value) => RecordChange::Put(Records::Values, key.to_vec(), value),
         Change::RemoveValue(key) => RecordChange::Remove(Records::Values, key.to_vec()),
+        Change::PutPeer(peer, addrs) => {
+            let value = StoredPeer { seen: unix_now(), addrs: addrs.iter().map(|a| a.to_vec()).collect() };
+            RecordChange::Put(Records::Peers, peer.to_bytes(), serde_json::to_vec(&value).expect("peer serializes"))
+        }
     }
 }
 
@@ -182,6 +203,30 @@ pub fn load(store: &Store) -> Vec<ProviderRecord> {
         tracing::warn!("cannot read back stored provider records: {e}");
     }
     out
+}
+
+/// The known peers, most recently seen first; old and surplus ones are deleted.
+pub(crate) fn load_peers(store: &Store) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    let now = unix_now();
+    let mut found = Vec::new();
+    let mut gone = Vec::new();
+    let read = store.for_each_record(Records::Peers, &mut |k, v| {
+        match (PeerId::from_bytes(k), serde_json::from_slice::<StoredPeer>(v)) {
+            (Ok(peer), Ok(s)) if now.saturating_sub(s.seen) <= PEER_MAX_AGE => {
+                let addrs: Vec<Multiaddr> = s.addrs.into_iter().filter_map(|a| Multiaddr::try_from(a).ok()).collect();
+                found.push((s.seen, peer, addrs));
+            }
+            _ => gone.push(k.to_vec()),
+        }
+        true
+    });
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    gone.extend(found.iter().skip(MAX_PEERS).map(|(_, p, _)| p.to_bytes()));
+    found.truncate(MAX_PEERS);
+    if let Err(e) = read.and_then(|()| store.remove_records(Records::Peers, &gone)) {
+        tracing::warn!("cannot read back known peers: {e}");
+    }
+    found.into_iter().map(|(_, p, a)| (p, a)).collect()
 }
 
 /// The persisted value records that are still valid (the rest are deleted).

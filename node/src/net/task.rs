@@ -4,6 +4,7 @@
 //! block bytes; Bitswap runs over raw streams outside it.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::identity::Keypair;
@@ -20,6 +21,7 @@ use cairn_protocol::records;
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::now_nanos;
+use super::peerbook::Peerbook;
 use super::{
     peer_of, transport, Command, NetConfig, NetError, NetEvent, Network, PeerInfo, COMMAND_QUEUE, EVENT_QUEUE,
 };
@@ -53,6 +55,23 @@ struct Task {
     value_puts: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     value_searches: HashMap<QueryId, mpsc::Sender<super::FoundValue>>,
     pubsub_listener: Option<mpsc::Sender<super::PubsubEvent>>,
+    /// Known peers (persisted through this when there is a store) and redialling.
+    peerbook: Peerbook,
+    persister: Option<super::persist::Persister>,
+}
+
+/// How often the task looks whether it is alone and should dial again.
+const REDIAL_CHECK: Duration = Duration::from_secs(1);
+
+/// Dial a known peer at its remembered addresses (also given to the DHT's address book).
+fn dial_known(swarm: &mut Swarm<Behaviour>, peer: PeerId, addrs: Vec<Multiaddr>) {
+    for a in &addrs {
+        swarm.behaviour_mut().kad.add_address(&peer, a.clone());
+    }
+    let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::DisconnectedAndNotDialing).build();
+    if let Err(e) = swarm.dial(opts) {
+        tracing::debug!(%peer, "known peer not dialled: {e}");
+    }
 }
 
 /// Build the swarm, bind its listen addresses, dial the bootstrap peers and spawn the task.
@@ -75,14 +94,19 @@ pub(crate) fn spawn_with_store(
     let peer_id = key.public().to_peer_id();
     let mut swarm = transport::build(key, cfg)?;
     let mut persist_thread = None;
+    let mut known = Vec::new();
+    let mut peer_persister = None;
     if let Some(store) = store {
         let records = super::persist::load(&store);
         let values = super::persist::load_values(&store);
-        tracing::debug!(records = records.len(), values = values.len(), "DHT records restored");
+        known = super::persist::load_peers(&store);
+        tracing::debug!(records = records.len(), values = values.len(), peers = known.len(), "DHT records restored");
         let (persister, thread) = super::persist::Persister::start(store);
         persist_thread = Some(thread);
+        peer_persister = Some(persister.clone());
         swarm.behaviour_mut().kad.store_mut().restore(records, values, persister);
     }
+    let peerbook = Peerbook::new(cfg.bootstrap.clone(), known);
     for addr in &cfg.listen {
         swarm
             .listen_on(addr.clone())
@@ -95,6 +119,11 @@ pub(crate) fn spawn_with_store(
         if let Err(e) = swarm.dial(addr.clone()) {
             tracing::warn!(%addr, "bootstrap dial failed: {e}");
         }
+    }
+    // Peers known from earlier runs: the node rejoins through them if the bootstrap peers
+    // are gone.
+    for (peer, addrs) in peerbook.at_start() {
+        dial_known(&mut swarm, peer, addrs);
     }
     let control = swarm.behaviour().stream.new_control();
     let (tx, commands) = mpsc::channel(COMMAND_QUEUE);
@@ -115,6 +144,8 @@ pub(crate) fn spawn_with_store(
         value_puts: HashMap::new(),
         value_searches: HashMap::new(),
         pubsub_listener: None,
+        peerbook,
+        persister: peer_persister,
     };
     // The task ends by dropping the swarm, and with it the record store's persister: then
     // the persistence thread makes its last changes durable and ends, and is joined here.
@@ -129,9 +160,12 @@ pub(crate) fn spawn_with_store(
 
 impl Task {
     async fn run(mut self, shutdown: CancellationToken) {
+        let mut redial = tokio::time::interval(REDIAL_CHECK);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = redial.tick() => self.redial(),
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None => break,
@@ -140,6 +174,23 @@ impl Task {
             }
         }
         tracing::debug!("swarm task stopped");
+    }
+
+    /// Alone: dial the bootstrap and known peers again when the backoff says so.
+    fn redial(&mut self) {
+        let Some(r) = self.peerbook.due(!self.connected.is_empty(), std::time::Instant::now()) else { return };
+        tracing::warn!(
+            bootstrap = r.bootstrap.len(),
+            known = r.known.len(),
+            "no peer connected: dialling the bootstrap and known peers again (next try in {:?} if this fails)",
+            r.next_in
+        );
+        for addr in r.bootstrap {
+            let _ = self.swarm.dial(addr);
+        }
+        for (peer, addrs) in r.known {
+            dial_known(&mut self.swarm, peer, addrs);
+        }
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -363,8 +414,12 @@ impl Task {
                 let dht = info.protocols.contains(&KAD_PROTOCOL);
                 tracing::debug!(%peer_id, dht, agent = %info.agent_version, "identified");
                 if dht {
-                    for addr in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    for addr in &info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr.clone());
+                    }
+                    self.peerbook.learned(peer_id, info.listen_addrs.clone());
+                    if let Some(p) = &self.persister {
+                        p.send(super::persist::Change::PutPeer(peer_id, info.listen_addrs));
                     }
                 }
             }

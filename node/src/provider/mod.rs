@@ -44,6 +44,14 @@ pub(crate) const MAX_QUEUED: usize = 2 * SWEEP_BATCH;
 /// failing for lack of peers do not turn into a loop of reads.
 const REFILL_PERIOD: Duration = Duration::from_secs(30);
 
+/// First wait before keys that no peer took are announced again; doubled per failed
+/// attempt, up to [`CHECK_INTERVAL`]. A peer connecting brings the retry forward to
+/// [`RETRY_ON_PEER`] from then.
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+
+/// How soon after a peer connects keys waiting for a retry are announced.
+const RETRY_ON_PEER: Duration = Duration::from_secs(1);
+
 /// Scheduled keys handed to the swarm at a time when restoring its own provider records.
 const RESTORE_CHUNK: usize = 4096;
 
@@ -116,7 +124,14 @@ impl Provider {
     /// announced or are due are queued at once.
     pub fn start(net: Network, store: Store, shutdown: CancellationToken, tasks: &TaskTracker) -> Provider {
         let (tx, rx) = mpsc::channel(COMMANDS);
-        let actor = Actor { net, store, tasks: tasks.clone(), queue: Queue::default(), stat: ProvideStat::default() };
+        let actor = Actor {
+            net,
+            store,
+            tasks: tasks.clone(),
+            queue: Queue::default(),
+            stat: ProvideStat::default(),
+            retry: Retry::default(),
+        };
         tasks.spawn(actor.run(rx, shutdown));
         Provider { tx }
     }
@@ -156,6 +171,43 @@ struct Actor {
     tasks: TaskTracker,
     queue: Queue,
     stat: ProvideStat,
+    retry: Retry,
+}
+
+/// Keys no peer took (the node had no peers, or every write failed), waiting to be queued
+/// again.
+#[derive(Default)]
+struct Retry {
+    keys: Vec<Cid>,
+    at: Option<tokio::time::Instant>,
+    backoff: Option<Duration>,
+}
+
+impl Retry {
+    /// Keys failed: try them again after the backoff.
+    fn failed(&mut self, keys: Vec<Cid>) {
+        if keys.is_empty() {
+            return;
+        }
+        // The queue holds at most a sweep's worth; the rest is due at the next read.
+        let room = SWEEP_BATCH.saturating_sub(self.keys.len());
+        self.keys.extend(keys.into_iter().take(room));
+        let backoff = self.backoff.map_or(FIRST_RETRY, |b| (b * 2).min(CHECK_INTERVAL));
+        self.backoff = Some(backoff);
+        self.at = Some(tokio::time::Instant::now() + backoff);
+    }
+
+    /// A sweep went through: the next failure starts the backoff afresh.
+    fn succeeded(&mut self) {
+        self.backoff = None;
+    }
+
+    /// A peer connected: retry soon.
+    fn peer_came(&mut self) {
+        if let Some(at) = self.at.as_mut() {
+            *at = (*at).min(tokio::time::Instant::now() + RETRY_ON_PEER);
+        }
+    }
 }
 
 /// The keys to announce next, bounded by [`MAX_QUEUED`], and those being announced.
@@ -248,7 +300,8 @@ impl Actor {
             .await
             .unwrap_or(0);
         let mut check = tokio::time::interval(CHECK_INTERVAL);
-        let mut running: Option<JoinHandle<Option<sweep::SweepReport>>> = None;
+        let mut running: Option<JoinHandle<Result<sweep::SweepReport, Vec<Cid>>>> = None;
+        let mut peers = self.net.subscribe();
         let mut last_refill = tokio::time::Instant::now();
         loop {
             // Keys wait in the schedule for room in the queue: read them back once it is half
@@ -269,10 +322,22 @@ impl Actor {
                     break;
                 }
                 _ = check.tick() => self.read_due().await,
+                _ = async { tokio::time::sleep_until(self.retry.at.expect("guarded")).await }, if self.retry.at.is_some() => {
+                    self.retry.at = None;
+                    for c in std::mem::take(&mut self.retry.keys) {
+                        self.queue.offer(c, true);
+                    }
+                }
+                ev = peers.recv() => match ev {
+                    Ok(crate::net::NetEvent::Connected(_)) => self.retry.peer_came(),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    // The swarm task is gone: the node is stopping.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
                 Some(cmd) = rx.recv() => self.on_command(cmd).await,
                 done = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
                     running = None;
-                    self.record(done.ok().flatten()).await;
+                    self.record(done.ok()).await;
                 }
             }
         }
@@ -304,18 +369,18 @@ impl Actor {
         }
     }
 
-    fn start_sweep(&mut self) -> Option<JoinHandle<Option<sweep::SweepReport>>> {
+    fn start_sweep(&mut self) -> Option<JoinHandle<Result<sweep::SweepReport, Vec<Cid>>>> {
         let batch = self.queue.take(SWEEP_BATCH);
         if batch.is_empty() {
             return None;
         }
         let net = self.net.clone();
         Some(self.tasks.spawn(async move {
-            match sweep::sweep(&net, batch).await {
-                Ok(r) => Some(r),
+            match sweep::sweep(&net, batch.clone()).await {
+                Ok(r) => Ok(r),
                 Err(e) => {
                     tracing::debug!("sweep failed: {e}");
-                    None
+                    Err(batch)
                 }
             }
         }))
@@ -381,13 +446,23 @@ impl Actor {
     }
 
     /// Count a finished sweep and stamp the announced keys (those still scheduled); they
-    /// are no longer in flight (failed keys are due again at the next read).
-    async fn record(&mut self, report: Option<sweep::SweepReport>) {
+    /// are no longer in flight. Keys no peer took are tried again with backoff.
+    async fn record(&mut self, report: Option<Result<sweep::SweepReport, Vec<Cid>>>) {
         self.queue.settle();
-        let Some(report) = report else {
-            self.stat.failed += 1;
-            return;
+        let report = match report {
+            Some(Ok(r)) => r,
+            Some(Err(batch)) => {
+                self.stat.failed += batch.len() as u64;
+                self.retry.failed(batch);
+                return;
+            }
+            None => return,
         };
+        if report.failed.is_empty() {
+            self.retry.succeeded();
+        } else {
+            self.retry.failed(report.failed.clone());
+        }
         self.stat.provided += report.announced.len() as u64;
         self.stat.failed += report.failed.len() as u64;
         self.stat.last_provide = now_secs();

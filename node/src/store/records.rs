@@ -20,6 +20,8 @@ pub enum Records {
     Published,
     /// Names and CIDs this node follows, keyed by what was followed (`follow`).
     Follows,
+    /// DHT peers this node knew and their addresses, keyed by peer ID bytes.
+    Peers,
 }
 
 /// Pending pins share the `meta` tree under this prefix (their place since format 1).
@@ -31,6 +33,9 @@ const PUBLISHED: &[u8] = b"ipns-own/";
 /// And the follows (a handful too).
 const FOLLOWS: &[u8] = b"follow/";
 
+/// And the known peers (a few hundred at most).
+const PEERS: &[u8] = b"peer/";
+
 impl Records {
     fn place(self, key: &[u8]) -> (Tree, Vec<u8>) {
         match self {
@@ -40,6 +45,7 @@ impl Records {
             Records::Values => (Tree::Values, key.to_vec()),
             Records::Published => (Tree::Meta, [PUBLISHED, key].concat()),
             Records::Follows => (Tree::Meta, [FOLLOWS, key].concat()),
+            Records::Peers => (Tree::Meta, [PEERS, key].concat()),
         }
     }
 }
