@@ -29,7 +29,7 @@ enum Cmd {
         /// Also write the results as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only these figures (comma separated: add, fetch, multi, gateway, dht, ipns, idle, memory).
+        /// Only these figures (comma separated: add, fetch, multi, gateway, dht, ipns, follow, idle, memory).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Runs per figure (default 3, or 1 with --quick).
@@ -112,6 +112,9 @@ fn main() -> Result<()> {
     }
     if want("ipns") {
         rows.extend(runtime()?.block_on(figures::ipns::run(&ctx))?);
+    }
+    if want("follow") {
+        rows.extend(runtime()?.block_on(figures::follow::run(&ctx))?);
     }
     if want("idle") {
         rows.extend(figures::idle::run(&ctx)?);

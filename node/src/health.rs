@@ -11,7 +11,9 @@
 //!    batches of at most [`BATCH`]. A candidate that cannot be reached, or does not answer in
 //!    time, holds nothing.
 //! 4. Hosts are independent only when their IP addresses differ too: peers behind one
-//!    address count as one host. Per block, the independent live hosts that hold it are
+//!    address count as one host. A candidate's address is that of a connection this node
+//!    dialled (where the peer is reachable; a peer connected only inbound is dialled for it),
+//!    else the one it connected from. Per block, the independent live hosts that hold it are
 //!    counted; the fewest over all blocks decides the verdict.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -108,6 +110,9 @@ pub struct Report {
     pub candidates: u32,
     /// Candidates that could not be reached or did not answer.
     pub unreachable: u32,
+    /// Why each unreachable candidate was: `{peer}: {reason}`.
+    #[serde(default)]
+    pub unreachable_peers: Vec<String>,
     /// Candidates reached that do not hold the root.
     pub without_root: u32,
     /// The hosts holding the root, most blocks first.
@@ -192,8 +197,8 @@ pub(crate) async fn candidates(node: &Node, root: Cid, name: Option<Name>) -> Ve
 
 /// What one candidate said.
 enum Answer {
-    /// Not reachable, or silent about the root.
-    Unreachable,
+    /// Not reachable, or silent about the root: why.
+    Unreachable(String),
     /// Reached; does not hold the root.
     NoRoot,
     /// Holds the root: the indices of the blocks it holds, and its address.
@@ -203,17 +208,31 @@ enum Answer {
 /// Ask `peer` which of `blocks` it holds, live.
 async fn ask(node: &Node, peer: PeerId, blocks: &[Cid]) -> Answer {
     let net = node.net();
-    match tokio::time::timeout(CONNECT_TIMEOUT, net.connect(peer, Vec::new())).await {
-        Ok(Ok(_)) => {}
-        _ => return Answer::Unreachable,
+    let connect = |addrs: Vec<Multiaddr>| async move {
+        match tokio::time::timeout(CONNECT_TIMEOUT, net.connect(peer, addrs)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
+        }
+    };
+    if let Err(first) = connect(Vec::new()).await {
+        // No address that works is known here: ask the DHT where the peer is now.
+        let found = tokio::time::timeout(CONNECT_TIMEOUT, net.find_peer(peer)).await;
+        let addrs = found.ok().and_then(Result::ok).unwrap_or_default();
+        if addrs.is_empty() {
+            return Answer::Unreachable(first);
+        }
+        if let Err(e) = connect(addrs).await {
+            return Answer::Unreachable(e);
+        }
     }
     let bitswap = node.bitswap();
     let root = match bitswap.probe(peer, vec![blocks[0]], ANSWER_TIMEOUT).await {
         Ok(a) => a,
-        Err(_) => return Answer::Unreachable,
+        Err(e) => return Answer::Unreachable(e.to_string()),
     };
     match root.first() {
-        None => return Answer::Unreachable,
+        None => return Answer::Unreachable(format!("no answer about the root within {ANSWER_TIMEOUT:?}")),
         Some((_, false)) => return Answer::NoRoot,
         Some((_, true)) => {}
     }
@@ -252,7 +271,7 @@ pub(crate) async fn check(node: &Node, root: Cid, name: Option<Name>) -> Result<
     let blocks = blocks?;
     let mut answers: FuturesUnordered<_> = FuturesUnordered::new();
     let mut queue = peers.iter().copied();
-    let (mut unreachable, mut without_root) = (0u32, 0u32);
+    let (mut unreachable, mut without_root) = (Vec::new(), 0u32);
     // host → (peers, per-block holding)
     let mut hosts: BTreeMap<String, (Vec<String>, Vec<bool>)> = BTreeMap::new();
     loop {
@@ -263,7 +282,7 @@ pub(crate) async fn check(node: &Node, root: Cid, name: Option<Name>) -> Result<
         }
         let Some((peer, answer)) = answers.next().await else { break };
         match answer {
-            Answer::Unreachable => unreachable += 1,
+            Answer::Unreachable(why) => unreachable.push(format!("{peer}: {why}")),
             Answer::NoRoot => without_root += 1,
             Answer::Holds(held, addr) => {
                 let host = hosts
@@ -303,7 +322,8 @@ pub(crate) async fn check(node: &Node, root: Cid, name: Option<Name>) -> Result<
         min_holders,
         survives_single_loss: min_holders >= 2,
         candidates: peers.len() as u32,
-        unreachable,
+        unreachable: unreachable.len() as u32,
+        unreachable_peers: unreachable,
         without_root,
         hosts: host_rows,
         weakest: weakest.into_iter().map(|(n, i)| BlockHolders { cid: blocks[i].to_string(), holders: n }).collect(),

@@ -14,9 +14,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use cairn_node::net::{DhtMode, NetConfig, TransportKind};
-use cairn_node::node::{Node, NodeOptions};
-use cairn_node::repo::Repo;
 use cairn_protocol::names::Name;
 use serde_json::{json, Value};
 
@@ -109,49 +106,6 @@ impl Drop for Helia {
     }
 }
 
-/// `n` nodes over TCP, each on its own loopback address (127.0.0.10, .11, …: JavaScript
-/// gossipsub scores down peers that share an IP, as it should on the real network),
-/// bootstrapped through the first, their routing tables filled.
-async fn testnet(dir: &std::path::Path, n: usize) -> Result<Vec<Node>> {
-    let mut nodes: Vec<Node> = Vec::new();
-    let mut hub = Vec::new();
-    for i in 0..n {
-        let path = dir.join(format!("node-{i}"));
-        Repo::init(&path, "local")?;
-        let net = NetConfig {
-            listen: vec![format!("/ip4/127.0.0.{}/tcp/0", 10 + i).parse()?],
-            bootstrap: hub.clone(),
-            dht_mode: DhtMode::Server,
-            transport: TransportKind::Real,
-            autonat: false,
-            ..NetConfig::default()
-        };
-        let node = Node::start(Repo::open(&path)?, NodeOptions { net: Some(net), ..NodeOptions::default() }).await?;
-        if i == 0 {
-            let addr = loop {
-                if let Some(a) = node.net().addrs().await?.into_iter().next() {
-                    break a;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
-            hub = vec![format!("{addr}/p2p/{}", node.net().local_peer_id()).parse()?];
-        }
-        nodes.push(node);
-    }
-    for node in &nodes {
-        for _ in 0..200 {
-            if !node.net().routing_table().await?.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-    for node in nodes.iter().skip(1) {
-        node.net().bootstrap().await?;
-    }
-    Ok(nodes)
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -159,7 +113,7 @@ fn ms(d: Duration) -> f64 {
 /// The IPNS rows.
 pub async fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let dir = tempfile::tempdir_in(&ctx.work)?;
-    let nodes = testnet(dir.path(), NODES).await?;
+    let nodes = super::loopback_testnet(dir.path(), NODES, 10, true).await?;
     let mut helia = Helia::start(ctx)?;
     // Helia joins through the last node. It does no PubSub topic discovery (cairn and kubo
     // find a topic's peers through the DHT), so it is also connected to the publisher, as a

@@ -34,17 +34,23 @@ type ClosestReply = oneshot::Sender<Result<Vec<super::PeerAddrs>, NetError>>;
 
 /// A provider search in flight.
 struct ProviderSearch {
+    key: RecordKey,
     found: mpsc::Sender<PeerId>,
     limit: usize,
     seen: HashSet<PeerId>,
 }
+
+/// Providers' addresses remembered for later dials (`connect` after a search ended), at most.
+const PROVIDER_ADDRS: usize = 1024;
 
 /// The swarm and everything waiting on it.
 struct Task {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<NetEvent>,
-    connected: HashMap<PeerId, (u32, Multiaddr)>,
+    /// Connected peers: connections open, and the remote address of one (a connection this
+    /// node dialled when there is one: its address is where the peer is reachable).
+    connected: HashMap<PeerId, Link>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     provider_searches: HashMap<QueryId, ProviderSearch>,
     peer_searches: HashMap<QueryId, (PeerId, AddrsReply)>,
@@ -55,9 +61,19 @@ struct Task {
     value_puts: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     value_searches: HashMap<QueryId, mpsc::Sender<super::FoundValue>>,
     pubsub_listener: Option<mpsc::Sender<super::PubsubEvent>>,
+    /// Addresses of providers from this node's record store, for dials after a search.
+    provider_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     /// Known peers (persisted through this when there is a store) and redialling.
     peerbook: Peerbook,
     persister: Option<super::persist::Persister>,
+}
+
+/// A connected peer's connections as the task tracks them.
+struct Link {
+    connections: u32,
+    addr: Multiaddr,
+    /// `addr` is the address of a connection this node dialled.
+    dialed: bool,
 }
 
 /// How often the task looks whether it is alone and should dial again.
@@ -144,6 +160,7 @@ pub(crate) fn spawn_with_store(
         value_puts: HashMap::new(),
         value_searches: HashMap::new(),
         pubsub_listener: None,
+        provider_addrs: HashMap::new(),
         peerbook,
         persister: peer_persister,
     };
@@ -204,7 +221,11 @@ impl Task {
                 let peers = self
                     .connected
                     .iter()
-                    .map(|(p, (n, a))| PeerInfo { peer: p.to_string(), addr: a.to_string(), connections: *n })
+                    .map(|(p, l)| PeerInfo {
+                        peer: p.to_string(),
+                        addr: l.addr.to_string(),
+                        connections: l.connections,
+                    })
                     .collect();
                 let _ = reply.send(peers);
             }
@@ -237,8 +258,9 @@ impl Task {
             }
             Command::FindProviders { cid, limit, found } => {
                 let key = RecordKey::new(&cid.hash().to_bytes());
-                let id = self.swarm.behaviour_mut().kad.get_providers(key);
-                self.provider_searches.insert(id, ProviderSearch { found, limit: limit.max(1), seen: HashSet::new() });
+                let id = self.swarm.behaviour_mut().kad.get_providers(key.clone());
+                let search = ProviderSearch { key: key.clone(), found, limit: limit.max(1), seen: HashSet::new() };
+                self.provider_searches.insert(id, search);
             }
             Command::FindPeer { peer, reply } => {
                 let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
@@ -387,10 +409,14 @@ impl Task {
     }
 
     fn connect(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, reply: oneshot::Sender<Result<PeerId, NetError>>) {
-        if self.connected.contains_key(&peer) {
+        // Connected only through connections the peer opened: dial it too, so its address is
+        // one it is reachable at (a dial that fails still answers: the peer is connected).
+        if self.connected.get(&peer).is_some_and(|l| l.dialed) {
             let _ = reply.send(Ok(peer));
             return;
         }
+        let mut addrs = addrs;
+        addrs.extend(self.provider_addrs.get(&peer).into_iter().flatten().cloned());
         // `Always`: a dial already under way for the peer must not fail this one.
         let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::Always).build();
         let id = opts.connection_id();
@@ -427,9 +453,12 @@ impl Task {
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
-                let addr = endpoint.get_remote_address().clone();
-                let entry = self.connected.entry(peer_id).or_insert((0, addr));
-                entry.0 = num_established.get();
+                let (addr, dialed) = (endpoint.get_remote_address().clone(), endpoint.is_dialer());
+                let link = self.connected.entry(peer_id).or_insert(Link { connections: 0, addr: addr.clone(), dialed });
+                link.connections = num_established.get();
+                if dialed && !link.dialed {
+                    (link.addr, link.dialed) = (addr, true);
+                }
                 if num_established.get() == 1 {
                     let _ = self.events.send(NetEvent::Connected(peer_id));
                 }
@@ -438,13 +467,17 @@ impl Task {
                 if num_established == 0 {
                     self.connected.remove(&peer_id);
                     let _ = self.events.send(NetEvent::Disconnected(peer_id));
-                } else if let Some(e) = self.connected.get_mut(&peer_id) {
-                    e.0 = num_established;
+                } else if let Some(l) = self.connected.get_mut(&peer_id) {
+                    l.connections = num_established;
                 }
             }
             SwarmEvent::OutgoingConnectionError { connection_id, error, peer_id } => {
                 if let Some(reply) = self.pending_dials.remove(&connection_id) {
-                    let _ = reply.send(Err(NetError::Dial(error.to_string())));
+                    // A peer connected another way (it dialled us meanwhile) is reached.
+                    let _ = match peer_id.filter(|p| self.connected.contains_key(p)) {
+                        Some(p) => reply.send(Ok(p)),
+                        None => reply.send(Err(NetError::Dial(error.to_string()))),
+                    };
                 }
                 tracing::debug!(?peer_id, "outgoing connection failed: {error}");
             }
@@ -580,6 +613,17 @@ impl Task {
     /// and stop the query once enough were found or nobody listens any more.
     fn on_providers(&mut self, id: QueryId, providers: HashSet<PeerId>) {
         let local = *self.swarm.local_peer_id();
+        let Some(key) = self.provider_searches.get(&id).map(|s| s.key.clone()) else { return };
+        // Providers found in this node's own record store come without the query knowing
+        // their addresses: take them from the records, and keep them for later dials.
+        for r in self.swarm.behaviour_mut().kad.store_mut().providers(&key) {
+            if providers.contains(&r.provider) && !r.addresses.is_empty() {
+                if self.provider_addrs.len() >= PROVIDER_ADDRS {
+                    self.provider_addrs.clear();
+                }
+                self.provider_addrs.insert(r.provider, r.addresses);
+            }
+        }
         let Some(search) = self.provider_searches.get_mut(&id) else { return };
         let mut done = false;
         for p in providers {
@@ -587,7 +631,9 @@ impl Task {
                 continue;
             }
             if !self.connected.contains_key(&p) {
-                let opts = DialOpts::peer_id(p).condition(PeerCondition::DisconnectedAndNotDialing).build();
+                let addrs = self.provider_addrs.get(&p).cloned().unwrap_or_default();
+                let opts =
+                    DialOpts::peer_id(p).addresses(addrs).condition(PeerCondition::DisconnectedAndNotDialing).build();
                 if let Err(e) = self.swarm.dial(opts) {
                     tracing::debug!(%p, "cannot dial provider: {e}");
                 }
