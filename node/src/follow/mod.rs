@@ -265,3 +265,39 @@ impl Env {
         self.bitswap.session_with_timeout(self.block_timeout)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_take_one_canonical_form() {
+        let name = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8";
+        let peer = name.parse::<Name>().unwrap().peer_id().to_string();
+        for form in [name.to_string(), format!("/ipns/{name}/"), peer, format!("/ipns/{name}")] {
+            assert_eq!(target_of(&form).unwrap(), name, "{form}");
+        }
+        let cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+        assert_eq!(target_of(&format!("/ipfs/{cid}")).unwrap(), cid);
+        assert!(matches!(target_of("not a thing"), Err(FollowError::BadTarget(_))));
+    }
+
+    #[test]
+    fn a_follow_is_recorded_once_under_a_unique_label_and_removed_with_its_own_pins_only() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::repo::Repo::init(dir.path(), "local").unwrap();
+        let repo = crate::repo::Repo::open(dir.path()).unwrap();
+        let store = repo.store();
+        let name = "k51qzi5uqu5dlvj2baxnqndepeb86cbk3ng7n3i46uzyxzyqj2xjonzllnv0v8";
+        let f = add(store, name, Some("site".into()), 1000).unwrap();
+        assert_eq!((f.label.as_str(), f.pin_name()), ("site", "follow:site".to_string()));
+        assert!(matches!(add(store, &format!("/ipns/{name}"), None, 1), Err(FollowError::Exists(..))));
+        let cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+        assert!(matches!(add(store, cid, Some("site".into()), 1), Err(FollowError::LabelTaken(..))));
+        assert_eq!(find(store, "site").unwrap().target, name);
+        assert_eq!(find(store, name).unwrap().label, "site");
+        let (gone, _) = remove(store, "site", false).unwrap();
+        assert_eq!(gone.target, name);
+        assert!(matches!(find(store, "site"), Err(FollowError::NotFollowed(_))));
+    }
+}

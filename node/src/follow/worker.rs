@@ -45,7 +45,8 @@ pub(super) async fn run(env: Arc<Env>, mut f: Follow, wake: Arc<Notify>, stop: C
     loop {
         if Instant::now() >= next_announce {
             next_announce = Instant::now() + ANNOUNCE_EVERY.min(env.republish_every);
-            announce(&env, &f).await;
+            // DHT walks take seconds: they must not hold up the check.
+            tokio::spawn(announce(env.clone(), f.clone()));
         }
         let outcome = tokio::select! {
             _ = stop.cancelled() => return,
@@ -93,7 +94,7 @@ async fn save(env: &Env, f: &Follow) {
 
 /// Announce this node as a follower of the name, and put the name's newest record back into
 /// the DHT while it is valid (only its key's holder can sign a later one).
-async fn announce(env: &Env, f: &Follow) {
+async fn announce(env: Arc<Env>, f: Follow) {
     let Some(name) = f.name() else { return };
     if let Err(e) = env.net.provide(names::followers_key(&name)).await {
         tracing::debug!(%name, "not announced as a follower (retried): {e}");

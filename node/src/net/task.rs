@@ -396,7 +396,11 @@ impl Task {
             }
             self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
         }
-        let opts = DialOpts::unknown_peer_id().address(addr).build();
+        self.start_dial(DialOpts::unknown_peer_id().address(addr).build(), reply);
+    }
+
+    /// Dial; `reply` gets the peer once connected, or the failure.
+    fn start_dial(&mut self, opts: DialOpts, reply: oneshot::Sender<Result<PeerId, NetError>>) {
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
@@ -418,16 +422,7 @@ impl Task {
         let mut addrs = addrs;
         addrs.extend(self.provider_addrs.get(&peer).into_iter().flatten().cloned());
         // `Always`: a dial already under way for the peer must not fail this one.
-        let opts = DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::Always).build();
-        let id = opts.connection_id();
-        match self.swarm.dial(opts) {
-            Ok(()) => {
-                self.pending_dials.insert(id, reply);
-            }
-            Err(e) => {
-                let _ = reply.send(Err(NetError::Dial(e.to_string())));
-            }
-        }
+        self.start_dial(DialOpts::peer_id(peer).addresses(addrs).condition(PeerCondition::Always).build(), reply);
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
