@@ -265,10 +265,16 @@ fn without_pubsub_a_follower_sees_a_new_version_within_its_check_interval() -> R
     wait_held(&v, &name, &v1, Duration::from_secs(60))?;
     write_site(&site, 2)?;
     let v2 = add_dir(&publisher, &site)?;
-    publisher.ok(&["name", "publish", "--key", "site", "--ttl", "1s", &v2])?;
+    // A record valid for 3 days: the follower warns that only the publisher can extend it.
+    publisher.ok(&["name", "publish", "--key", "site", "--ttl", "1s", "--lifetime", "72h", &v2])?;
     let took = wait_held(&v, &name, &v2, Duration::from_secs(30))?;
     println!("publish to held with PubSub off, checks every 2 s: {took:?}");
     assert!(took < Duration::from_secs(8), "{took:?}");
+    let s = status(&v, &name)?;
+    let warning = s["Warnings"][0].as_str().context("an expiry warning")?;
+    assert!(warning.contains("expires in 2days") && warning.contains("republish"), "{warning}");
+    let out = v.run(&["follow", "status", &name])?;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: the newest record"), "{out:?}");
     Ok(())
 }
 
