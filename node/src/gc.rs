@@ -5,6 +5,8 @@
 
 use std::collections::HashSet;
 
+use cairn_protocol::Cid;
+
 use crate::dag::{self, WalkMode};
 use crate::pins::{self, PinError, PinKind};
 use crate::store::{key_of, Store};
@@ -61,4 +63,19 @@ pub(crate) fn run(store: &Store) -> Result<GcReport, PinError> {
         report.freed_bytes += batch.iter().filter(|(k, _)| removed.contains(k)).map(|(_, s)| s).sum::<u64>();
     }
     Ok(report)
+}
+
+/// The blocks of these unpinned DAGs that no remaining pin reaches: no longer announced.
+pub(crate) fn unreached(store: &Store, removed: &[Cid]) -> Result<Vec<Cid>, PinError> {
+    let live = live_keys(store)?;
+    let mut out = Vec::new();
+    for root in removed {
+        let _ = dag::walk(store, root, WalkMode::LinksOnly, true, &mut |c, _| {
+            if !live.contains(&key_of(c)) {
+                out.push(*c);
+            }
+            Ok(())
+        });
+    }
+    Ok(out)
 }

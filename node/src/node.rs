@@ -85,30 +85,6 @@ fn names_config(repo: &Repo) -> NamesConfig {
     }
 }
 
-/// Announce roots as `strategy` says (the roots only, or every block of their DAGs); returns
-/// once the keys are in the durable schedule.
-pub(crate) async fn announce(store: &Store, provider: &Provider, strategy: Strategy, roots: Vec<Cid>) {
-    let keys = match strategy {
-        Strategy::Roots => roots,
-        Strategy::Pinned | Strategy::All => {
-            let store = store.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut keys = Vec::new();
-                for root in roots {
-                    let _ = crate::dag::walk(&store, &root, crate::dag::WalkMode::LinksOnly, true, &mut |c, _| {
-                        keys.push(*c);
-                        Ok(())
-                    });
-                }
-                keys
-            })
-            .await
-            .unwrap_or_default()
-        }
-    };
-    provider.enqueue(keys).await;
-}
-
 /// A started node. Dropping it without `shutdown` cancels its tasks but does not wait for them.
 pub struct Node {
     repo: Arc<Repo>,
@@ -257,7 +233,7 @@ impl Node {
     /// Announce newly added or pinned roots to the DHT as `provide.strategy` says: the roots
     /// only, or every block of their DAGs. Returns once the keys are in the durable schedule.
     pub async fn announce(&self, roots: Vec<Cid>) {
-        announce(self.store(), &self.provider, self.repo.config().provide.strategy, roots).await;
+        crate::provider::announce(self.store(), &self.provider, self.repo.config().provide.strategy, roots).await;
     }
 
     /// Fetch (from the network if needed) and pin the DAG under `root`; resumes after a restart

@@ -42,21 +42,6 @@ struct PinRecord {
     name: Option<String>,
 }
 
-/// The blocks of these unpinned DAGs that no remaining pin reaches: no longer announced.
-pub(crate) fn unreached(store: &Store, removed: &[Cid]) -> Result<Vec<Cid>, PinError> {
-    let live = crate::gc::live_keys(store)?;
-    let mut out = Vec::new();
-    for root in removed {
-        let _ = dag::walk(store, root, WalkMode::LinksOnly, true, &mut |c, _| {
-            if !live.contains(&crate::store::key_of(c)) {
-                out.push(*c);
-            }
-            Ok(())
-        });
-    }
-    Ok(out)
-}
-
 /// Errors from pin operations.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {

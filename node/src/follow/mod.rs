@@ -15,30 +15,21 @@
 //! and announce themselves under the name's followers key, where `cairn health` and other
 //! followers find them.
 
+mod env;
 pub(crate) mod state;
 mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_protocol::names::Name;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bitswap::Bitswap;
-use crate::names::Names;
-use crate::net::Network;
-use crate::pinning::InProgress;
-use crate::provider::{Provider, Strategy};
 use crate::store::{Store, StoreError};
+pub(crate) use env::{unix_now, Env};
 pub(crate) use state::Follow;
-
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 /// Why a follow command failed.
 #[derive(Debug, thiserror::Error)]
@@ -58,25 +49,6 @@ pub enum FollowError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What a follow's task needs, shared by every follow.
-pub(crate) struct Env {
-    pub(crate) store: Store,
-    pub(crate) bitswap: Bitswap,
-    pub(crate) names: Names,
-    pub(crate) net: Network,
-    pub(crate) provider: Provider,
-    pub(crate) strategy: Strategy,
-    pub(crate) pinning: InProgress,
-    /// `follow.check_interval_secs`.
-    pub(crate) interval: Duration,
-    /// `follow.grace_secs`.
-    pub(crate) grace: Duration,
-    /// `ipns.republish_interval_secs`: how often kept records are put again.
-    pub(crate) republish_every: Duration,
-    /// `follow.block_timeout_secs`: how long a check waits for any one block.
-    pub(crate) block_timeout: Duration,
 }
 
 /// A follow's running task.
@@ -256,13 +228,6 @@ impl Follows {
     /// The fetch progress of a root being fetched (blocks, bytes).
     pub(crate) fn progress(&self, root: &cairn_protocol::Cid) -> Option<(u64, u64)> {
         self.env.pinning.get(root).map(|p| (p.blocks, p.bytes))
-    }
-}
-
-impl Env {
-    /// A fetch session whose blocks give up after `follow.block_timeout_secs`.
-    fn session(&self) -> crate::bitswap::Session {
-        self.bitswap.session_with_timeout(self.block_timeout)
     }
 }
 

@@ -9,8 +9,8 @@ use cairn_protocol::Cid;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::env::{unix_now, Env};
 use super::state::{self, Follow, Held, Root, Version};
-use super::{unix_now, Env};
 use crate::dag_read::Blocks;
 use crate::names;
 use crate::pinning::{self, Fetch, PinRemoteError};
@@ -180,7 +180,7 @@ async fn check(env: &Env, f: &mut Follow, fresh: bool) -> Result<Checked, String
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("pinning version {root}: {e}"))?;
-    crate::node::announce(&env.store, &env.provider, env.strategy, vec![root]).await;
+    crate::provider::announce(&env.store, &env.provider, env.strategy, vec![root]).await;
     if let Some(old) = f.held.take() {
         f.superseded.push((old.version.cid, unix_now() + env.grace.as_secs()));
     }
@@ -218,5 +218,5 @@ pub(super) fn unpin_own(store: &crate::store::Store, roots: &[Cid], pin_name: &s
             removed.push(*root);
         }
     }
-    pins::unreached(store, &removed).unwrap_or_default()
+    crate::gc::unreached(store, &removed).unwrap_or_default()
 }

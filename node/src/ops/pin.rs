@@ -140,7 +140,7 @@ impl Op for PinRm {
                 removed.push(cid);
             }
             // Blocks of the unpinned DAGs that no other pin reaches are no longer announced.
-            let unannounced = if online { pins::unreached(store, &removed)? } else { Vec::new() };
+            let unannounced = if online { crate::gc::unreached(store, &removed)? } else { Vec::new() };
             Ok((removed, unannounced))
         })
         .await?;

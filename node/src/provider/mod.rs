@@ -511,6 +511,30 @@ async fn restore_local(net: Network, store: Store, shutdown: CancellationToken) 
     }
 }
 
+/// Announce roots as `strategy` says (the roots only, or every block of their DAGs); returns
+/// once the keys are in the durable schedule.
+pub(crate) async fn announce(store: &Store, provider: &Provider, strategy: Strategy, roots: Vec<Cid>) {
+    let keys = match strategy {
+        Strategy::Roots => roots,
+        Strategy::Pinned | Strategy::All => {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut keys = Vec::new();
+                for root in roots {
+                    let _ = crate::dag::walk(&store, &root, crate::dag::WalkMode::LinksOnly, true, &mut |c, _| {
+                        keys.push(*c);
+                        Ok(())
+                    });
+                }
+                keys
+            })
+            .await
+            .unwrap_or_default()
+        }
+    };
+    provider.enqueue(keys).await;
+}
+
 #[cfg(test)]
 mod tests {
     use cairn_protocol::cids::{cid_for, HashFn, RAW};
