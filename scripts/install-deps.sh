@@ -3,7 +3,7 @@
 # Node.js and npm (the Helia peer and the JavaScript CAR libraries used by interop tests),
 # iproute2 and util-linux (loopback-only network namespaces for kubo), python3 and pip (the
 # kubo peer and the interop driver), curl (the gateway tests), wrk (the gateway benchmark) and chromium (the gateway's
-# browser test).
+# browser test), dnsmasq and nftables (test networks with DNS and NAT in namespaces).
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
@@ -15,6 +15,10 @@ python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Reachability tests: a DNS server for /dnsaddr/ inside test namespaces (the binary only:
+# dnsmasq-base starts no service), nftables for the NATs.
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: missing ${need[*]}; run as root or install them (apt-get install ${need[*]})" >&2

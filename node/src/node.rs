@@ -68,6 +68,8 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
         idle_timeout: Duration::from_secs(60),
         autonat: c.autonat,
         pubsub: repo.config().ipns.pubsub,
+        dns_servers: c.dns_servers.iter().filter_map(|s| s.parse().ok()).collect(),
+        mdns: c.discovery,
     })
 }
 

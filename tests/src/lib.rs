@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+pub mod netns;
+
 /// The workspace root (the folder holding `Cargo.toml` of the workspace).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
@@ -38,15 +40,23 @@ pub fn cairn_bin() -> PathBuf {
 pub struct TestRepo {
     /// Holds the repo and scratch files.
     pub dir: tempfile::TempDir,
+    /// The network namespace its commands (and its daemon) run in, if not this one.
+    pub netns: Option<String>,
 }
 
 impl TestRepo {
     /// Create and `cairn init --profile local`.
     pub fn new() -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let repo = TestRepo { dir };
+        let repo = TestRepo { dir, netns: None };
         repo.ok(&["init", "--profile", "local"])?;
         Ok(repo)
+    }
+
+    /// Run this repo's commands and daemon inside network namespace `ns` from now on.
+    pub fn in_netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_string());
+        self
     }
 
     /// The repo path.
@@ -61,7 +71,15 @@ impl TestRepo {
 
     /// A `cairn` command bound to this repo.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(cairn_bin());
+        let mut c = match &self.netns {
+            // `ip netns exec` execs the program: the child is `cairn` itself (signals reach it).
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(cairn_bin());
+                c
+            }
+            None => Command::new(cairn_bin()),
+        };
         c.env("CAIRN_PATH", self.path()).args(args).stdin(Stdio::null());
         c
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{autonat, connection_limits, gossipsub, identify, kad, ping, StreamProtocol};
+use libp2p::{autonat, connection_limits, gossipsub, identify, kad, mdns, ping, StreamProtocol};
 
 use super::records::RecordStore;
 use super::NetConfig;
@@ -49,6 +49,8 @@ pub struct Behaviour {
     /// Gossipsub (`/meshsub/1.0.0`–`1.3.0`) for IPNS over PubSub: signed messages only,
     /// each validated by the name service before it is forwarded.
     pub pubsub: libp2p::swarm::behaviour::toggle::Toggle<gossipsub::Behaviour>,
+    /// Peers on the local network (`network.discovery`), found by multicast DNS.
+    pub mdns: libp2p::swarm::behaviour::toggle::Toggle<mdns::tokio::Behaviour>,
 }
 
 /// Gossipsub as IPNS over PubSub wants it, interoperable with go's and JavaScript's: every
@@ -119,6 +121,15 @@ impl Behaviour {
             autonat: autonat.into(),
             stream: libp2p_stream::Behaviour::new(),
             pubsub: cfg.pubsub.then(|| pubsub(key)).flatten().into(),
+            mdns: cfg
+                .mdns
+                .then(|| {
+                    mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                        .map_err(|e| tracing::warn!("mDNS cannot start ({e}); peers on the LAN are not discovered"))
+                        .ok()
+                })
+                .flatten()
+                .into(),
         }
     }
 }

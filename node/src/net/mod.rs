@@ -114,6 +114,10 @@ pub struct NetConfig {
     pub autonat: bool,
     /// Whether gossipsub runs (IPNS over PubSub).
     pub pubsub: bool,
+    /// Name servers for `/dns*` addresses (empty: the system's, from `/etc/resolv.conf`).
+    pub dns_servers: Vec<std::net::IpAddr>,
+    /// Find peers on the local network with mDNS (multicast: off unless asked).
+    pub mdns: bool,
 }
 
 impl Default for NetConfig {
@@ -127,6 +131,8 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(60),
             autonat: true,
             pubsub: true,
+            dns_servers: Vec::new(),
+            mdns: false,
         }
     }
 }

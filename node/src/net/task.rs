@@ -79,6 +79,15 @@ struct Link {
 /// How often the task looks whether it is alone and should dial again.
 const REDIAL_CHECK: Duration = Duration::from_secs(1);
 
+/// `addr` without a trailing `/p2p/<id>`.
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    let mut a = addr.clone();
+    if matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
+        a.pop();
+    }
+    a
+}
+
 /// Dial a known peer at its remembered addresses (also given to the DHT's address book).
 fn dial_known(swarm: &mut Swarm<Behaviour>, peer: PeerId, addrs: Vec<Multiaddr>) {
     for a in &addrs {
@@ -223,7 +232,8 @@ impl Task {
                     .iter()
                     .map(|(p, l)| PeerInfo {
                         peer: p.to_string(),
-                        addr: l.addr.to_string(),
+                        // Without a trailing `/p2p/<id>` (a dialled address may carry one), as kubo.
+                        addr: without_peer(&l.addr).to_string(),
                         connections: l.connections,
                     })
                     .collect();
@@ -429,6 +439,19 @@ impl Task {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
             SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => self.on_pubsub(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
+                // Peers on the LAN: dial each at the addresses it announced.
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in found {
+                    by_peer.entry(peer).or_default().push(addr);
+                }
+                for (peer, addrs) in by_peer {
+                    tracing::debug!(%peer, "found on the local network");
+                    if !self.connected.contains_key(&peer) {
+                        dial_known(&mut self.swarm, peer, addrs);
+                    }
+                }
+            }
             // rust-libp2p's Kademlia does not learn addresses by itself: feed it the listen
             // addresses of peers that serve the DHT.
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {

@@ -1,19 +1,39 @@
-//! Building the swarm: TCP with TLS or noise and yamux, plus QUIC v1, for the real network; the
-//! memory transport with noise and yamux for in-process tests. Nothing here resolves DNS, maps
-//! ports or multicasts: the node only talks to addresses it is given or learns from peers.
+//! Building the swarm: TCP with TLS or noise and yamux, plus QUIC v1, with DNS (`/dns4/`,
+//! `/dns6/`, `/dns/` and `/dnsaddr/` addresses resolved when dialled) for the real network; the
+//! memory transport with noise and yamux for in-process tests.
 
+use hickory_resolver::config::NameServerConfig;
 use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade;
+use libp2p::dns::{ResolverConfig, ResolverOpts};
 use libp2p::identity::Keypair;
 use libp2p::{noise, tcp, tls, yamux, Swarm, SwarmBuilder, Transport};
 
 use super::behaviour::Behaviour;
 use super::{NetConfig, NetError, TransportKind};
 
+/// The name servers `/dns*` addresses are resolved with: those given, else the system's. A
+/// system without a resolver configuration gets none (DNS addresses then fail to dial) rather
+/// than a public default: the node never sends queries anywhere it was not told to.
+fn resolver(servers: &[std::net::IpAddr]) -> (ResolverConfig, ResolverOpts) {
+    if !servers.is_empty() {
+        let servers = servers.iter().map(|ip| NameServerConfig::udp_and_tcp(*ip)).collect();
+        return (ResolverConfig::from_parts(None, Vec::new(), servers), ResolverOpts::default());
+    }
+    match hickory_resolver::system_conf::read_system_conf() {
+        Ok(conf) => conf,
+        Err(e) => {
+            tracing::warn!("no DNS resolver configuration ({e}): /dns and /dnsaddr addresses cannot be dialled");
+            (ResolverConfig::from_parts(None, Vec::new(), Vec::new()), ResolverOpts::default())
+        }
+    }
+}
+
 /// A swarm over the configured transports.
 pub fn build(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
     let err = |e: &dyn std::fmt::Display| NetError::Dial(format!("building the swarm: {e}"));
     let idle = cfg.idle_timeout;
+    let resolver = resolver(&cfg.dns_servers);
     let swarm = match cfg.transport {
         TransportKind::Real => SwarmBuilder::with_existing_identity(key)
             .with_tokio()
@@ -24,6 +44,7 @@ pub fn build(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError
             )
             .map_err(|e| err(&e))?
             .with_quic()
+            .with_dns_config(resolver.0, resolver.1)
             .with_behaviour(|key| Behaviour::new(key, cfg))
             .map_err(|e| err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))

@@ -197,8 +197,12 @@ pub struct NetworkConfig {
     pub gateway: String,
     /// Peers dialled at start to join the DHT.
     pub bootstrap: Vec<String>,
-    /// Allow LAN discovery and port mapping (off for the `local` profile).
+    /// Find peers on the local network with mDNS (on for the `home` profile; off for `server`
+    /// and `local`).
     pub discovery: bool,
+    /// Name servers (IP addresses, port 53) for `/dns4/`, `/dns6/`, `/dns/` and `/dnsaddr/`
+    /// addresses (default empty: the system's resolver).
+    pub dns_servers: Vec<String>,
     /// DHT role: `auto` (server once AutoNAT confirms a public address), `server` or `client`.
     pub dht_mode: crate::net::DhtMode,
     /// Probe reachability with AutoNAT (off for loopback-only nodes).
@@ -216,6 +220,7 @@ impl Default for NetworkConfig {
             gateway: "127.0.0.1:8080".into(),
             bootstrap: Vec::new(),
             discovery: false,
+            dns_servers: Vec::new(),
             dht_mode: crate::net::DhtMode::Auto,
             autonat: true,
             max_connections: 512,
@@ -359,6 +364,9 @@ impl Config {
         }
         for b in &n.bootstrap {
             peer_addr("network.bootstrap", b)?;
+        }
+        for d in &n.dns_servers {
+            parses::<std::net::IpAddr>("network.dns_servers", d, "IP addresses of name servers, like 10.0.0.53")?;
         }
         in_range("network.max_connections", u64::from(n.max_connections), 1, 65_536, "")?;
         let g = &self.gateway;
