@@ -31,6 +31,7 @@
 //! - [`read_ahead`]: fetching the blocks a DAG reader wants next, in file order.
 //! - [`dag_read`]: one async block source per read ([`dag_read::Blocks`]) driving the
 //!   protocol reader's state machines, with typed failures.
+//! - [`throttle`]: the serving budget shared by Bitswap and the gateway.
 //! - [`cache`]: the storage budget: unpinned blocks evicted past `store.max_size_bytes`.
 //! - [`memory`]: handing freed heap memory back to the system while the daemon runs.
 //! - [`http_serve`]: the connection loop of the API and the gateway, with read deadlines.
@@ -71,4 +72,5 @@ pub mod repo;
 pub mod store;
 #[cfg(feature = "test-utils")]
 pub mod testnet;
+pub mod throttle;
 pub mod upload;

@@ -65,6 +65,8 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
         dht_mode: c.dht_mode,
         transport: TransportKind::Real,
         max_connections: c.max_connections,
+        max_pending: c.max_pending_connections,
+        max_dials_per_sec: c.max_dials_per_sec,
         idle_timeout: Duration::from_secs(60),
         autonat: c.autonat,
         pubsub: repo.config().ipns.pubsub,
@@ -95,6 +97,7 @@ pub struct Node {
     provider: Provider,
     names: Names,
     follows: Follows,
+    upload: Option<crate::throttle::Throttle>,
     pinning: InProgress,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -114,6 +117,8 @@ impl Node {
         let (net, swarm_task) =
             net::task::spawn_with_store(key, &cfg, Some(repo.store().clone()), shutdown.child_token())?;
         let mut bitswap_cfg = opts.bitswap;
+        let upload = crate::throttle::Throttle::new(repo.config().network.max_upload_bytes_per_sec);
+        bitswap_cfg.upload = upload.clone();
         let (stored_tx, mut stored_rx) = mpsc::channel::<Vec<Cid>>(STORED_QUEUE);
         if repo.config().provide.strategy == Strategy::All {
             bitswap_cfg.stored = Some(stored_tx);
@@ -167,7 +172,8 @@ impl Node {
             block_timeout: Duration::from_secs(c.follow.block_timeout_secs.max(1)),
         };
         let follows = Follows::start(env, shutdown.child_token(), &tasks);
-        let node = Node { repo: Arc::new(repo), net, bitswap, provider, names, follows, pinning, shutdown, tasks };
+        let node =
+            Node { repo: Arc::new(repo), net, bitswap, provider, names, follows, upload, pinning, shutdown, tasks };
         node.resume_pins();
         Ok(node)
     }
@@ -205,6 +211,11 @@ impl Node {
     /// The follows (names and CIDs kept at their latest version).
     pub fn follows(&self) -> &Follows {
         &self.follows
+    }
+
+    /// The serving budget (`network.max_upload_bytes_per_sec`), if there is one.
+    pub(crate) fn upload(&self) -> Option<&crate::throttle::Throttle> {
+        self.upload.as_ref()
     }
 
     /// A cancellation token that fires when the node shuts down.

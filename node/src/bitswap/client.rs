@@ -316,6 +316,7 @@ impl Client {
             room: None,
             failures: Some(peer_tx),
             shutdown: shutdown.clone(),
+            upload: None,
         };
         Client {
             events: net.subscribe(),

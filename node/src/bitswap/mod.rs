@@ -89,6 +89,8 @@ pub struct BitswapConfig {
     pub max_queued_bytes_per_peer: usize,
     /// Where the CIDs of fetched blocks go once durable, for `provide.strategy = all`.
     pub stored: Option<mpsc::Sender<Vec<Cid>>>,
+    /// The serving budget blocks sent to peers spend (`network.max_upload_bytes_per_sec`).
+    pub upload: Option<crate::throttle::Throttle>,
 }
 
 impl Default for BitswapConfig {
@@ -102,6 +104,7 @@ impl Default for BitswapConfig {
             max_store_reads: 16,
             max_queued_bytes_per_peer: 4 * 1024 * 1024,
             stored: None,
+            upload: None,
         }
     }
 }

@@ -121,6 +121,7 @@ impl Server {
             room: Some(room.clone()),
             failures: None,
             shutdown: shutdown.clone(),
+            upload: cfg.upload.clone(),
         };
         Server {
             store,

@@ -299,6 +299,8 @@ pub(crate) struct SenderCtx {
     pub(crate) failures: Option<mpsc::Sender<PeerEvent>>,
     /// Stops the sender.
     pub(crate) shutdown: CancellationToken,
+    /// The serving budget the blocks sent spend (server senders only).
+    pub(crate) upload: Option<crate::throttle::Throttle>,
 }
 
 /// Start a sender task for `peer`.
@@ -352,6 +354,13 @@ pub(crate) async fn run_sender(
         };
         let size = approx_size(&msg);
         let stop = ctx.shutdown.clone();
+        if let Some(budget) = ctx.upload.clone() {
+            let bytes = msg.blocks.iter().map(|b| b.data.len()).sum();
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                () = budget.take(bytes) => {}
+            }
+        }
         let result = tokio::select! {
             _ = stop.cancelled() => break,
             r = send_with_retry(peer, &mut stream, &msg, &mut ctx) => r,

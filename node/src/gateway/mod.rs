@@ -223,16 +223,35 @@ impl Server {
 
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let mut slot = None;
+    let budget = gw.node.upload().cloned();
     let mut resp = match serve(gw, req, &mut slot).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     cors(resp.headers_mut());
+    if let Some(budget) = budget {
+        resp = throttled(resp, budget);
+    }
     match slot {
         // The slot rides along with a streamed body until it ends.
         Some(slot) => stream::hold_until_body_ends(resp, slot),
         None => resp,
     }
+}
+
+/// `resp` with its body paced by the serving budget, piece by piece.
+fn throttled(resp: Response, budget: crate::throttle::Throttle) -> Response {
+    let (parts, body) = resp.into_parts();
+    let body = futures::StreamExt::then(body.into_data_stream(), move |piece| {
+        let budget = budget.clone();
+        async move {
+            if let Ok(p) = &piece {
+                budget.take(p.len()).await;
+            }
+            piece
+        }
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
 async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> Result<Response, GatewayError> {

@@ -36,6 +36,8 @@ pub(crate) const IDENTIFY_PROTOCOL: &str = "ipfs/0.1.0";
 pub struct Behaviour {
     /// Refuses connections over the configured limits.
     pub limits: connection_limits::Behaviour,
+    /// Refuses new outbound connections past the configured rate.
+    pub dials: super::budget::DialBudget,
     /// `/ipfs/id/1.0.0`: learn peers' listen addresses and protocols.
     pub identify: identify::Behaviour,
     /// `/ipfs/ping/1.0.0`: liveness.
@@ -109,12 +111,13 @@ impl Behaviour {
             connection_limits::ConnectionLimits::default()
                 .with_max_established(Some(cfg.max_connections))
                 .with_max_established_per_peer(Some(4))
-                .with_max_pending_incoming(Some(64))
-                .with_max_pending_outgoing(Some(64)),
+                .with_max_pending_incoming(Some(cfg.max_pending))
+                .with_max_pending_outgoing(Some(cfg.max_pending)),
         );
         let autonat = cfg.autonat.then(|| autonat::Behaviour::new(peer_id, autonat::Config::default()));
         Behaviour {
             limits,
+            dials: super::budget::DialBudget::new(cfg.max_dials_per_sec),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,

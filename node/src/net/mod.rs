@@ -13,6 +13,7 @@
 //! - [`task`]: the swarm event loop.
 
 pub mod behaviour;
+pub mod budget;
 mod peerbook;
 pub mod persist;
 pub mod records;
@@ -108,6 +109,10 @@ pub struct NetConfig {
     pub transport: TransportKind,
     /// Most established connections (in + out); more are refused.
     pub max_connections: u32,
+    /// Most connections being set up, each way; more are refused.
+    pub max_pending: u32,
+    /// Most new outbound connections per second (bursts of twice that); 0: unlimited.
+    pub max_dials_per_sec: u32,
     /// How long an idle connection stays open.
     pub idle_timeout: Duration,
     /// Whether AutoNAT may probe and confirm public addresses (off for loopback-only nodes).
@@ -128,6 +133,8 @@ impl Default for NetConfig {
             dht_mode: DhtMode::Auto,
             transport: TransportKind::Real,
             max_connections: 512,
+            max_pending: 64,
+            max_dials_per_sec: 0,
             idle_timeout: Duration::from_secs(60),
             autonat: true,
             pubsub: true,

@@ -38,7 +38,9 @@ pub fn build(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError
         TransportKind::Real => SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
-                tcp::Config::default().nodelay(true),
+                // The kernel's accept queue is one more place connections wait: no longer than
+                // the pending limit, so the caps hold as counted from outside the node.
+                tcp::Config::default().nodelay(true).listen_backlog(cfg.max_pending),
                 (tls::Config::new, noise::Config::new),
                 yamux::Config::default,
             )

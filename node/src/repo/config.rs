@@ -207,8 +207,19 @@ pub struct NetworkConfig {
     pub dht_mode: crate::net::DhtMode,
     /// Probe reachability with AutoNAT (off for loopback-only nodes).
     pub autonat: bool,
-    /// Most established connections.
+    /// Most established connections (default 512; `home` 192: a household router's
+    /// connection table, often 4,096 to 16,384 entries shared by every device, keeps room).
     pub max_connections: u32,
+    /// Most connections being set up at once, each way (default 64; `home` 32: an attempt
+    /// holds a router entry until it times out, answered or not).
+    pub max_pending_connections: u32,
+    /// Most new outbound connections per second, bursts of twice that (default 0: unlimited;
+    /// `home` 16: DHT walks dial in bursts, and consumer routers drop new flows past a few
+    /// hundred per second).
+    pub max_dials_per_sec: u32,
+    /// Bytes per second this node serves to peers (Bitswap) and gateway clients together
+    /// (default 0: unlimited).
+    pub max_upload_bytes_per_sec: u64,
 }
 
 impl Default for NetworkConfig {
@@ -224,6 +235,9 @@ impl Default for NetworkConfig {
             dht_mode: crate::net::DhtMode::Auto,
             autonat: true,
             max_connections: 512,
+            max_pending_connections: 64,
+            max_dials_per_sec: 0,
+            max_upload_bytes_per_sec: 0,
         }
     }
 }
@@ -248,6 +262,9 @@ impl Config {
             "home" => {
                 c.network.bootstrap = IPFS_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
                 c.network.discovery = true;
+                c.network.max_connections = 192;
+                c.network.max_pending_connections = 32;
+                c.network.max_dials_per_sec = 16;
             }
             "server" => {
                 c.network.bootstrap = IPFS_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
@@ -369,6 +386,8 @@ impl Config {
             parses::<std::net::IpAddr>("network.dns_servers", d, "IP addresses of name servers, like 10.0.0.53")?;
         }
         in_range("network.max_connections", u64::from(n.max_connections), 1, 65_536, "")?;
+        in_range("network.max_pending_connections", u64::from(n.max_pending_connections), 1, 4_096, "")?;
+        in_range("network.max_dials_per_sec", u64::from(n.max_dials_per_sec), 0, 100_000, " (0: unlimited)")?;
         let g = &self.gateway;
         for h in &g.subdomain_hosts {
             if h.is_empty() || h.contains(['/', ' ', ':']) {
