@@ -62,6 +62,7 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
     Ok(NetConfig {
         listen: net::parse_addrs(&c.listen)?,
         bootstrap: net::parse_addrs(&c.bootstrap)?,
+        announce: net::parse_addrs(&c.announce)?,
         dht_mode: c.dht_mode,
         transport: TransportKind::Real,
         max_connections: c.max_connections,
@@ -72,6 +73,12 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
         pubsub: repo.config().ipns.pubsub,
         dns_servers: c.dns_servers.iter().filter_map(|s| s.parse().ok()).collect(),
         mdns: c.discovery,
+        relay_reservations: c.relay_reservations as usize,
+        relay_service: c.relay_service.then(|| net::RelayLimits {
+            max_circuit_bytes: c.relay_max_circuit_bytes,
+            max_circuit_duration: Duration::from_secs(c.relay_max_circuit_secs),
+        }),
+        hole_punching: c.hole_punching,
     })
 }
 

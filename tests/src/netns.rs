@@ -83,6 +83,27 @@ impl Lab {
         ip(&["-n", ns, "route", "add", "default", "via", gateway])
     }
 
+    /// Address `cidr` on interface `dev` in `ns` (a bridge acting as a router's LAN port).
+    pub fn addr(&self, ns: &str, dev: &str, cidr: &str) -> Result<()> {
+        ip(&["-n", ns, "addr", "add", cidr, "dev", dev])
+    }
+
+    /// Make `router` a home router: forward packets, and masquerade what leaves through
+    /// `wan` behind its address there (nftables).
+    pub fn masquerade(&self, router: &str, wan: &str) -> Result<()> {
+        let run = |args: &[&str]| -> Result<()> {
+            let out = Command::new("ip").args(["netns", "exec", router]).args(args).output()?;
+            if !out.status.success() {
+                bail!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            }
+            Ok(())
+        };
+        run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        run(&["nft", "add", "table", "ip", "nat"])?;
+        run(&["nft", "add chain ip nat post { type nat hook postrouting priority 100 ; }"])?;
+        run(&["nft", "add", "rule", "ip", "nat", "post", "oifname", wan, "masquerade"])
+    }
+
     /// A command that runs `program` inside `ns`.
     pub fn exec(&self, ns: &str, program: &str) -> Command {
         let mut c = Command::new("ip");

@@ -9,8 +9,9 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{autonat, connection_limits, gossipsub, identify, kad, mdns, ping, StreamProtocol};
+use libp2p::{autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, ping, relay, StreamProtocol};
 
 use super::records::RecordStore;
 use super::NetConfig;
@@ -52,7 +53,13 @@ pub struct Behaviour {
     /// each validated by the name service before it is forwarded.
     pub pubsub: libp2p::swarm::behaviour::toggle::Toggle<gossipsub::Behaviour>,
     /// Peers on the local network (`network.discovery`), found by multicast DNS.
-    pub mdns: libp2p::swarm::behaviour::toggle::Toggle<mdns::tokio::Behaviour>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Circuit relay v2 client: reservations on relays, relayed connections.
+    pub relay_client: Toggle<relay::client::Behaviour>,
+    /// Circuit relay v2 service for others (`network.relay_service`).
+    pub relay: Toggle<relay::Behaviour>,
+    /// Hole punching: a relayed connection upgraded to a direct one (DCUtR).
+    pub dcutr: Toggle<dcutr::Behaviour>,
 }
 
 /// Gossipsub as IPNS over PubSub wants it, interoperable with go's and JavaScript's: every
@@ -87,8 +94,9 @@ fn pubsub(key: &Keypair) -> Option<gossipsub::Behaviour> {
 }
 
 impl Behaviour {
-    /// Build with the node's key and network settings.
-    pub fn new(key: &Keypair, cfg: &NetConfig) -> Self {
+    /// Build with the node's key and network settings (`relay_client`: the transport's relay
+    /// client, when the transport has one).
+    pub fn new(key: &Keypair, cfg: &NetConfig, relay_client: Option<relay::client::Behaviour>) -> Self {
         let peer_id = key.public().to_peer_id();
         let mut kad_cfg = kad::Config::new(KAD_PROTOCOL);
         kad_cfg
@@ -133,6 +141,19 @@ impl Behaviour {
                 })
                 .flatten()
                 .into(),
+            relay_client: relay_client.filter(|_| cfg.relay_reservations > 0).into(),
+            relay: cfg
+                .relay_service
+                .map(|l| {
+                    let config = relay::Config {
+                        max_circuit_bytes: if l.max_circuit_bytes == 0 { u64::MAX } else { l.max_circuit_bytes },
+                        max_circuit_duration: l.max_circuit_duration,
+                        ..relay::Config::default()
+                    };
+                    relay::Behaviour::new(peer_id, config)
+                })
+                .into(),
+            dcutr: cfg.hole_punching.then(|| dcutr::Behaviour::new(peer_id)).into(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod budget;
 mod peerbook;
 pub mod persist;
 pub mod records;
+pub(crate) mod relays;
 pub mod task;
 pub mod transport;
 
@@ -103,6 +104,8 @@ pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers dialled at start (each `/…/p2p/<id>`).
     pub bootstrap: Vec<Multiaddr>,
+    /// Addresses announced as confirmed external addresses (`network.announce`).
+    pub announce: Vec<Multiaddr>,
     /// DHT server or client.
     pub dht_mode: DhtMode,
     /// Transports.
@@ -123,6 +126,28 @@ pub struct NetConfig {
     pub dns_servers: Vec<std::net::IpAddr>,
     /// Find peers on the local network with mDNS (multicast: off unless asked).
     pub mdns: bool,
+    /// Circuit relay reservations kept while not publicly reachable (0: no relay client).
+    pub relay_reservations: usize,
+    /// Serve as a circuit relay for others, with these limits.
+    pub relay_service: Option<RelayLimits>,
+    /// Upgrade relayed connections to direct ones by hole punching (DCUtR).
+    pub hole_punching: bool,
+}
+
+/// What a relay this node runs allows one circuit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Bytes each way (0: no limit).
+    pub max_circuit_bytes: u64,
+    /// How long a circuit may stay open.
+    pub max_circuit_duration: Duration,
+}
+
+impl Default for RelayLimits {
+    /// kubo's: enough for signalling and the hole-punch set-up, not for transfers.
+    fn default() -> Self {
+        RelayLimits { max_circuit_bytes: 128 * 1024, max_circuit_duration: Duration::from_secs(120) }
+    }
 }
 
 impl Default for NetConfig {
@@ -130,6 +155,7 @@ impl Default for NetConfig {
         NetConfig {
             listen: Vec::new(),
             bootstrap: Vec::new(),
+            announce: Vec::new(),
             dht_mode: DhtMode::Auto,
             transport: TransportKind::Real,
             max_connections: 512,
@@ -140,6 +166,9 @@ impl Default for NetConfig {
             pubsub: true,
             dns_servers: Vec::new(),
             mdns: false,
+            relay_reservations: 0,
+            relay_service: None,
+            hole_punching: false,
         }
     }
 }

@@ -63,6 +63,8 @@ struct Task {
     pubsub_listener: Option<mpsc::Sender<super::PubsubEvent>>,
     /// Addresses of providers from this node's record store, for dials after a search.
     provider_addrs: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Circuit relay reservations and their candidates.
+    relays: super::relays::Relays,
     /// Known peers (persisted through this when there is a store) and redialling.
     peerbook: Peerbook,
     persister: Option<super::persist::Persister>,
@@ -137,6 +139,9 @@ pub(crate) fn spawn_with_store(
             .listen_on(addr.clone())
             .map_err(|e| NetError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
     }
+    for addr in &cfg.announce {
+        swarm.add_external_address(addr.clone());
+    }
     for addr in &cfg.bootstrap {
         if let Some(peer) = peer_of(addr) {
             swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
@@ -170,6 +175,7 @@ pub(crate) fn spawn_with_store(
         value_searches: HashMap::new(),
         pubsub_listener: None,
         provider_addrs: HashMap::new(),
+        relays: super::relays::Relays::new(cfg.relay_reservations),
         peerbook,
         persister: peer_persister,
     };
@@ -202,8 +208,26 @@ impl Task {
         tracing::debug!("swarm task stopped");
     }
 
+    /// Take the relay reservations wanted now (a listener each).
+    fn reserve(&mut self) {
+        let now = std::time::Instant::now();
+        for (relay, addr) in self.relays.wanted(now) {
+            match self.swarm.listen_on(addr.clone()) {
+                Ok(id) => {
+                    tracing::debug!(%relay, %addr, "asking a relay for a reservation");
+                    self.relays.listening(id, relay);
+                }
+                Err(e) => {
+                    tracing::debug!(%relay, "cannot listen through the relay: {e}");
+                    self.relays.failed(relay, now);
+                }
+            }
+        }
+    }
+
     /// Alone: dial the bootstrap and known peers again when the backoff says so.
     fn redial(&mut self) {
+        self.reserve();
         let Some(r) = self.peerbook.due(!self.connected.is_empty(), std::time::Instant::now()) else { return };
         tracing::warn!(
             bootstrap = r.bootstrap.len(),
@@ -456,6 +480,9 @@ impl Task {
             // addresses of peers that serve the DHT.
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                 let dht = info.protocols.contains(&KAD_PROTOCOL);
+                if info.protocols.contains(&super::relays::HOP) {
+                    self.relays.learned(peer_id, &info.listen_addrs);
+                }
                 tracing::debug!(%peer_id, dht, agent = %info.agent_version, "identified");
                 if dht {
                     for addr in &info.listen_addrs {
@@ -498,6 +525,25 @@ impl Task {
                     };
                 }
                 tracing::debug!(?peer_id, "outgoing connection failed: {error}");
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+                tracing::debug!(?listener_id, ?reason, "listener closed");
+                self.relays.closed(listener_id, std::time::Instant::now());
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { new, .. })) => {
+                tracing::info!(status = ?new, "reachability");
+                self.relays.set_public(matches!(new, libp2p::autonat::NatStatus::Public(_)));
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+                libp2p::relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal: false, .. },
+            )) => {
+                tracing::info!(relay = %relay_peer_id, "relay reservation accepted: reachable through it");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(libp2p::dcutr::Event { remote_peer_id, result })) => {
+                match result {
+                    Ok(_) => tracing::info!(peer = %remote_peer_id, "hole punched: direct connection"),
+                    Err(e) => tracing::info!(peer = %remote_peer_id, "hole punching failed: {e}"),
+                }
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");

@@ -47,7 +47,9 @@ pub fn build(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError
             .map_err(|e| err(&e))?
             .with_quic()
             .with_dns_config(resolver.0, resolver.1)
-            .with_behaviour(|key| Behaviour::new(key, cfg))
+            .with_relay_client((tls::Config::new, noise::Config::new), yamux::Config::default)
+            .map_err(|e| err(&e))?
+            .with_behaviour(|key, relay| Behaviour::new(key, cfg, Some(relay)))
             .map_err(|e| err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),
@@ -63,7 +65,7 @@ pub fn build(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError
                 )
             })
             .map_err(|e| err(&e))?
-            .with_behaviour(|key| Behaviour::new(key, cfg))
+            .with_behaviour(|key| Behaviour::new(key, cfg, None))
             .map_err(|e| err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),

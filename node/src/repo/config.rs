@@ -197,6 +197,10 @@ pub struct NetworkConfig {
     pub gateway: String,
     /// Peers dialled at start to join the DHT.
     pub bootstrap: Vec<String>,
+    /// Addresses this node tells peers it is reachable at, besides what they observe (kubo's
+    /// `Addresses.Announce`; default empty). A relay serves others only at confirmed public
+    /// addresses: a server with a known public address lists it here.
+    pub announce: Vec<String>,
     /// Find peers on the local network with mDNS (on for the `home` profile; off for `server`
     /// and `local`).
     pub discovery: bool,
@@ -220,6 +224,20 @@ pub struct NetworkConfig {
     /// Bytes per second this node serves to peers (Bitswap) and gateway clients together
     /// (default 0: unlimited).
     pub max_upload_bytes_per_sec: u64,
+    /// Circuit relay reservations kept while the node is not known to be publicly reachable,
+    /// so peers can reach it through a relay (default 0; `home` 2).
+    pub relay_reservations: u32,
+    /// Serve as a circuit relay v2 for others (default off; `server` on).
+    pub relay_service: bool,
+    /// Bytes one relayed circuit may carry each way (default 131072, kubo's: enough for
+    /// signalling and hole punching, not for transfers; 0: no limit, for a relay volunteers run
+    /// for their own group, over which Bitswap then runs).
+    pub relay_max_circuit_bytes: u64,
+    /// Seconds one relayed circuit may stay open (default 120, kubo's).
+    pub relay_max_circuit_secs: u64,
+    /// Upgrade relayed connections to direct ones by hole punching (DCUtR; default off, `home`
+    /// on).
+    pub hole_punching: bool,
 }
 
 impl Default for NetworkConfig {
@@ -230,6 +248,7 @@ impl Default for NetworkConfig {
             api_token: String::new(),
             gateway: "127.0.0.1:8080".into(),
             bootstrap: Vec::new(),
+            announce: Vec::new(),
             discovery: false,
             dns_servers: Vec::new(),
             dht_mode: crate::net::DhtMode::Auto,
@@ -238,6 +257,11 @@ impl Default for NetworkConfig {
             max_pending_connections: 64,
             max_dials_per_sec: 0,
             max_upload_bytes_per_sec: 0,
+            relay_reservations: 0,
+            relay_service: false,
+            relay_max_circuit_bytes: 128 * 1024,
+            relay_max_circuit_secs: 120,
+            hole_punching: false,
         }
     }
 }
@@ -265,10 +289,13 @@ impl Config {
                 c.network.max_connections = 192;
                 c.network.max_pending_connections = 32;
                 c.network.max_dials_per_sec = 16;
+                c.network.relay_reservations = 2;
+                c.network.hole_punching = true;
             }
             "server" => {
                 c.network.bootstrap = IPFS_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
                 c.store.meta_cache_bytes = 64 * 1024 * 1024;
+                c.network.relay_service = true;
             }
             "local" => {
                 // Tests and demos: loopback only, random ports, nothing sent beyond loopback.
@@ -382,11 +409,16 @@ impl Config {
         for b in &n.bootstrap {
             peer_addr("network.bootstrap", b)?;
         }
+        for a in &n.announce {
+            parses::<libp2p::Multiaddr>("network.announce", a, "multiaddresses, like /ip4/203.0.113.7/tcp/4001")?;
+        }
         for d in &n.dns_servers {
             parses::<std::net::IpAddr>("network.dns_servers", d, "IP addresses of name servers, like 10.0.0.53")?;
         }
         in_range("network.max_connections", u64::from(n.max_connections), 1, 65_536, "")?;
         in_range("network.max_pending_connections", u64::from(n.max_pending_connections), 1, 4_096, "")?;
+        in_range("network.relay_reservations", u64::from(n.relay_reservations), 0, 16, "")?;
+        in_range("network.relay_max_circuit_secs", n.relay_max_circuit_secs, 1, u64::from(u32::MAX), " seconds")?;
         in_range("network.max_dials_per_sec", u64::from(n.max_dials_per_sec), 0, 100_000, " (0: unlimited)")?;
         let g = &self.gateway;
         for h in &g.subdomain_hosts {
