@@ -88,8 +88,8 @@ impl Lab {
         ip(&["-n", ns, "addr", "add", cidr, "dev", dev])
     }
 
-    /// Make `router` a home router: forward packets, and masquerade what leaves through
-    /// `wan` behind its address there (nftables).
+    /// Make `router` a home router: forward packets, masquerade what leaves through `wan`
+    /// behind its address there, and drop unsolicited packets arriving there (nftables).
     pub fn masquerade(&self, router: &str, wan: &str) -> Result<()> {
         let run = |args: &[&str]| -> Result<()> {
             let out = Command::new("ip").args(["netns", "exec", router]).args(args).output()?;
@@ -101,7 +101,12 @@ impl Lab {
         run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         run(&["nft", "add", "table", "ip", "nat"])?;
         run(&["nft", "add chain ip nat post { type nat hook postrouting priority 100 ; }"])?;
-        run(&["nft", "add", "rule", "ip", "nat", "post", "oifname", wan, "masquerade"])
+        run(&["nft", "add", "rule", "ip", "nat", "post", "oifname", wan, "masquerade"])?;
+        // As home routers do: unsolicited packets from outside are dropped, not answered
+        // (a closed port's RST would end a hole punch whose other side is still on its way).
+        run(&["nft", "add", "table", "ip", "filter"])?;
+        run(&["nft", "add chain ip filter input { type filter hook input priority 0 ; }"])?;
+        run(&["nft", "add", "rule", "ip", "filter", "input", "iifname", wan, "ct", "state", "new", "drop"])
     }
 
     /// A command that runs `program` inside `ns`.

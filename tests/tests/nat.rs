@@ -1,7 +1,9 @@
 //! Home nodes behind NAT, in network namespaces the test builds: a "public" bridge with a
-//! relay (and DHT) node, and two home networks, each behind its own masquerading router.
-//! A home node keeps a reservation on the relay; another home node finds its content through
-//! the DHT and fetches it through a volunteer relay whose circuits carry any amount.
+//! relay (and DHT) node, and two home networks, each behind its own masquerading router that
+//! drops unsolicited packets. A home node keeps a reservation on the relay; another home node
+//! finds its content through the DHT and fetches it through a volunteer relay whose circuits
+//! carry any amount; or, through a relay with kubo's limits (128 KiB, 2 minutes), after the
+//! two hole-punched a direct connection (DCUtR over TCP), in at least 8 of 10 attempts.
 
 use std::time::Duration;
 
@@ -37,14 +39,32 @@ fn home(lab: &mut Lab, public: &str, name: &str, wan_ip: &str, lan_net: &str) ->
 
 #[test]
 fn a_home_node_behind_nat_is_reached_through_a_volunteer_relay() -> Result<()> {
-    let Some(to_a) = scenario("nat")? else { return Ok(()) };
+    let Some(to_a) = scenario("nat", false)? else { return Ok(()) };
     assert!(to_a.contains("/p2p-circuit"), "not relayed: {to_a}");
     Ok(())
 }
 
+#[test]
+fn home_nodes_behind_nat_hole_punch_and_fetch_over_a_direct_connection() -> Result<()> {
+    const ATTEMPTS: usize = 10;
+    let mut direct = 0;
+    for attempt in 0..ATTEMPTS {
+        match scenario(&format!("punch{attempt}"), true) {
+            Ok(None) => return Ok(()),
+            Ok(Some(to_a)) if !to_a.contains("/p2p-circuit") => direct += 1,
+            Ok(Some(to_a)) => println!("attempt {attempt}: still relayed ({to_a})"),
+            Err(e) => println!("attempt {attempt}: {e:#}"),
+        }
+    }
+    println!("hole punching over TCP: {direct} of {ATTEMPTS} fetches over a direct connection");
+    assert!(direct >= 8, "only {direct} of {ATTEMPTS} hole punches succeeded");
+    Ok(())
+}
+
 /// Build the topology, run the fetch, and return B's connection to A as `swarm peers` shows
-/// it (`None`: skipped).
-fn scenario(tag: &str) -> Result<Option<String>> {
+/// it (`None`: skipped). With `punch`, the relay keeps kubo's circuit limits and both home
+/// nodes hole-punch; without, the relay is a volunteer's without limits.
+fn scenario(tag: &str, punch: bool) -> Result<Option<String>> {
     if let Some(why) = netns::unavailable() {
         println!("SKIPPED: {why}");
         return Ok(None);
@@ -63,7 +83,9 @@ fn scenario(tag: &str) -> Result<Option<String>> {
     // A relay serves at confirmed public addresses: this one announces its own.
     set_config(&relay, "announce = []", "announce = [\"/ip4/10.50.0.10/tcp/4001\"]")?;
     set_config(&relay, "relay_service = false", "relay_service = true")?;
-    set_config(&relay, "relay_max_circuit_bytes = 131072", "relay_max_circuit_bytes = 0")?;
+    if !punch {
+        set_config(&relay, "relay_max_circuit_bytes = 131072", "relay_max_circuit_bytes = 0")?;
+    }
     let _dr = Daemon::start(&relay)?;
     let rid = id(&relay)?;
     let raddr = rid["Addresses"]
@@ -81,6 +103,9 @@ fn scenario(tag: &str) -> Result<Option<String>> {
         bootstrap_to(r, std::slice::from_ref(&raddr))?;
         set_config(r, "dht_mode = \"server\"", "dht_mode = \"client\"")?;
         set_config(r, "relay_reservations = 0", "relay_reservations = 1")?;
+        if punch {
+            set_config(r, "hole_punching = false", "hole_punching = true")?;
+        }
     }
     let _da = Daemon::start(&a)?;
     // A is reachable through the relay once its reservation is accepted.

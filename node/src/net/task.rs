@@ -48,8 +48,9 @@ struct Task {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<NetEvent>,
-    /// Connected peers: connections open, and the remote address of one (a connection this
-    /// node dialled when there is one: its address is where the peer is reachable).
+    /// Connected peers: connections open, and the remote address of one (a direct connection
+    /// before a relayed one, then one this node dialled: its address is where the peer is
+    /// reachable).
     connected: HashMap<PeerId, Link>,
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     provider_searches: HashMap<QueryId, ProviderSearch>,
@@ -80,6 +81,12 @@ struct Link {
 
 /// How often the task looks whether it is alone and should dial again.
 const REDIAL_CHECK: Duration = Duration::from_secs(1);
+
+/// How telling a connection's address is: direct before relayed, then dialled by this node.
+fn rank(addr: &Multiaddr, dialed: bool) -> u8 {
+    let relayed = addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit));
+    u8::from(!relayed) * 2 + u8::from(dialed)
+}
 
 /// `addr` without a trailing `/p2p/<id>`.
 fn without_peer(addr: &Multiaddr) -> Multiaddr {
@@ -501,8 +508,10 @@ impl Task {
                 let (addr, dialed) = (endpoint.get_remote_address().clone(), endpoint.is_dialer());
                 let link = self.connected.entry(peer_id).or_insert(Link { connections: 0, addr: addr.clone(), dialed });
                 link.connections = num_established.get();
-                if dialed && !link.dialed {
-                    (link.addr, link.dialed) = (addr, true);
+                // The address shown is the best connection's: direct before relayed, then one
+                // this node dialled.
+                if rank(&addr, dialed) > rank(&link.addr, link.dialed) {
+                    (link.addr, link.dialed) = (addr, dialed);
                 }
                 if num_established.get() == 1 {
                     let _ = self.events.send(NetEvent::Connected(peer_id));
