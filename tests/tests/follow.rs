@@ -275,6 +275,14 @@ fn without_pubsub_a_follower_sees_a_new_version_within_its_check_interval() -> R
     assert!(warning.contains("expires in 2days") && warning.contains("republish"), "{warning}");
     let out = v.run(&["follow", "status", &name])?;
     assert!(String::from_utf8_lossy(&out.stderr).contains("warning: the newest record"), "{out:?}");
+
+    // Unfollowing stops the task and unpins what the follow pinned; the follow stays gone
+    // (its task, checking every 2 s, would have written it back).
+    assert!(v.ok(&["follow", "rm", &name])?.contains("stopped following"));
+    assert!(!pins(&v)?.contains(&v2), "the follow's pin went");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(v.ok(&["follow", "ls"])?.trim().is_empty());
+    assert!(v.fails(&["follow", "status", &name])?.contains("is not followed"));
     Ok(())
 }
 

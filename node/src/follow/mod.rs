@@ -56,7 +56,12 @@ struct Running {
     name: Option<Name>,
     wake: Arc<Notify>,
     stop: CancellationToken,
+    /// Closed when the task has ended (its sender is dropped then).
+    ended: tokio::sync::oneshot::Receiver<()>,
 }
+
+/// How long `follow rm` waits for the follow's task to end before removing it anyway.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Handle to the follows of a running node. Cheap to clone.
 #[derive(Clone)]
@@ -179,11 +184,16 @@ impl Follows {
     fn spawn(&self, f: Follow) {
         let stop = self.shutdown.child_token();
         let wake = Arc::new(Notify::new());
-        let running = Running { name: f.name(), wake: wake.clone(), stop: stop.clone() };
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
+        let running = Running { name: f.name(), wake: wake.clone(), stop: stop.clone(), ended };
         if let Some(old) = self.running.lock().expect("follows lock").insert(f.target.clone(), running) {
             old.stop.cancel();
         }
-        self.tasks.spawn(worker::run(self.env.clone(), f, wake, stop));
+        let env = self.env.clone();
+        self.tasks.spawn(async move {
+            worker::run(env, f, wake, stop).await;
+            drop(ended_tx);
+        });
     }
 
     /// Follow `target` from now on.
@@ -201,6 +211,7 @@ impl Follows {
 
     /// Stop following (by target or label); unpin its versions unless `keep`.
     pub(crate) async fn remove(&self, what: String, keep: bool) -> Result<Follow, FollowError> {
+        let asked = what.clone();
         let target = target_of(&what).ok();
         let label_match = {
             let running = self.running.lock().expect("follows lock");
@@ -212,10 +223,13 @@ impl Follows {
             None => self.env.store.handle().call(move |s| Ok(find(s, &what).map(|f| f.target))).await?.ok(),
         };
         let Some(t) = stop_target else {
-            return Err(FollowError::NotFollowed(target.unwrap_or_default()));
+            return Err(FollowError::NotFollowed(asked));
         };
-        if let Some(r) = self.running.lock().expect("follows lock").remove(&t) {
+        let running = self.running.lock().expect("follows lock").remove(&t);
+        if let Some(r) = running {
+            // The task writes the follow after each step: it must be gone before the follow is.
             r.stop.cancel();
+            let _ = tokio::time::timeout(STOP_WAIT, r.ended).await;
         }
         let store = self.env.store.handle();
         let (f, unreached) = store.call(move |s| Ok(remove(s, &t, keep))).await??;
