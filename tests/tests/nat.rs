@@ -39,8 +39,9 @@ fn home(lab: &mut Lab, public: &str, name: &str, wan_ip: &str, lan_net: &str) ->
 
 #[test]
 fn a_home_node_behind_nat_is_reached_through_a_volunteer_relay() -> Result<()> {
-    let Some(to_a) = scenario("nat", false)? else { return Ok(()) };
+    let Some((to_a, counts)) = scenario("nat", false)? else { return Ok(()) };
     assert!(to_a.contains("/p2p-circuit"), "not relayed: {to_a}");
+    assert!(counts["Relayed"].as_u64() >= Some(1) && counts["HolePunched"] == 0, "{counts}");
     Ok(())
 }
 
@@ -51,8 +52,11 @@ fn home_nodes_behind_nat_hole_punch_and_fetch_over_a_direct_connection() -> Resu
     for attempt in 0..ATTEMPTS {
         match scenario(&format!("punch{attempt}"), true) {
             Ok(None) => return Ok(()),
-            Ok(Some(to_a)) if !to_a.contains("/p2p-circuit") => direct += 1,
-            Ok(Some(to_a)) => println!("attempt {attempt}: still relayed ({to_a})"),
+            Ok(Some((to_a, counts))) if !to_a.contains("/p2p-circuit") => {
+                assert!(counts["HolePunched"].as_u64() >= Some(1), "the punch is counted: {counts}");
+                direct += 1;
+            }
+            Ok(Some((to_a, _))) => println!("attempt {attempt}: still relayed ({to_a})"),
             Err(e) => println!("attempt {attempt}: {e:#}"),
         }
     }
@@ -62,9 +66,9 @@ fn home_nodes_behind_nat_hole_punch_and_fetch_over_a_direct_connection() -> Resu
 }
 
 /// Build the topology, run the fetch, and return B's connection to A as `swarm peers` shows
-/// it (`None`: skipped). With `punch`, the relay keeps kubo's circuit limits and both home
+/// it and B's connection counts from `cairn id` (`None`: skipped). With `punch`, the relay keeps kubo's circuit limits and both home
 /// nodes hole-punch; without, the relay is a volunteer's without limits.
-fn scenario(tag: &str, punch: bool) -> Result<Option<String>> {
+fn scenario(tag: &str, punch: bool) -> Result<Option<(String, serde_json::Value)>> {
     if let Some(why) = netns::unavailable() {
         println!("SKIPPED: {why}");
         return Ok(None);
@@ -133,6 +137,7 @@ fn scenario(tag: &str, punch: bool) -> Result<Option<String>> {
     let a_id = id(&a)?["ID"].as_str().context("ID")?.to_string();
     let peers = b.ok(&["swarm", "peers"])?;
     let to_a = peers.lines().find(|l| l.contains(&a_id)).context("B is not connected to A")?;
-    println!("B's connection to A: {to_a}");
-    Ok(Some(to_a.to_string()))
+    let counts = id(&b)?["Connections"].clone();
+    println!("B's connection to A: {to_a}; B's connections: {counts}");
+    Ok(Some((to_a.to_string(), counts)))
 }

@@ -234,7 +234,14 @@ fn init(path: &Path, profile: &str, out: &mut Printer) -> Result<()> {
 /// addresses peers can reach it on, each ending in `/p2p/<id>` (none offline).
 fn id(path: &Path, out: &mut Printer) -> Result<()> {
     let v = connect(path)?.call(Id { peer: None })?;
-    let id = v.id.clone();
-    out.emit(json!({ "ID": v.id, "profile": v.profile, "Addresses": v.addresses }), || id)?;
+    let mut text = v.id.clone();
+    if let Some(c) = &v.connections {
+        text.push_str(&format!(
+            "\nconnections since start: {} direct, {} relayed; hole punches: {} succeeded, {} failed; relay reservations: {}",
+            c.direct, c.relayed, c.hole_punched, c.hole_punch_failed, c.relay_reservations
+        ));
+    }
+    let value = json!({ "ID": v.id, "profile": v.profile, "Addresses": v.addresses, "Connections": v.connections });
+    out.emit(value, || text)?;
     Ok(())
 }

@@ -211,6 +211,22 @@ pub struct PeerInfo {
     pub connections: u32,
 }
 
+/// How this node's connections came about since it started (`cairn id`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Reach {
+    /// Connections established directly (not through a relay), hole punches included.
+    pub direct: u64,
+    /// Connections established through a relay.
+    pub relayed: u64,
+    /// Relayed connections upgraded to direct ones by hole punching.
+    pub hole_punched: u64,
+    /// Hole punches that failed.
+    pub hole_punch_failed: u64,
+    /// Relay reservations held now.
+    pub relay_reservations: u64,
+}
+
 /// A peer and the addresses a DHT walk learned for it.
 pub type PeerAddrs = (PeerId, Vec<Multiaddr>);
 
@@ -266,6 +282,11 @@ pub enum Command {
     Addrs {
         /// The answer.
         reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    /// How this node's connections came about since it started.
+    Reach {
+        /// The answer.
+        reply: oneshot::Sender<Reach>,
     },
     /// Search the DHT for providers of a multihash; providers stream into `found` as they are
     /// discovered (and are dialled) until `limit` or the end of the query.
@@ -470,6 +491,11 @@ impl Network {
     /// Whether `peer` is connected.
     pub async fn is_connected(&self, peer: PeerId) -> Result<bool, NetError> {
         self.ask(|reply| Command::IsConnected { peer, reply }).await
+    }
+
+    /// How this node's connections came about since it started.
+    pub async fn reach(&self) -> Result<Reach, NetError> {
+        self.ask(|reply| Command::Reach { reply }).await
     }
 
     /// Our listen and external addresses.

@@ -83,6 +83,11 @@ impl Relays {
         self.resting.insert(relay, now + RETRY_AFTER);
     }
 
+    /// Reservations held (or being asked for) now.
+    pub(crate) fn active(&self) -> usize {
+        self.active.len()
+    }
+
     /// A listener was opened for a reservation on `relay`.
     pub(crate) fn listening(&mut self, id: ListenerId, relay: PeerId) {
         self.active.insert(id, relay);

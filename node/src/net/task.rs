@@ -66,6 +66,8 @@ struct Task {
     provider_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     /// Circuit relay reservations and their candidates.
     relays: super::relays::Relays,
+    /// How connections came about (counters for `cairn id`).
+    reach: super::Reach,
     /// Known peers (persisted through this when there is a store) and redialling.
     peerbook: Peerbook,
     persister: Option<super::persist::Persister>,
@@ -183,6 +185,7 @@ pub(crate) fn spawn_with_store(
         pubsub_listener: None,
         provider_addrs: HashMap::new(),
         relays: super::relays::Relays::new(cfg.relay_reservations),
+        reach: super::Reach::default(),
         peerbook,
         persister: peer_persister,
     };
@@ -272,6 +275,9 @@ impl Task {
             }
             Command::IsConnected { peer, reply } => {
                 let _ = reply.send(self.connected.contains_key(&peer));
+            }
+            Command::Reach { reply } => {
+                let _ = reply.send(super::Reach { relay_reservations: self.relays.active() as u64, ..self.reach });
             }
             Command::Addrs { reply } => {
                 let mut addrs = self.listen_addrs.clone();
@@ -506,6 +512,10 @@ impl Task {
                     let _ = reply.send(Ok(peer_id));
                 }
                 let (addr, dialed) = (endpoint.get_remote_address().clone(), endpoint.is_dialer());
+                match addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit)) {
+                    true => self.reach.relayed += 1,
+                    false => self.reach.direct += 1,
+                }
                 let link = self.connected.entry(peer_id).or_insert(Link { connections: 0, addr: addr.clone(), dialed });
                 link.connections = num_established.get();
                 // The address shown is the best connection's: direct before relayed, then one
@@ -550,8 +560,14 @@ impl Task {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(libp2p::dcutr::Event { remote_peer_id, result })) => {
                 match result {
-                    Ok(_) => tracing::info!(peer = %remote_peer_id, "hole punched: direct connection"),
-                    Err(e) => tracing::info!(peer = %remote_peer_id, "hole punching failed: {e}"),
+                    Ok(_) => {
+                        self.reach.hole_punched += 1;
+                        tracing::info!(peer = %remote_peer_id, "hole punched: direct connection");
+                    }
+                    Err(e) => {
+                        self.reach.hole_punch_failed += 1;
+                        tracing::info!(peer = %remote_peer_id, "hole punching failed: {e}");
+                    }
                 }
             }
             SwarmEvent::NewListenAddr { address, .. } => {

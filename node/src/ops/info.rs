@@ -88,6 +88,10 @@ pub struct IdInfo {
     /// The repo's node profile (`home`, `server`, `local`); cairn's own field.
     #[serde(rename = "Profile", default)]
     pub profile: String,
+    /// How the daemon's connections came about since it started: direct, relayed, hole
+    /// punched (none without the network); cairn's own field.
+    #[serde(rename = "Connections", default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<crate::net::Reach>,
 }
 json_reply!(IdInfo);
 
@@ -118,9 +122,12 @@ impl Op for Id {
         }
         let mut proto = vec![0x08, 0x01, 0x12, 0x20];
         proto.extend_from_slice(&repo.identity().public_bytes());
-        let addresses = match &ctx {
-            Ctx::Online(node) => node.net().addrs().await?.into_iter().map(|a| format!("{a}/p2p/{me}")).collect(),
-            Ctx::Offline(_) => Vec::new(),
+        let (addresses, connections) = match &ctx {
+            Ctx::Online(node) => (
+                node.net().addrs().await?.into_iter().map(|a| format!("{a}/p2p/{me}")).collect(),
+                Some(node.net().reach().await?),
+            ),
+            Ctx::Offline(_) => (Vec::new(), None),
         };
         Ok(IdInfo {
             id: me,
@@ -129,6 +136,7 @@ impl Op for Id {
             agent_version: concat!("cairn/", env!("CARGO_PKG_VERSION")).into(),
             protocol_version: "ipfs/0.1.0".into(),
             profile: repo.config().profile.clone(),
+            connections,
         })
     }
 }
