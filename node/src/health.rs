@@ -206,7 +206,7 @@ enum Answer {
 }
 
 /// Ask `peer` which of `blocks` it holds, live.
-async fn ask(node: &Node, peer: PeerId, blocks: &[Cid]) -> Answer {
+async fn ask(node: &Node, peer: PeerId, blocks: &[Cid], index: &HashMap<Vec<u8>, usize>) -> Answer {
     let net = node.net();
     let connect = |addrs: Vec<Multiaddr>| async move {
         match tokio::time::timeout(CONNECT_TIMEOUT, net.connect(peer, addrs)).await {
@@ -236,7 +236,6 @@ async fn ask(node: &Node, peer: PeerId, blocks: &[Cid]) -> Answer {
         Some((_, false)) => return Answer::NoRoot,
         Some((_, true)) => {}
     }
-    let index: HashMap<Vec<u8>, usize> = blocks.iter().enumerate().map(|(i, c)| (c.hash().to_bytes(), i)).collect();
     let mut held = vec![0];
     for batch in blocks[1..].chunks(BATCH) {
         let Ok(answers) = bitswap.probe(peer, batch.to_vec(), ANSWER_TIMEOUT).await else { break };
@@ -269,6 +268,8 @@ pub(crate) async fn check(node: &Node, root: Cid, name: Option<Name>) -> Result<
     let session = node.bitswap().session();
     let (blocks, peers) = tokio::join!(enumerate(node, &session, root), candidates(node, root, name));
     let blocks = blocks?;
+    // Answers name blocks by multihash (a peer may use the other CID version).
+    let index: HashMap<Vec<u8>, usize> = blocks.iter().enumerate().map(|(i, c)| (c.hash().to_bytes(), i)).collect();
     let mut answers: FuturesUnordered<_> = FuturesUnordered::new();
     let mut queue = peers.iter().copied();
     let (mut unreachable, mut without_root) = (Vec::new(), 0u32);
@@ -278,7 +279,8 @@ pub(crate) async fn check(node: &Node, root: Cid, name: Option<Name>) -> Result<
         while answers.len() < PARALLEL {
             let Some(peer) = queue.next() else { break };
             let blocks = &blocks;
-            answers.push(async move { (peer, ask(node, peer, blocks).await) });
+            let index = &index;
+            answers.push(async move { (peer, ask(node, peer, blocks, index).await) });
         }
         let Some((peer, answer)) = answers.next().await else { break };
         match answer {

@@ -342,9 +342,10 @@ pub fn set_config(repo: &TestRepo, from: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
-/// A running daemon's peer ID.
+/// A running daemon's peer ID (`cairn id`).
 pub fn peer_id(repo: &TestRepo) -> Result<String> {
-    Ok(swarm_addr(repo)?.rsplit('/').next().context("peer id")?.to_string())
+    let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;
+    Ok(id["ID"].as_str().context("ID")?.to_string())
 }
 
 /// Whether `asker`'s `dht findprovs cid` lists `provider` within 30 s.
@@ -356,6 +357,12 @@ pub fn finds_provider(asker: &TestRepo, cid: &str, provider: &str) -> bool {
 /// A running daemon's loopback TCP address (any of 127.0.0.0/8) with its peer ID (from
 /// `cairn id`).
 pub fn swarm_addr(repo: &TestRepo) -> Result<String> {
+    swarm_addr_on(repo, "/ip4/127.")
+}
+
+/// A running daemon's TCP address starting with `prefix` (`/ip4/10.50.0.10/`), with its peer
+/// ID (from `cairn id`).
+pub fn swarm_addr_on(repo: &TestRepo, prefix: &str) -> Result<String> {
     let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;
     let peer = id["ID"].as_str().context("ID")?;
     let addr = id["Addresses"]
@@ -363,8 +370,8 @@ pub fn swarm_addr(repo: &TestRepo) -> Result<String> {
         .context("Addresses")?
         .iter()
         .filter_map(|a| a.as_str())
-        .find(|a| a.starts_with("/ip4/127.") && a.contains("/tcp/"))
-        .context("a loopback TCP address")?
+        .find(|a| a.starts_with(prefix) && a.contains("/tcp/"))
+        .with_context(|| format!("a TCP address starting with {prefix}"))?
         .to_string();
     Ok(if addr.contains("/p2p/") { addr } else { format!("{addr}/p2p/{peer}") })
 }

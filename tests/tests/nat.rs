@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cairn_tests::netns::{self, Lab};
-use cairn_tests::{bootstrap_to, set_config, wait_for, Daemon, TestRepo};
+use cairn_tests::{bootstrap_to, peer_id, set_config, swarm_addr_on, wait_for, Daemon, TestRepo};
 
 /// A `local` repo in `ns`, listening on `ip`.
 fn repo_in(ns: &str, ip: &str) -> Result<TestRepo> {
@@ -91,16 +91,7 @@ fn scenario(tag: &str, punch: bool) -> Result<Option<(String, serde_json::Value)
         set_config(&relay, "relay_max_circuit_bytes = 131072", "relay_max_circuit_bytes = 0")?;
     }
     let _dr = Daemon::start(&relay)?;
-    let rid = id(&relay)?;
-    let raddr = rid["Addresses"]
-        .as_array()
-        .context("Addresses")?
-        .iter()
-        .filter_map(|a| a.as_str())
-        .find(|a| a.starts_with("/ip4/10.50.0.10/tcp/"))
-        .context("the relay's address")?
-        .to_string();
-    let raddr = format!("{raddr}/p2p/{}", rid["ID"].as_str().context("ID")?);
+    let raddr = swarm_addr_on(&relay, "/ip4/10.50.0.10/")?;
 
     let (a, b) = (repo_in(&na, "192.168.10.2")?, repo_in(&nb, "192.168.20.2")?);
     for r in [&a, &b] {
@@ -134,7 +125,7 @@ fn scenario(tag: &str, punch: bool) -> Result<Option<(String, serde_json::Value)
     let got = b.run(&["--timeout", "60s", "cat", &cid])?;
     assert!(got.status.success(), "B could not fetch from A: {}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(got.stdout.len(), 2 << 20);
-    let a_id = id(&a)?["ID"].as_str().context("ID")?.to_string();
+    let a_id = peer_id(&a)?;
     let peers = b.ok(&["swarm", "peers"])?;
     let to_a = peers.lines().find(|l| l.contains(&a_id)).context("B is not connected to A")?;
     let counts = id(&b)?["Connections"].clone();

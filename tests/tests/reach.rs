@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use cairn_tests::netns::{self, Lab};
-use cairn_tests::{bootstrap_to, peer_id, set_config, swarm_addr, wait_for, Daemon, TestRepo};
+use cairn_tests::{bootstrap_to, peer_id, set_config, swarm_addr, swarm_addr_on, wait_for, Daemon, TestRepo};
 
 /// Skip (saying why) when the kernel cannot make the namespaces these tests need.
 fn lab_or_skip(tag: &str) -> Option<Lab> {
@@ -42,12 +42,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A daemon's peer ID (`cairn id`).
-fn node_id(repo: &TestRepo) -> Result<String> {
-    let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;
-    Ok(id["ID"].as_str().context("ID")?.to_string())
 }
 
 fn connected(repo: &TestRepo, peer: &str) -> bool {
@@ -109,7 +103,7 @@ fn two_daemons_on_one_lan_find_each_other_by_mdns_and_exchange_a_file() -> Resul
     let f = a.scratch("lan.txt");
     std::fs::write(&f, "found on the LAN\n")?;
     let cid = a.ok(&["add", "-Q", f.to_str().unwrap()])?.trim().to_string();
-    let id_a = node_id(&a)?;
+    let id_a = peer_id(&a)?;
     wait_for(Duration::from_secs(30), || connected(&b, &id_a).then_some(()))
         .context("B never found A by mDNS (no bootstrap peers)")?;
     assert_eq!(b.ok(&["cat", &cid])?, "found on the LAN\n");
@@ -130,8 +124,10 @@ fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static)
 }
 
 /// TCP connections established on `port` inside `ns`, counted by `ss` from outside the node.
-fn established(lab: &Lab, ns: &str, port: &str) -> Result<usize> {
-    let out = lab.exec(ns, "ss").args(["-Htn", "state", "established", &format!("( sport = :{port} )")]).output()?;
+fn established(ns: &str, port: &str) -> Result<usize> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-Htn", "state", "established", &format!("( sport = :{port} )")])
+        .output()?;
     Ok(String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count())
 }
 
@@ -150,19 +146,8 @@ fn a_home_node_stays_under_its_connection_caps_in_a_crowd_and_paces_what_it_serv
     set_config(&home, "max_pending_connections = 64", &format!("max_pending_connections = {max_pending}"))?;
     set_config(&home, "max_upload_bytes_per_sec = 0", "max_upload_bytes_per_sec = 1048576")?;
     let dh = Daemon::start(&home)?;
-    let home_id = node_id(&home)?;
-    let home_addr = format!("/ip4/10.32.0.2/tcp/{}/p2p/{home_id}", {
-        let id: serde_json::Value = serde_json::from_str(&home.ok(&["id", "--json"])?)?;
-        let a = id["Addresses"]
-            .as_array()
-            .context("Addresses")?
-            .iter()
-            .filter_map(|a| a.as_str())
-            .find(|a| a.starts_with("/ip4/10.32.0.2/tcp/"))
-            .context("home's address")?
-            .to_string();
-        tcp_port(&a)?
-    });
+    let home_id = peer_id(&home)?;
+    let home_addr = swarm_addr_on(&home, "/ip4/10.32.0.2/")?;
     let port = tcp_port(&home_addr)?;
     let f = home.scratch("four.bin");
     std::fs::write(&f, cairn_tests::prng(4 << 20))?;
@@ -211,22 +196,7 @@ fn a_home_node_stays_under_its_connection_caps_in_a_crowd_and_paces_what_it_serv
         let sampler = std::thread::spawn(move || {
             let mut most = 0;
             while !d.load(std::sync::atomic::Ordering::Relaxed) {
-                let out = std::process::Command::new("ip")
-                    .args([
-                        "netns",
-                        "exec",
-                        &lab_ns,
-                        "ss",
-                        "-Htn",
-                        "state",
-                        "established",
-                        &format!("( sport = :{port} )"),
-                    ])
-                    .output();
-                if let Ok(o) = out {
-                    most =
-                        most.max(String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.trim().is_empty()).count());
-                }
+                most = most.max(established(&lab_ns, &port).unwrap_or(0));
                 std::thread::sleep(Duration::from_millis(50));
             }
             most
@@ -241,7 +211,7 @@ fn a_home_node_stays_under_its_connection_caps_in_a_crowd_and_paces_what_it_serv
     assert_eq!(got.stdout.len(), 4 << 20);
     println!("4 MiB served through a 1 MiB/s budget in a crowd of {CROWD}: {took:?}");
     assert!(took >= Duration::from_millis(2500), "the serving budget was not applied: {took:?}");
-    let now = established(&lab, &nh, &port)?;
+    let now = established(&nh, &port)?;
     counting.0.store(true, std::sync::atomic::Ordering::Relaxed);
     let most = counting.1.join().expect("sampler");
     stop.cancel();
