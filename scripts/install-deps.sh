@@ -3,7 +3,8 @@
 # Node.js and npm (the Helia peer and the JavaScript CAR libraries used by interop tests),
 # iproute2 and util-linux (loopback-only network namespaces for kubo), python3 and pip (the
 # kubo peer and the interop driver), curl (the gateway tests), wrk (the gateway benchmark) and chromium (the gateway's
-# browser test), dnsmasq and nftables (test networks with DNS and NAT in namespaces).
+# browser test), dnsmasq, nftables and miniupnpd (test networks with DNS, NAT and UPnP in
+# namespaces).
 set -euo pipefail
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
@@ -19,6 +20,9 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # dnsmasq-base starts no service), nftables for the NATs.
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# A UPnP IGD router for the port-mapping test (run in the foreground inside a test namespace;
+# the package starts no service).
+command -v miniupnpd >/dev/null 2>&1 || need+=(miniupnpd-nftables)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: missing ${need[*]}; run as root or install them (apt-get install ${need[*]})" >&2

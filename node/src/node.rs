@@ -70,6 +70,8 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
         max_dials_per_sec: c.max_dials_per_sec,
         idle_timeout: Duration::from_secs(60),
         autonat: c.autonat,
+        autonat_private_addrs: c.autonat_private_addrs,
+        upnp: c.discovery,
         pubsub: repo.config().ipns.pubsub,
         dns_servers: c.dns_servers.iter().filter_map(|s| s.parse().ok()).collect(),
         mdns: c.discovery,

@@ -360,8 +360,8 @@ pub fn swarm_addr(repo: &TestRepo) -> Result<String> {
     swarm_addr_on(repo, "/ip4/127.")
 }
 
-/// A running daemon's TCP address starting with `prefix` (`/ip4/10.50.0.10/`), with its peer
-/// ID (from `cairn id`).
+/// A running daemon's TCP address starting with `prefix` (`/ip4/10.50.0.10/`), or its QUIC
+/// one for a prefix naming UDP (`/ip4/10.50.0.10/udp/`), with its peer ID (from `cairn id`).
 pub fn swarm_addr_on(repo: &TestRepo, prefix: &str) -> Result<String> {
     let id: serde_json::Value = serde_json::from_str(&repo.ok(&["id", "--json"])?)?;
     let peer = id["ID"].as_str().context("ID")?;
@@ -370,8 +370,8 @@ pub fn swarm_addr_on(repo: &TestRepo, prefix: &str) -> Result<String> {
         .context("Addresses")?
         .iter()
         .filter_map(|a| a.as_str())
-        .find(|a| a.starts_with(prefix) && a.contains("/tcp/"))
-        .with_context(|| format!("a TCP address starting with {prefix}"))?
+        .find(|a| a.starts_with(prefix) && (a.contains("/tcp/") || prefix.contains("/udp/")))
+        .with_context(|| format!("an address starting with {prefix}"))?
         .to_string();
     Ok(if addr.contains("/p2p/") { addr } else { format!("{addr}/p2p/{peer}") })
 }

@@ -4,7 +4,7 @@
 //! started inside a namespace. Every namespace name carries the process ID, so parallel tests
 //! and leftovers of killed runs never collide.
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{bail, Context, Result};
@@ -109,6 +109,65 @@ impl Lab {
         run(&["nft", "add", "rule", "ip", "filter", "input", "iifname", wan, "ct", "state", "new", "drop"])
     }
 
+    /// Make `router` (already masquerading through `wan`) a UPnP IGD for its LAN interface
+    /// `lan`: the nftables chains miniupnpd fills (a port-forward in `prerouting_miniupnpd`,
+    /// its accept rule in `miniupnpd`) and Debian's miniupnpd (nftables build) in the
+    /// foreground, mapping ports 1024–65535 for hosts on `allow` (like `192.168.10.0/24`) only
+    /// to themselves. miniupnpd refuses a router whose WAN address is private ("port
+    /// forwarding is impossible"), so `wan` must carry a global-looking address.
+    pub fn upnp(&self, router: &str, wan: &str, lan: &str, allow: &str, scratch: &std::path::Path) -> Result<Program> {
+        let rules = "table inet miniupnpd {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    jump miniupnpd
+  }
+  chain miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority -100; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100; policy accept;
+    jump postrouting_miniupnpd
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+";
+        let nft = scratch.join(format!("{router}-upnp.nft"));
+        std::fs::write(&nft, rules)?;
+        let out = self.exec(router, "nft").arg("-f").arg(&nft).output()?;
+        if !out.status.success() {
+            bail!("nft -f {}: {}", nft.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let conf = scratch.join(format!("{router}-miniupnpd.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "ext_ifname={wan}\nlistening_ip={lan}\nport=0\nenable_natpmp=no\nenable_upnp=yes\n\
+                 secure_mode=yes\nsystem_uptime=yes\nuuid=3e2c3a52-9a5e-4c8c-9a0f-2f1c1a0c0001\n\
+                 upnp_table_name=miniupnpd\nupnp_nat_table_name=miniupnpd\n\
+                 allow 1024-65535 {allow} 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
+            ),
+        )?;
+        let log = std::fs::File::create(scratch.join(format!("{router}-miniupnpd.log")))?;
+        let child = self
+            .exec(router, "miniupnpd")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-d")
+            .arg("-P")
+            .arg(scratch.join(format!("{router}-miniupnpd.pid")))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting miniupnpd (Debian package miniupnpd-nftables)")?;
+        Ok(Program(child))
+    }
+
     /// A command that runs `program` inside `ns`.
     pub fn exec(&self, ns: &str, program: &str) -> Command {
         let mut c = Command::new("ip");
@@ -124,5 +183,16 @@ impl Drop for Lab {
             // first.
             let _ = ip(&["netns", "del", &ns]);
         }
+    }
+}
+
+/// A program started inside a namespace (a DNS server, a UPnP router), killed when dropped:
+/// drop it before the [`Lab`], whose namespaces it keeps alive.
+pub struct Program(pub Child);
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

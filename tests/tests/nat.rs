@@ -3,18 +3,49 @@
 //! drops unsolicited packets. A home node keeps a reservation on the relay; another home node
 //! finds its content through the DHT and fetches it through a volunteer relay whose circuits
 //! carry any amount; or, through a relay with kubo's limits (128 KiB, 2 minutes), after the
-//! two hole-punched a direct connection (DCUtR over TCP), in at least 8 of 10 attempts.
+//! two hole-punched a direct connection (DCUtR, over TCP and over QUIC), in at least 8 of 10
+//! attempts each. AutoNAT tells the home nodes they are behind NAT and a node on the public
+//! bridge that it is public. A home node whose router speaks UPnP (Debian's miniupnpd) maps
+//! its port and is dialled directly.
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use cairn_tests::netns::{self, Lab};
 use cairn_tests::{bootstrap_to, peer_id, set_config, swarm_addr_on, wait_for, Daemon, TestRepo};
 
-/// A `local` repo in `ns`, listening on `ip`.
-fn repo_in(ns: &str, ip: &str) -> Result<TestRepo> {
+/// The transport a scenario runs on.
+#[derive(Clone, Copy, PartialEq)]
+enum Over {
+    Tcp,
+    Quic,
+}
+
+impl Over {
+    /// A listen address on `ip` (port `port`, 0 for any).
+    fn listen(self, ip: &str, port: u16) -> String {
+        match self {
+            Over::Tcp => format!("/ip4/{ip}/tcp/{port}"),
+            Over::Quic => format!("/ip4/{ip}/udp/{port}/quic-v1"),
+        }
+    }
+
+    /// How a daemon's address on `ip` starts (for `swarm_addr_on`).
+    fn prefix(self, ip: &str) -> String {
+        match self {
+            Over::Tcp => format!("/ip4/{ip}/tcp/"),
+            Over::Quic => format!("/ip4/{ip}/udp/"),
+        }
+    }
+}
+
+/// A `local` repo in `ns`, listening on `listen`, whose AutoNAT tests private addresses (the
+/// test networks use them).
+fn repo_in(ns: &str, listen: &str) -> Result<TestRepo> {
     let r = TestRepo::new()?.in_netns(ns);
-    set_config(&r, "/ip4/127.0.0.1/tcp/0", &format!("/ip4/{ip}/tcp/0"))?;
+    set_config(&r, "\"/ip4/127.0.0.1/tcp/0\"", &format!("{listen:?}"))?;
+    set_config(&r, "autonat = false", "autonat = true")?;
+    set_config(&r, "autonat_private_addrs = false", "autonat_private_addrs = true")?;
     Ok(r)
 }
 
@@ -23,9 +54,17 @@ fn id(repo: &TestRepo) -> Result<serde_json::Value> {
     Ok(serde_json::from_str(&repo.ok(&["id", "--json"])?)?)
 }
 
+/// Wait until a daemon's reachability (`cairn id`) is `want`.
+fn wait_reachability(repo: &TestRepo, who: &str, want: &str) -> Result<()> {
+    wait_for(Duration::from_secs(60), || {
+        (id(repo).ok()?["Connections"]["Reachability"].as_str()? == want).then_some(())
+    })
+    .with_context(|| format!("{who} never found itself {want}: {:?}", id(repo).map(|v| v["Connections"].clone())))
+}
+
 /// A home network behind its own router: `router` on the public bridge at `wan_ip`, the home
-/// node's namespace on the router's LAN `lan_net` (`192.168.N`).
-fn home(lab: &mut Lab, public: &str, name: &str, wan_ip: &str, lan_net: &str) -> Result<String> {
+/// node's namespace on the router's LAN `lan_net` (`192.168.N`). Returns (router, host).
+fn home(lab: &mut Lab, public: &str, name: &str, wan_ip: &str, lan_net: &str) -> Result<(String, String)> {
     let router = lab.ns(&format!("{name}gw"))?;
     lab.wire(&router, "wan", &format!("{wan_ip}/24"), public, "br0")?;
     lab.bridge(&router, "lan")?;
@@ -34,41 +73,60 @@ fn home(lab: &mut Lab, public: &str, name: &str, wan_ip: &str, lan_net: &str) ->
     let host = lab.ns(name)?;
     lab.wire(&host, "eth0", &format!("{lan_net}.2/24"), &router, "lan")?;
     lab.route(&host, &format!("{lan_net}.1"))?;
-    Ok(host)
+    Ok((router, host))
 }
 
 #[test]
 fn a_home_node_behind_nat_is_reached_through_a_volunteer_relay() -> Result<()> {
-    let Some((to_a, counts)) = scenario("nat", false)? else { return Ok(()) };
+    let Some((to_a, counts, _)) = scenario("nat", false, Over::Tcp)? else { return Ok(()) };
     assert!(to_a.contains("/p2p-circuit"), "not relayed: {to_a}");
     assert!(counts["Relayed"].as_u64() >= Some(1) && counts["HolePunched"] == 0, "{counts}");
     Ok(())
 }
 
 #[test]
-fn home_nodes_behind_nat_hole_punch_and_fetch_over_a_direct_connection() -> Result<()> {
+fn home_nodes_behind_nat_hole_punch_over_tcp() -> Result<()> {
+    punch_rounds("tcp", Over::Tcp)
+}
+
+#[test]
+fn home_nodes_behind_nat_hole_punch_over_quic() -> Result<()> {
+    punch_rounds("quic", Over::Quic)
+}
+
+/// Ten hole-punch scenarios on `over`; at least eight end with the fetch on a direct
+/// connection.
+fn punch_rounds(tag: &str, over: Over) -> Result<()> {
     const ATTEMPTS: usize = 10;
     let mut direct = 0;
     for attempt in 0..ATTEMPTS {
-        match scenario(&format!("punch{attempt}"), true) {
+        match scenario(&format!("{tag}{attempt}"), true, over) {
             Ok(None) => return Ok(()),
-            Ok(Some((to_a, counts))) if !to_a.contains("/p2p-circuit") => {
-                assert!(counts["HolePunched"].as_u64() >= Some(1), "the punch is counted: {counts}");
+            Ok(Some((to_a, b, a))) if !to_a.contains("/p2p-circuit") => {
+                // The side whose DCUtR dial made the connection counts the punch; over QUIC
+                // that can be A alone, B's own dial riding the hole A's packets opened.
+                let punched = a["HolePunched"].as_u64().unwrap_or(0) + b["HolePunched"].as_u64().unwrap_or(0);
+                assert!(punched >= 1, "the punch is counted: A {a}, B {b}");
+                if over == Over::Quic {
+                    assert!(to_a.contains("/quic-v1"), "not over QUIC: {to_a}");
+                }
                 direct += 1;
             }
-            Ok(Some((to_a, _))) => println!("attempt {attempt}: still relayed ({to_a})"),
+            Ok(Some((to_a, _, _))) => println!("attempt {attempt}: still relayed ({to_a})"),
             Err(e) => println!("attempt {attempt}: {e:#}"),
         }
     }
-    println!("hole punching over TCP: {direct} of {ATTEMPTS} fetches over a direct connection");
-    assert!(direct >= 8, "only {direct} of {ATTEMPTS} hole punches succeeded");
+    println!("hole punching over {tag}: {direct} of {ATTEMPTS} fetches over a direct connection");
+    assert!(direct >= 8, "only {direct} of {ATTEMPTS} hole punches over {tag} succeeded");
     Ok(())
 }
 
 /// Build the topology, run the fetch, and return B's connection to A as `swarm peers` shows
-/// it and B's connection counts from `cairn id` (`None`: skipped). With `punch`, the relay keeps kubo's circuit limits and both home
-/// nodes hole-punch; without, the relay is a volunteer's without limits.
-fn scenario(tag: &str, punch: bool) -> Result<Option<(String, serde_json::Value)>> {
+/// it, and B's and A's connection counts from `cairn id` (`None`: skipped). With `punch`, the relay
+/// keeps kubo's circuit limits and both home nodes hole-punch; without, the relay is a
+/// volunteer's without limits, and AutoNAT's verdicts are checked: the home nodes are
+/// private, a node on the public bridge is public.
+fn scenario(tag: &str, punch: bool, over: Over) -> Result<Option<(String, serde_json::Value, serde_json::Value)>> {
     if let Some(why) = netns::unavailable() {
         println!("SKIPPED: {why}");
         return Ok(None);
@@ -78,22 +136,21 @@ fn scenario(tag: &str, punch: bool) -> Result<Option<(String, serde_json::Value)
     lab.bridge(&public, "br0")?;
     let relay_ns = lab.ns("relay")?;
     lab.wire(&relay_ns, "eth0", "10.50.0.10/24", &public, "br0")?;
-    let na = home(&mut lab, &public, "a", "10.50.0.2", "192.168.10")?;
-    let nb = home(&mut lab, &public, "b", "10.50.0.3", "192.168.20")?;
+    let (_, na) = home(&mut lab, &public, "a", "10.50.0.2", "192.168.10")?;
+    let (_, nb) = home(&mut lab, &public, "b", "10.50.0.3", "192.168.20")?;
 
     // The relay: a volunteer's, circuits without a byte limit.
-    let relay = TestRepo::new()?.in_netns(&relay_ns);
-    set_config(&relay, "/ip4/127.0.0.1/tcp/0", "/ip4/10.50.0.10/tcp/4001")?;
+    let relay = repo_in(&relay_ns, &over.listen("10.50.0.10", 4001))?;
     // A relay serves at confirmed public addresses: this one announces its own.
-    set_config(&relay, "announce = []", "announce = [\"/ip4/10.50.0.10/tcp/4001\"]")?;
+    set_config(&relay, "announce = []", &format!("announce = [{:?}]", over.listen("10.50.0.10", 4001)))?;
     set_config(&relay, "relay_service = false", "relay_service = true")?;
     if !punch {
         set_config(&relay, "relay_max_circuit_bytes = 131072", "relay_max_circuit_bytes = 0")?;
     }
     let _dr = Daemon::start(&relay)?;
-    let raddr = swarm_addr_on(&relay, "/ip4/10.50.0.10/")?;
+    let raddr = swarm_addr_on(&relay, &over.prefix("10.50.0.10"))?;
 
-    let (a, b) = (repo_in(&na, "192.168.10.2")?, repo_in(&nb, "192.168.20.2")?);
+    let (a, b) = (repo_in(&na, &over.listen("192.168.10.2", 0))?, repo_in(&nb, &over.listen("192.168.20.2", 0))?);
     for r in [&a, &b] {
         bootstrap_to(r, std::slice::from_ref(&raddr))?;
         set_config(r, "dht_mode = \"server\"", "dht_mode = \"client\"")?;
@@ -123,12 +180,89 @@ fn scenario(tag: &str, punch: bool) -> Result<Option<(String, serde_json::Value)
 
     let _db = Daemon::start(&b)?;
     let got = b.run(&["--timeout", "60s", "cat", &cid])?;
-    assert!(got.status.success(), "B could not fetch from A: {}", String::from_utf8_lossy(&got.stderr));
+    if !got.status.success() {
+        bail!("B could not fetch from A: {}", String::from_utf8_lossy(&got.stderr));
+    }
     assert_eq!(got.stdout.len(), 2 << 20);
     let a_id = peer_id(&a)?;
     let peers = b.ok(&["swarm", "peers"])?;
     let to_a = peers.lines().find(|l| l.contains(&a_id)).context("B is not connected to A")?;
     let counts = id(&b)?["Connections"].clone();
     println!("B's connection to A: {to_a}; B's connections: {counts}");
-    Ok(Some((to_a.to_string(), counts)))
+
+    if !punch {
+        // AutoNAT: the relay's and B's dial-backs to A fail at A's router, so A is private
+        // (and reachable through its reservation); a node on the public bridge that announces
+        // nothing is dialled back and found public.
+        let c_ns = lab.ns("c")?;
+        lab.wire(&c_ns, "eth0", "10.50.0.20/24", &public, "br0")?;
+        let c = repo_in(&c_ns, &over.listen("10.50.0.20", 4001))?;
+        bootstrap_to(&c, std::slice::from_ref(&raddr))?;
+        let _dc = Daemon::start(&c)?;
+        wait_reachability(&c, "a node on the public bridge", "public")?;
+        wait_reachability(&a, "A, behind NAT", "private")?;
+        let text = a.ok(&["id"])?;
+        assert!(text.contains("reachable through 1 relay"), "{text}");
+        println!("A: {}", text.lines().nth(1).unwrap_or_default());
+    }
+    let a_counts = id(&a)?["Connections"].clone();
+    Ok(Some((to_a.to_string(), counts, a_counts)))
+}
+
+#[test]
+fn a_home_node_maps_its_port_on_a_upnp_router_and_is_dialled_directly() -> Result<()> {
+    if let Some(why) = netns::unavailable() {
+        println!("SKIPPED: {why}");
+        return Ok(());
+    }
+    let mut lab = Lab::new("upnp");
+    let public = lab.ns("pub")?;
+    lab.bridge(&public, "br0")?;
+    // miniupnpd refuses a router whose WAN address is private, so this public bridge uses a
+    // global-looking range; the namespaces have no route anywhere else.
+    let server_ns = lab.ns("srv")?;
+    lab.wire(&server_ns, "eth0", "11.50.0.10/24", &public, "br0")?;
+    let (router, na) = home(&mut lab, &public, "a", "11.50.0.2", "192.168.10")?;
+    let scratch = tempfile::tempdir()?;
+    let _igd = lab.upnp(&router, "wan", "lan", "192.168.10.0/24", scratch.path())?;
+
+    let a = repo_in(&na, "/ip4/192.168.10.2/tcp/4001")?;
+    set_config(&a, "discovery = false", "discovery = true")?;
+    let _da = Daemon::start(&a)?;
+    let a_id = peer_id(&a)?;
+    let mapped = wait_for(Duration::from_secs(30), || {
+        let v = id(&a).ok()?;
+        (v["Connections"]["PortMapping"] == "mapped").then_some(())?;
+        v["Addresses"]
+            .as_array()?
+            .iter()
+            .filter_map(|x| x.as_str())
+            .find(|x| x.starts_with("/ip4/11.50.0.2/tcp/4001"))
+            .map(String::from)
+    })
+    .with_context(|| {
+        format!(
+            "A never mapped its port: {:?}\nminiupnpd: {}",
+            id(&a).map(|v| v["Connections"].clone()),
+            std::fs::read_to_string(scratch.path().join(format!("{router}-miniupnpd.log"))).unwrap_or_default()
+        )
+    })?;
+    println!("A's mapped address: {mapped}");
+    assert_eq!(id(&a)?["Connections"]["Reachability"], "public");
+
+    let f = a.scratch("mapped.bin");
+    std::fs::write(&f, cairn_tests::prng(1 << 20))?;
+    let cid = a.ok(&["add", "-Q", f.to_str().unwrap()])?.trim().to_string();
+    // A server on the public side dials A's mapped address (no relay, no hole punch exists
+    // here) and fetches.
+    let s = repo_in(&server_ns, "/ip4/11.50.0.10/tcp/4001")?;
+    let _ds = Daemon::start(&s)?;
+    s.ok(&["swarm", "connect", &mapped])?;
+    let got = s.run(&["--timeout", "30s", "cat", &cid])?;
+    assert!(got.status.success(), "the fetch failed: {}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(got.stdout.len(), 1 << 20);
+    let peers = s.ok(&["swarm", "peers"])?;
+    let to_a = peers.lines().find(|l| l.contains(&a_id)).context("not connected to A")?;
+    assert!(to_a.starts_with("/ip4/11.50.0.2/tcp/4001"), "not over the mapped port: {to_a}");
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! machine): bootstrapping through `/dnsaddr/` and `/dns4/` addresses served by the test's own
 //! DNS server, and two daemons on one LAN bridge finding each other by mDNS.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -34,16 +34,6 @@ fn tcp_port(addr: &str) -> Result<String> {
     Ok(parts[i + 1].to_string())
 }
 
-/// Kills the DNS server when the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn connected(repo: &TestRepo, peer: &str) -> bool {
     repo.ok(&["swarm", "peers"]).is_ok_and(|p| p.contains(peer))
 }
@@ -69,7 +59,7 @@ fn a_node_bootstraps_through_dnsaddr_and_dns4_addresses_from_its_dns_server() ->
         .stderr(Stdio::null())
         .spawn()
         .context("starting dnsmasq")?;
-    let _server = Server(server);
+    let _server = netns::Program(server);
 
     let node = repo_in(&ns, "127.0.0.4")?;
     bootstrap_to(&node, &[format!("/dnsaddr/boot.test/p2p/{id1}"), format!("/dns4/p2.test/tcp/{port2}/p2p/{id2}")])?;

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use cairn_node::net::{PortMapping, Reachability};
 use cairn_node::ops::info::{Id, VersionInfo};
 use cairn_node::repo::{self as node_repo, Holder, Repo, RepoError};
 use serde_json::json;
@@ -230,12 +231,39 @@ fn init(path: &Path, profile: &str, out: &mut Printer) -> Result<()> {
     Ok(())
 }
 
+/// How a reachability reads in `cairn id` (the relay part aside).
+fn reach_text(r: Reachability) -> &'static str {
+    match r {
+        Reachability::Public => "public",
+        Reachability::Private => "behind NAT or a firewall (AutoNAT's dial-backs failed)",
+        Reachability::Unknown => "not yet known (no AutoNAT server has probed this node)",
+    }
+}
+
+/// How a port mapping state reads in `cairn id`.
+fn mapping_text(m: PortMapping) -> &'static str {
+    match m {
+        PortMapping::Off => "off",
+        PortMapping::Searching => "looking for a UPnP router",
+        PortMapping::Mapped => "mapped on the router",
+        PortMapping::NoRouter => "no UPnP router on the LAN",
+        PortMapping::NotRoutable => "the router is itself behind NAT",
+        PortMapping::Failed => "refused or lapsed",
+    }
+}
+
 /// `cairn id`: the peer ID, the repo's node profile, and (from a running daemon) the
 /// addresses peers can reach it on, each ending in `/p2p/<id>` (none offline).
 fn id(path: &Path, out: &mut Printer) -> Result<()> {
     let v = connect(path)?.call(Id { peer: None })?;
     let mut text = v.id.clone();
     if let Some(c) = &v.connections {
+        let reach = match (c.reachability, c.relay_reservations) {
+            (Reachability::Public, _) => "public: peers can dial this node".to_string(),
+            (r, n) if n > 0 => format!("{}; reachable through {n} relay(s)", reach_text(r)),
+            (r, _) => reach_text(r).to_string(),
+        };
+        text.push_str(&format!("\nreachability: {reach}; port mapping: {}", mapping_text(c.port_mapping)));
         text.push_str(&format!(
             "\nconnections since start: {} direct, {} relayed; hole punches: {} succeeded, {} failed; relay reservations: {}",
             c.direct, c.relayed, c.hole_punched, c.hole_punch_failed, c.relay_reservations

@@ -11,7 +11,7 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, ping, relay, StreamProtocol};
+use libp2p::{autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, ping, relay, upnp, StreamProtocol};
 
 use super::records::RecordStore;
 use super::NetConfig;
@@ -45,8 +45,16 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// The DHT.
     pub kad: kad::Behaviour<RecordStore>,
-    /// Reachability probes that decide DHT server mode in `auto`.
-    pub autonat: libp2p::swarm::behaviour::toggle::Toggle<autonat::Behaviour>,
+    /// AutoNAT v1 (`/libp2p/autonat/1.0.0`), client and server: reachability probes that
+    /// decide DHT server mode in `auto`; the server answers older peers such as kubo v0.22.
+    pub autonat: Toggle<autonat::Behaviour>,
+    /// AutoNAT v2 client: each candidate address tested by a server's dial-back.
+    pub autonat_v2: Toggle<autonat::v2::client::Behaviour>,
+    /// AutoNAT v2 server: dials back the address a peer asks about (a different IP than the
+    /// one it connected from costs that peer 30–100 kB first).
+    pub autonat_v2_server: Toggle<autonat::v2::server::Behaviour>,
+    /// UPnP IGD: the listen ports mapped on the router (`network.discovery`).
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
     /// Raw protocol streams (Bitswap, batched providing), handled outside the swarm task.
     pub stream: libp2p_stream::Behaviour,
     /// Gossipsub (`/meshsub/1.0.0`–`1.3.0`) for IPNS over PubSub: signed messages only,
@@ -122,7 +130,10 @@ impl Behaviour {
                 .with_max_pending_incoming(Some(cfg.max_pending))
                 .with_max_pending_outgoing(Some(cfg.max_pending)),
         );
-        let autonat = cfg.autonat.then(|| autonat::Behaviour::new(peer_id, autonat::Config::default()));
+        let autonat = cfg.autonat.then(|| {
+            let config = autonat::Config { only_global_ips: !cfg.autonat_private_addrs, ..autonat::Config::default() };
+            autonat::Behaviour::new(peer_id, config)
+        });
         Behaviour {
             limits,
             dials: super::budget::DialBudget::new(cfg.max_dials_per_sec),
@@ -130,6 +141,9 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,
             autonat: autonat.into(),
+            autonat_v2: cfg.autonat.then(autonat::v2::client::Behaviour::default).into(),
+            autonat_v2_server: cfg.autonat.then(autonat::v2::server::Behaviour::default).into(),
+            upnp: cfg.upnp.then(upnp::tokio::Behaviour::default).into(),
             stream: libp2p_stream::Behaviour::new(),
             pubsub: cfg.pubsub.then(|| pubsub(key)).flatten().into(),
             mdns: cfg

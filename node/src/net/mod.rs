@@ -16,6 +16,7 @@ pub mod behaviour;
 pub mod budget;
 mod peerbook;
 pub mod persist;
+mod reachability;
 pub mod records;
 pub(crate) mod relays;
 pub mod task;
@@ -118,8 +119,14 @@ pub struct NetConfig {
     pub max_dials_per_sec: u32,
     /// How long an idle connection stays open.
     pub idle_timeout: Duration,
-    /// Whether AutoNAT may probe and confirm public addresses (off for loopback-only nodes).
+    /// Whether AutoNAT (v1 and v2, client and server) probes reachability and confirms
+    /// public addresses (off for loopback-only nodes).
     pub autonat: bool,
+    /// Let AutoNAT test and confirm private addresses (test networks in namespaces only: on the
+    /// internet a private address is never reachable from outside).
+    pub autonat_private_addrs: bool,
+    /// Map the listen ports on the router by UPnP IGD (`network.discovery`).
+    pub upnp: bool,
     /// Whether gossipsub runs (IPNS over PubSub).
     pub pubsub: bool,
     /// Name servers for `/dns*` addresses (empty: the system's, from `/etc/resolv.conf`).
@@ -163,6 +170,8 @@ impl Default for NetConfig {
             max_dials_per_sec: 0,
             idle_timeout: Duration::from_secs(60),
             autonat: true,
+            autonat_private_addrs: false,
+            upnp: false,
             pubsub: true,
             dns_servers: Vec::new(),
             mdns: false,
@@ -225,6 +234,45 @@ pub struct Reach {
     pub hole_punch_failed: u64,
     /// Relay reservations held now.
     pub relay_reservations: u64,
+    /// Whether peers can dial this node, as AutoNAT and port mapping found.
+    pub reachability: Reachability,
+    /// What UPnP port mapping on the router achieved.
+    pub port_mapping: PortMapping,
+}
+
+/// Whether peers can open connections to this node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reachability {
+    /// Not tested yet (no AutoNAT server answered, or AutoNAT is off).
+    #[default]
+    Unknown,
+    /// An address of this node was dialled back by an AutoNAT server, mapped on the router,
+    /// or announced in the configuration.
+    Public,
+    /// Dial-backs failed: peers reach this node only through a relay, if it holds a
+    /// reservation.
+    Private,
+}
+
+/// The state of UPnP port mapping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortMapping {
+    /// Not asked for (`network.discovery` off).
+    #[default]
+    Off,
+    /// Looking for the router, or waiting for its answer.
+    Searching,
+    /// A listen port is mapped on the router.
+    Mapped,
+    /// No UPnP router answered on the LAN.
+    NoRouter,
+    /// The router's own external address is private (a NAT behind another NAT): a mapping
+    /// would not make the node reachable.
+    NotRoutable,
+    /// The router refused the mapping or let it lapse.
+    Failed,
 }
 
 /// A peer and the addresses a DHT walk learned for it.

@@ -66,8 +66,14 @@ struct Task {
     provider_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     /// Circuit relay reservations and their candidates.
     relays: super::relays::Relays,
-    /// How connections came about (counters for `cairn id`).
+    /// How connections came about (counters for `cairn id`), reachability and port mapping.
     reach: super::Reach,
+    /// What AutoNAT's probes said.
+    probes: super::reachability::Probes,
+    /// Private addresses may be confirmed as external (test networks).
+    private_addrs: bool,
+    /// Addresses the configuration announces (kept as external whatever they are).
+    announce: Vec<Multiaddr>,
     /// Known peers (persisted through this when there is a store) and redialling.
     peerbook: Peerbook,
     persister: Option<super::persist::Persister>,
@@ -185,7 +191,13 @@ pub(crate) fn spawn_with_store(
         pubsub_listener: None,
         provider_addrs: HashMap::new(),
         relays: super::relays::Relays::new(cfg.relay_reservations),
-        reach: super::Reach::default(),
+        reach: super::Reach {
+            port_mapping: if cfg.upnp { super::PortMapping::Searching } else { super::PortMapping::Off },
+            ..super::Reach::default()
+        },
+        probes: Default::default(),
+        private_addrs: cfg.autonat_private_addrs,
+        announce: cfg.announce.clone(),
         peerbook,
         persister: peer_persister,
     };
@@ -550,9 +562,29 @@ impl Task {
                 self.relays.closed(listener_id, std::time::Instant::now());
             }
             SwarmEvent::Behaviour(BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { new, .. })) => {
-                tracing::info!(status = ?new, "reachability");
-                self.relays.set_public(matches!(new, libp2p::autonat::NatStatus::Public(_)));
+                tracing::debug!(status = ?new, "AutoNAT v1");
+                self.probes.failed |= new == libp2p::autonat::NatStatus::Private;
+                self.update_reachability();
             }
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatV2(libp2p::autonat::v2::client::Event {
+                tested_addr,
+                server,
+                result,
+                ..
+            })) => {
+                match result {
+                    Ok(()) => tracing::debug!(addr = %tested_addr, %server, "AutoNAT v2: dialled back"),
+                    Err(e) => {
+                        tracing::debug!(addr = %tested_addr, %server, "AutoNAT v2: not reachable ({e})");
+                        self.probes.failed = true;
+                    }
+                }
+                self.update_reachability();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatV2Server(e)) => {
+                tracing::debug!(client = %e.client, addr = %e.tested_addr, result = ?e.result, "AutoNAT v2: probed a peer");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Upnp(e)) => self.on_upnp(e),
             SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
                 libp2p::relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal: false, .. },
             )) => {
@@ -578,10 +610,65 @@ impl Task {
                 self.listen_addrs.retain(|a| a != &address);
             }
             SwarmEvent::ExternalAddrConfirmed { address } => {
-                tracing::info!(%address, "external address confirmed");
+                let relayed = super::reachability::is_relayed(&address);
+                if !relayed
+                    && !self.private_addrs
+                    && !super::reachability::is_global(&address)
+                    && !self.announce.contains(&address)
+                {
+                    // A LAN peer could dial it back; the internet cannot.
+                    tracing::debug!(%address, "private address confirmed by a probe: not announced");
+                    self.swarm.remove_external_address(&address);
+                } else {
+                    tracing::info!(%address, "external address confirmed");
+                }
+                self.update_reachability();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "external address expired");
+                self.update_reachability();
             }
             _ => {}
         }
+    }
+
+    /// Fold the probes and the confirmed addresses into the node's reachability; relay
+    /// reservations are wanted while it is not public.
+    fn update_reachability(&mut self) {
+        let now = self.probes.reachability(self.swarm.external_addresses());
+        if now != self.reach.reachability {
+            tracing::info!(reachability = ?now, "reachability changed");
+            self.reach.reachability = now;
+        }
+        self.relays.set_public(now == super::Reachability::Public);
+    }
+
+    /// UPnP port mapping on the router: a mapped port is a confirmed external address (libp2p
+    /// adds it); the reasons it cannot be are said once.
+    fn on_upnp(&mut self, event: libp2p::upnp::Event) {
+        use super::PortMapping;
+        use libp2p::upnp::Event;
+        self.reach.port_mapping = match event {
+            Event::NewExternalAddr { local_addr, external_addr } => {
+                tracing::info!(local = %local_addr, external = %external_addr, "port mapped on the router (UPnP)");
+                PortMapping::Mapped
+            }
+            Event::ExpiredExternalAddr { external_addr, .. } => {
+                tracing::warn!(external = %external_addr, "the router dropped or refused to renew a port mapping");
+                PortMapping::Failed
+            }
+            Event::GatewayNotFound => {
+                tracing::info!("no UPnP router answered on the LAN: no port mapping");
+                PortMapping::NoRouter
+            }
+            Event::NonRoutableGateway => {
+                tracing::warn!(
+                    "the router's own external address is private (NAT behind NAT): port mapping would not help"
+                );
+                PortMapping::NotRoutable
+            }
+        };
+        self.update_reachability();
     }
 
     /// Gossipsub events go to the listener. A message nobody can take now is dropped quietly

@@ -201,16 +201,21 @@ pub struct NetworkConfig {
     /// `Addresses.Announce`; default empty). A relay serves others only at confirmed public
     /// addresses: a server with a known public address lists it here.
     pub announce: Vec<String>,
-    /// Find peers on the local network with mDNS (on for the `home` profile; off for `server`
-    /// and `local`).
+    /// Find peers on the local network with mDNS and map the listen ports on the router by
+    /// UPnP, so peers outside can dial in (on for the `home` profile; off for `server` and
+    /// `local`).
     pub discovery: bool,
     /// Name servers (IP addresses, port 53) for `/dns4/`, `/dns6/`, `/dns/` and `/dnsaddr/`
     /// addresses (default empty: the system's resolver).
     pub dns_servers: Vec<String>,
     /// DHT role: `auto` (server once AutoNAT confirms a public address), `server` or `client`.
     pub dht_mode: crate::net::DhtMode,
-    /// Probe reachability with AutoNAT (off for loopback-only nodes).
+    /// Probe reachability with AutoNAT v1 and v2, and answer peers' probes (off for
+    /// loopback-only nodes).
     pub autonat: bool,
+    /// For test networks only: let AutoNAT test and confirm private addresses (default off;
+    /// on the internet a private address is never reachable from outside).
+    pub autonat_private_addrs: bool,
     /// Most established connections (default 512; `home` 192: a household router's
     /// connection table, often 4,096 to 16,384 entries shared by every device, keeps room).
     pub max_connections: u32,
@@ -253,6 +258,7 @@ impl Default for NetworkConfig {
             dns_servers: Vec::new(),
             dht_mode: crate::net::DhtMode::Auto,
             autonat: true,
+            autonat_private_addrs: false,
             max_connections: 512,
             max_pending_connections: 64,
             max_dials_per_sec: 0,
