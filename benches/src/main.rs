@@ -29,7 +29,7 @@ enum Cmd {
         /// Also write the results as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Only these figures (comma separated: add, fetch, multi, gateway, dht, ipns, follow, idle, memory).
+        /// Only these figures (comma separated: add, fetch, multi, gateway, dht, ipns, follow, idle, nat, memory).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Runs per figure (default 3, or 1 with --quick).
@@ -118,6 +118,9 @@ fn main() -> Result<()> {
     }
     if want("idle") {
         rows.extend(figures::idle::run(&ctx)?);
+    }
+    if want("nat") {
+        rows.extend(figures::nat::run(&ctx)?);
     }
     if want("memory") {
         rows.extend(figures::memory::run(&ctx)?);

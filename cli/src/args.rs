@@ -104,6 +104,16 @@ pub enum Command {
     /// keep the name resolvable while its publisher is away.
     #[command(subcommand)]
     Follow(FollowCommand),
+    /// Read and change settings in the repo's config.toml, checked as the daemon checks them
+    /// (a running daemon applies a change when it restarts).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell), e.g.
+    /// `cairn completions bash > /etc/bash_completion.d/cairn`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Check that content survives the loss of any single host: ask every live holder, block
     /// by block (needs a running daemon). Exits 1 when the weakest block has fewer than
     /// --min independent holders.
@@ -113,6 +123,28 @@ pub enum Command {
         /// Independent live holders every block needs.
         #[arg(long, default_value_t = 2)]
         min: u32,
+    },
+}
+
+/// `cairn config …`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print every setting in effect, defaults included (specs/config.md explains each).
+    Show,
+    /// Print one setting: `cairn config get network.max_connections`.
+    Get {
+        /// The dotted key.
+        key: String,
+    },
+    /// Change one setting: `cairn config set network.max_connections 256`. The value is TOML
+    /// (`true`, `64`, `["/ip4/…"]`); a string needs no quotes. Refused, naming the key, when
+    /// the daemon would refuse it; the file keeps its comments.
+    Set {
+        /// The dotted key.
+        key: String,
+        /// The new value.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
     },
 }
 

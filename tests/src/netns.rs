@@ -168,6 +168,22 @@ impl Lab {
         Ok(Program(child))
     }
 
+    /// A home network behind its own router: namespace `{name}gw` on bridge `br0` of `public`
+    /// at `wan_ip` (interface `wan`), masquerading and dropping unsolicited packets, with a
+    /// LAN bridge `lan` at `{lan_net}.1`; the home host `{name}` at `{lan_net}.2` (interface
+    /// `eth0`), routed through it. Returns (router, host).
+    pub fn home(&mut self, public: &str, name: &str, wan_ip: &str, lan_net: &str) -> Result<(String, String)> {
+        let router = self.ns(&format!("{name}gw"))?;
+        self.wire(&router, "wan", &format!("{wan_ip}/24"), public, "br0")?;
+        self.bridge(&router, "lan")?;
+        self.addr(&router, "lan", &format!("{lan_net}.1/24"))?;
+        self.masquerade(&router, "wan")?;
+        let host = self.ns(name)?;
+        self.wire(&host, "eth0", &format!("{lan_net}.2/24"), &router, "lan")?;
+        self.route(&host, &format!("{lan_net}.1"))?;
+        Ok((router, host))
+    }
+
     /// A command that runs `program` inside `ns`.
     pub fn exec(&self, ns: &str, program: &str) -> Command {
         let mut c = Command::new("ip");

@@ -62,20 +62,6 @@ fn wait_reachability(repo: &TestRepo, who: &str, want: &str) -> Result<()> {
     .with_context(|| format!("{who} never found itself {want}: {:?}", id(repo).map(|v| v["Connections"].clone())))
 }
 
-/// A home network behind its own router: `router` on the public bridge at `wan_ip`, the home
-/// node's namespace on the router's LAN `lan_net` (`192.168.N`). Returns (router, host).
-fn home(lab: &mut Lab, public: &str, name: &str, wan_ip: &str, lan_net: &str) -> Result<(String, String)> {
-    let router = lab.ns(&format!("{name}gw"))?;
-    lab.wire(&router, "wan", &format!("{wan_ip}/24"), public, "br0")?;
-    lab.bridge(&router, "lan")?;
-    lab.addr(&router, "lan", &format!("{lan_net}.1/24"))?;
-    lab.masquerade(&router, "wan")?;
-    let host = lab.ns(name)?;
-    lab.wire(&host, "eth0", &format!("{lan_net}.2/24"), &router, "lan")?;
-    lab.route(&host, &format!("{lan_net}.1"))?;
-    Ok((router, host))
-}
-
 #[test]
 fn a_home_node_behind_nat_is_reached_through_a_volunteer_relay() -> Result<()> {
     let Some((to_a, counts, _)) = scenario("nat", false, Over::Tcp)? else { return Ok(()) };
@@ -136,8 +122,8 @@ fn scenario(tag: &str, punch: bool, over: Over) -> Result<Option<(String, serde_
     lab.bridge(&public, "br0")?;
     let relay_ns = lab.ns("relay")?;
     lab.wire(&relay_ns, "eth0", "10.50.0.10/24", &public, "br0")?;
-    let (_, na) = home(&mut lab, &public, "a", "10.50.0.2", "192.168.10")?;
-    let (_, nb) = home(&mut lab, &public, "b", "10.50.0.3", "192.168.20")?;
+    let (_, na) = lab.home(&public, "a", "10.50.0.2", "192.168.10")?;
+    let (_, nb) = lab.home(&public, "b", "10.50.0.3", "192.168.20")?;
 
     // The relay: a volunteer's, circuits without a byte limit.
     let relay = repo_in(&relay_ns, &over.listen("10.50.0.10", 4001))?;
@@ -222,7 +208,7 @@ fn a_home_node_maps_its_port_on_a_upnp_router_and_is_dialled_directly() -> Resul
     // global-looking range; the namespaces have no route anywhere else.
     let server_ns = lab.ns("srv")?;
     lab.wire(&server_ns, "eth0", "11.50.0.10/24", &public, "br0")?;
-    let (router, na) = home(&mut lab, &public, "a", "11.50.0.2", "192.168.10")?;
+    let (router, na) = lab.home(&public, "a", "11.50.0.2", "192.168.10")?;
     let scratch = tempfile::tempdir()?;
     let _igd = lab.upnp(&router, "wan", "lan", "192.168.10.0/24", scratch.path())?;
 

@@ -15,16 +15,32 @@ pub struct Daemon {
     /// The repo.
     pub repo: PathBuf,
     cairn: PathBuf,
+    /// The network namespace it runs in (its CLI commands run there too).
+    netns: Option<String>,
 }
 
 impl Daemon {
-    /// Init a repo at `repo` and start its daemon; waits until it is ready.
+    /// Init a `local` repo at `repo` and start its daemon; waits until it is ready.
     pub fn start(cairn: &Path, repo: &Path) -> Result<Daemon> {
-        measure::run(Command::new(cairn).arg("--repo").arg(repo).args(["init", "--profile", "local"]))?;
+        Daemon::start_in(cairn, repo, "local", None, |c| c)
+    }
+
+    /// Init a `profile` repo at `repo`, rewrite its `config.toml` with `edit`, and start its
+    /// daemon inside network namespace `netns` (if any); waits until it is ready.
+    pub fn start_in(
+        cairn: &Path,
+        repo: &Path,
+        profile: &str,
+        netns: Option<&str>,
+        edit: impl FnOnce(String) -> String,
+    ) -> Result<Daemon> {
+        measure::run(Command::new(cairn).arg("--repo").arg(repo).args(["init", "--profile", profile]))?;
+        let cfg = repo.join("config.toml");
+        std::fs::write(&cfg, edit(std::fs::read_to_string(&cfg)?))?;
         let log = std::fs::File::create(repo.with_extension("log"))?;
         let child =
-            Command::new(cairn).arg("--repo").arg(repo).arg("daemon").stdout(log.try_clone()?).stderr(log).spawn()?;
-        let d = Daemon { child, repo: repo.to_path_buf(), cairn: cairn.to_path_buf() };
+            command(cairn, netns).arg("--repo").arg(repo).arg("daemon").stdout(log.try_clone()?).stderr(log).spawn()?;
+        let d = Daemon { child, repo: repo.to_path_buf(), cairn: cairn.to_path_buf(), netns: netns.map(String::from) };
         let start = Instant::now();
         while !std::fs::read_to_string(repo.with_extension("log"))?.contains("Daemon is ready") {
             if start.elapsed() > Duration::from_secs(60) {
@@ -35,9 +51,17 @@ impl Daemon {
         Ok(d)
     }
 
+    /// A `cairn --repo <repo>` command for this daemon (inside its namespace), for callers
+    /// that handle the output themselves.
+    pub fn command(&self) -> Command {
+        let mut c = command(&self.cairn, self.netns.as_deref());
+        c.arg("--repo").arg(&self.repo);
+        c
+    }
+
     /// Run a CLI command against the daemon; its stdout.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(&self.cairn).arg("--repo").arg(&self.repo).args(args).output()?;
+        let out = self.command().args(args).output()?;
         if !out.status.success() {
             bail!("cairn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -85,6 +109,18 @@ impl Daemon {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0);
         Ok((cpu, hwm / 1024.0))
+    }
+}
+
+/// `cairn`, run inside `netns` when given.
+fn command(cairn: &Path, netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(cairn);
+            c
+        }
+        None => Command::new(cairn),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod idle;
 pub mod ipns;
 pub mod memory;
 pub mod multi;
+pub mod nat;
 
 use std::path::PathBuf;
 

@@ -5,6 +5,7 @@
 
 mod add;
 mod block;
+mod config;
 mod content;
 mod daemon;
 mod dag;
@@ -30,9 +31,10 @@ use crate::client::{self, Api, Found};
 use crate::output::Printer;
 
 /// The operation each subcommand runs (`cairn pin add` runs `pin/add`), and `None` for the
-/// four that are not operations on a node: `init` makes a repo, `daemon` runs the node,
+/// commands that are not operations on a node: `init` makes a repo, `daemon` runs the node,
 /// `version` needs no repo (it prints the `version` operation's answer, computed locally),
-/// and `key export` reads the keystore itself (private keys never cross the API).
+/// `key export` reads the keystore itself (private keys never cross the API), `config` edits
+/// the repo's file, and `completions` prints a shell script.
 pub const OPERATIONS: &[(&str, Option<&str>)] = &[
     ("init", None),
     ("daemon", None),
@@ -80,6 +82,10 @@ pub const OPERATIONS: &[(&str, Option<&str>)] = &[
     ("follow rm", Some("follow/rm")),
     ("follow status", Some("follow/status")),
     ("health", Some("health")),
+    ("config show", None),
+    ("config get", None),
+    ("config set", None),
+    ("completions", None),
 ];
 
 /// Run the parsed command.
@@ -115,6 +121,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Name(c) => names::name(&connect(&path)?, c, &mut out),
         Command::Follow(c) => follow::run(&connect(&path)?, c, &mut out),
         Command::Health { path: p, min } => follow::health(&connect(&path)?, p, min, &mut out),
+        Command::Config(c) => config::run(&path, c, &mut out),
+        Command::Completions { shell } => {
+            let mut cmd = <crate::args::Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "cairn", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
     }
 }
 

@@ -134,8 +134,8 @@ impl Default for GatewayConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ProvideConfig {
     /// `pinned` (default: every block of pinned DAGs, as kubo), `roots` (only pin roots: fewer
-    /// records, but peers can find only whole DAGs) or `all` (as `pinned`; blocks fetched
-    /// for reads are not announced yet).
+    /// records, but peers can find only whole DAGs) or `all` (every block added or fetched,
+    /// so a node that reads content also serves it).
     pub strategy: crate::provider::Strategy,
 }
 

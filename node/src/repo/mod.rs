@@ -12,6 +12,7 @@
 //! ```
 
 pub mod config;
+pub mod config_edit;
 pub mod identity;
 pub mod keystore;
 
