@@ -108,6 +108,9 @@ pub enum Command {
     /// (a running daemon applies a change when it restarts).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check that this node works: daemon, reachability, addresses, port mapping, peers,
+    /// disk space, clock; says what to do about each problem. Exits 1 when something is wrong.
+    Doctor,
     /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell), e.g.
     /// `cairn completions bash > /etc/bash_completion.d/cairn`.
     Completions {

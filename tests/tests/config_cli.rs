@@ -51,6 +51,30 @@ fn config_set_refuses_bad_values_by_key_and_a_good_one_reaches_the_daemon() -> R
 }
 
 #[test]
+fn doctor_finds_a_running_local_node_healthy_and_a_stopped_one_not() -> Result<()> {
+    let repo = TestRepo::new()?;
+    let out = repo.run(&["doctor"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "no daemon is something wrong: {text}");
+    assert!(text.contains("FAIL  daemon: not running") && text.contains("cairn daemon"), "{text}");
+
+    let _d = Daemon::start(&repo)?;
+    let out = repo.run(&["--json", "doctor"])?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["Healthy"], true, "{v}");
+    let status = |name: &str| {
+        v["Checks"].as_array().and_then(|c| c.iter().find(|c| c["Name"] == name)).map(|c| c["Status"].clone())
+    };
+    for name in ["daemon", "reachability", "addresses", "disk", "clock"] {
+        assert_eq!(status(name), Some(serde_json::json!("ok")), "{name}: {v}");
+    }
+    // A lone local node has no peers and no bootstrap list: worth a warning, not a failure.
+    assert_eq!(status("peers"), Some(serde_json::json!("warn")), "{v}");
+    Ok(())
+}
+
+#[test]
 fn completions_cover_the_commands_and_the_systemd_unit_verifies() -> Result<()> {
     let repo = TestRepo::new()?;
     let bash = repo.ok(&["completions", "bash"])?;

@@ -5,7 +5,7 @@
 //! carry any amount; or, through a relay with kubo's limits (128 KiB, 2 minutes), after the
 //! two hole-punched a direct connection (DCUtR, over TCP and over QUIC), in at least 8 of 10
 //! attempts each. AutoNAT tells the home nodes they are behind NAT and a node on the public
-//! bridge that it is public. A home node whose router speaks UPnP (Debian's miniupnpd) maps
+//! bridge that it is public; `doctor` calls a NATed node without relays unreachable. A home node whose router speaks UPnP (Debian's miniupnpd) maps
 //! its port and is dialled directly.
 
 use std::time::Duration;
@@ -190,6 +190,23 @@ fn scenario(tag: &str, punch: bool, over: Over) -> Result<Option<(String, serde_
         let text = a.ok(&["id"])?;
         assert!(text.contains("reachable through 1 relay"), "{text}");
         println!("A: {}", text.lines().nth(1).unwrap_or_default());
+        // doctor: A behind NAT with a relay reservation works, degraded (exit 0, a warning);
+        // a second node behind B's router without reservations is unreachable (exit 1).
+        let out = a.run(&["doctor"])?;
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && said.contains("WARN  reachability: behind NAT"), "{said}");
+        let d = repo_in(&nb, &over.listen("192.168.20.2", 0))?;
+        bootstrap_to(&d, std::slice::from_ref(&raddr))?;
+        set_config(&d, "dht_mode = \"server\"", "dht_mode = \"client\"")?;
+        let _dd = Daemon::start(&d)?;
+        wait_reachability(&d, "a node behind NAT without relays", "private")?;
+        let out = d.run(&["doctor"])?;
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains("FAIL  reachability: unreachable") && said.contains("forward TCP and UDP port 4001"),
+            "{said}"
+        );
     }
     let a_counts = id(&a)?["Connections"].clone();
     Ok(Some((to_a.to_string(), counts, a_counts)))

@@ -82,6 +82,7 @@ pub const OPERATIONS: &[(&str, Option<&str>)] = &[
     ("follow rm", Some("follow/rm")),
     ("follow status", Some("follow/status")),
     ("health", Some("health")),
+    ("doctor", Some("doctor")),
     ("config show", None),
     ("config get", None),
     ("config set", None),
@@ -122,6 +123,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Follow(c) => follow::run(&connect(&path)?, c, &mut out),
         Command::Health { path: p, min } => follow::health(&connect(&path)?, p, min, &mut out),
         Command::Config(c) => config::run(&path, c, &mut out),
+        Command::Doctor => doctor(&connect(&path)?, &mut out),
         Command::Completions { shell } => {
             let mut cmd = <crate::args::Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -244,6 +246,32 @@ fn init(path: &Path, profile: &str, out: &mut Printer) -> Result<()> {
     out.emit(json!({ "ID": id, "repo": path, "profile": profile }), || {
         format!("initialized cairn repo at {}\npeer identity: {id}\nprofile: {profile}", path.display())
     })?;
+    Ok(())
+}
+
+/// `cairn doctor`: every check with its verdict and what to do; exit 1 when one failed.
+fn doctor(b: &Backend, out: &mut Printer) -> Result<()> {
+    use cairn_node::ops::doctor::{Doctor, Status};
+    let report = b.call(Doctor)?;
+    out.emit(serde_json::to_value(&report)?, || {
+        let mut t = String::new();
+        for c in &report.checks {
+            let tag = match c.status {
+                Status::Ok => "ok  ",
+                Status::Warn => "WARN",
+                Status::Fail => "FAIL",
+            };
+            t.push_str(&format!("{tag}  {}: {}\n", c.name, c.detail));
+            if !c.fix.is_empty() {
+                t.push_str(&format!("      → {}\n", c.fix));
+            }
+        }
+        t.push_str(if report.healthy { "healthy" } else { "something is wrong: see FAIL above" });
+        t
+    })?;
+    if !report.healthy {
+        std::process::exit(1);
+    }
     Ok(())
 }
 

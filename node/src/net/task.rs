@@ -563,7 +563,8 @@ impl Task {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Autonat(libp2p::autonat::Event::StatusChanged { new, .. })) => {
                 tracing::debug!(status = ?new, "AutoNAT v1");
-                self.probes.failed |= new == libp2p::autonat::NatStatus::Private;
+                // v1's verdict replaces an earlier one (a port forwarded since, say).
+                self.probes.failed = new == libp2p::autonat::NatStatus::Private;
                 self.update_reachability();
             }
             SwarmEvent::Behaviour(BehaviourEvent::AutonatV2(libp2p::autonat::v2::client::Event {

@@ -41,6 +41,7 @@ pub mod args;
 pub mod block;
 pub mod content;
 pub mod dag;
+pub mod doctor;
 pub mod error;
 pub mod follow;
 pub mod health;
@@ -275,6 +276,7 @@ macro_rules! for_every_command {
                 $crate::ops::name::NamePublish,
                 $crate::ops::name::NameResolve,
                 $crate::ops::health::Health,
+                $crate::ops::doctor::Doctor,
                 $crate::ops::follow::FollowAdd,
                 $crate::ops::follow::FollowLs,
                 $crate::ops::follow::FollowRm,
