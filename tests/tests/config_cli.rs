@@ -66,9 +66,11 @@ fn doctor_finds_a_running_local_node_healthy_and_a_stopped_one_not() -> Result<(
     let status = |name: &str| {
         v["Checks"].as_array().and_then(|c| c.iter().find(|c| c["Name"] == name)).map(|c| c["Status"].clone())
     };
-    for name in ["daemon", "reachability", "addresses", "disk", "clock"] {
+    for name in ["daemon", "reachability", "addresses", "clock"] {
         assert_eq!(status(name), Some(serde_json::json!("ok")), "{name}: {v}");
     }
+    // The disk check warns below 1 GiB free, which a busy build machine may be.
+    assert!(status("disk").is_some_and(|s| s != "fail"), "disk: {v}");
     // A lone local node has no peers and no bootstrap list: worth a warning, not a failure.
     assert_eq!(status("peers"), Some(serde_json::json!("warn")), "{v}");
     Ok(())
