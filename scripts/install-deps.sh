@@ -2,7 +2,7 @@
 # Install the system packages cairn's tests and demos use, only when they are missing:
 # Node.js and npm (the Helia peer and the JavaScript CAR libraries used by interop tests),
 # iproute2 and util-linux (loopback-only network namespaces for kubo), python3 and pip (the
-# kubo peer and the interop driver), curl (the gateway tests), wrk (the gateway benchmark) and chromium (the gateway's
+# kubo peer and the interop driver) and Prometheus's Python client (its parser checks /debug/metrics), curl (the gateway tests), wrk (the gateway benchmark) and chromium (the gateway's
 # browser test), dnsmasq, nftables and miniupnpd (test networks with DNS, NAT and UPnP in
 # namespaces).
 set -euo pipefail
@@ -14,6 +14,8 @@ command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The metrics test checks the Prometheus endpoint with the official client's OpenMetrics parser.
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Reachability tests: a DNS server for /dnsaddr/ inside test namespaces (the binary only:

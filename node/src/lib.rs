@@ -34,6 +34,8 @@
 //! - [`throttle`]: the serving budget shared by Bitswap and the gateway.
 //! - [`cache`]: the storage budget: unpinned blocks evicted past `store.max_size_bytes`.
 //! - [`memory`]: handing freed heap memory back to the system while the daemon runs.
+//! - [`metrics`]: the Prometheus registry (libp2p's metrics and cairn's) the API serves.
+//! - [`api::webui`]: the operator's dashboard, served by the API at `/webui`.
 //! - [`http_serve`]: the connection loop of the API and the gateway, with read deadlines.
 //! - [`http_body`]: streaming response bodies (from blocking or async producers) and request
 //!   bodies read on blocking threads.
@@ -60,6 +62,7 @@ pub(crate) mod http_serve;
 pub mod importer;
 pub(crate) mod maintenance;
 pub mod memory;
+pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod node;

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::bitswap::{Bitswap, BitswapConfig, Session};
 use crate::dag_read::Blocks;
 use crate::follow::{self, Follows};
+use crate::metrics::Metrics;
 use crate::names::{lookup::Rule, Names, NamesConfig};
 use crate::net::{self, NetConfig, NetError, Network, TransportKind};
 use crate::pinning::{self, InProgress, PinRemoteError};
@@ -108,6 +109,8 @@ pub struct Node {
     follows: Follows,
     upload: Option<crate::throttle::Throttle>,
     pinning: InProgress,
+    metrics: Arc<Metrics>,
+    gateway_url: std::sync::OnceLock<String>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -123,8 +126,10 @@ impl Node {
         };
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let mut registry = prometheus_client::registry::Registry::default();
         let (net, swarm_task) =
-            net::task::spawn_with_store(key, &cfg, Some(repo.store().clone()), shutdown.child_token())?;
+            net::task::spawn_with_store(key, &cfg, Some(repo.store().clone()), &mut registry, shutdown.child_token())?;
+        let metrics = Arc::new(Metrics::new(registry));
         let mut bitswap_cfg = opts.bitswap;
         let upload = crate::throttle::Throttle::new(repo.config().network.max_upload_bytes_per_sec);
         bitswap_cfg.upload = upload.clone();
@@ -181,8 +186,20 @@ impl Node {
             block_timeout: Duration::from_secs(c.follow.block_timeout_secs.max(1)),
         };
         let follows = Follows::start(env, shutdown.child_token(), &tasks);
-        let node =
-            Node { repo: Arc::new(repo), net, bitswap, provider, names, follows, upload, pinning, shutdown, tasks };
+        let node = Node {
+            repo: Arc::new(repo),
+            net,
+            bitswap,
+            provider,
+            names,
+            follows,
+            upload,
+            pinning,
+            metrics,
+            gateway_url: std::sync::OnceLock::new(),
+            shutdown,
+            tasks,
+        };
         node.resume_pins();
         Ok(node)
     }
@@ -195,6 +212,22 @@ impl Node {
     /// The block store.
     pub fn store(&self) -> &Store {
         self.repo.store()
+    }
+
+    /// The Prometheus metrics (`/debug/metrics/prometheus`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Record where this node's gateway serves (`http://IP:PORT`), once it is bound, so the
+    /// API can tell clients (the dashboard's links).
+    pub fn set_gateway_url(&self, url: String) {
+        let _ = self.gateway_url.set(url);
+    }
+
+    /// The gateway's URL, if one is serving.
+    pub fn gateway_url(&self) -> Option<&str> {
+        self.gateway_url.get().map(String::as_str)
     }
 
     /// The network handle.

@@ -112,6 +112,9 @@ async fn daemon(path: &Path, starting: Option<Starting>) -> Result<()> {
             }
         },
     };
+    if let Some(g) = &gateway {
+        node.set_gateway_url(format!("http://{}", g.local_addr()));
+    }
     let api_addr = server.multiaddr();
     let written = write_file_atomically(&api_path, &api_addr).and_then(|()| match &gateway {
         Some(g) => write_file_atomically(&gateway_path, &format!("http://{}", g.local_addr())),

@@ -48,8 +48,13 @@
 //! Module map:
 //! - [`error`]: the HTTP status of each [`OpError`].
 //! - [`routes`]: every command of [`crate::ops`] as a route, and the upload adapter.
+//! - [`webui`]: the dashboard's static files at `/webui`.
+//!
+//! Besides the commands: `GET /debug/metrics/prometheus` (the node's metrics in the
+//! OpenMetrics text format, see [`crate::metrics`]) and `GET /webui/` (the dashboard).
 pub mod error;
 mod routes;
+pub mod webui;
 
 use std::io;
 use std::net::SocketAddr;
@@ -204,13 +209,20 @@ pub(crate) fn tcp_multiaddr(addr: SocketAddr) -> String {
 
 /// Every command and the layers around them (outermost last).
 fn router(ctx: Ctx) -> Router {
-    routes::commands(Router::new())
+    webui::routes(routes::commands(Router::new()))
+        .route("/debug/metrics/prometheus", axum::routing::get(metrics))
         .fallback(unknown_command)
         .layer(middleware::from_fn_with_state(ctx.clone(), limit))
         // Deadlines on the request body, counted from when the command first reads it.
         .layer(middleware::from_fn(crate::http_serve::body_deadline))
         .layer(middleware::from_fn_with_state(ctx.clone(), guard))
         .with_state(ctx)
+}
+
+/// The node's metrics as Prometheus scrapes them.
+async fn metrics(State(ctx): State<Ctx>) -> Result<Response, OpError> {
+    let text = ctx.node.metrics().render(&ctx.node).await?;
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 async fn unknown_command(req: Request) -> OpError {
@@ -223,14 +235,16 @@ async fn unknown_command(req: Request) -> OpError {
 
 /// Token, origin and `Host` checks, before anything else runs.
 async fn guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
-    if let Err(e) = check_request(&ctx, req.headers()) {
+    // The dashboard's files carry no state and must load before the page can ask for a token.
+    let token = !(req.method() == axum::http::Method::GET && webui::is_static(req.uri().path()));
+    if let Err(e) = check_request(&ctx, req.headers(), token) {
         return e.into_response();
     }
     next.run(req).await
 }
 
-fn check_request(ctx: &Ctx, headers: &HeaderMap) -> Result<(), OpError> {
-    if !ctx.token.is_empty() {
+fn check_request(ctx: &Ctx, headers: &HeaderMap, token: bool) -> Result<(), OpError> {
+    if token && !ctx.token.is_empty() {
         let sent =
             headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
         if !sent.is_some_and(|t| constant_time_eq(t.trim().as_bytes(), ctx.token.as_bytes())) {

@@ -239,6 +239,11 @@ impl Follows {
         Ok(f)
     }
 
+    /// How many follows run now.
+    pub(crate) fn count(&self) -> usize {
+        self.running.lock().expect("follows lock").len()
+    }
+
     /// The fetch progress of a root being fetched (blocks, bytes).
     pub(crate) fn progress(&self, root: &cairn_protocol::Cid) -> Option<(u64, u64)> {
         self.env.pinning.get(root).map(|p| (p.blocks, p.bytes))

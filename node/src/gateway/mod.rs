@@ -224,11 +224,13 @@ impl Server {
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let mut slot = None;
     let budget = gw.node.upload().cloned();
+    let node = gw.node.clone();
     let mut resp = match serve(gw, req, &mut slot).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
     cors(resp.headers_mut());
+    node.metrics().gateway_response(resp.status().as_u16());
     if let Some(budget) = budget {
         resp = throttled(resp, budget);
     }

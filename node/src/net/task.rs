@@ -10,6 +10,7 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::kad::store::RecordStore as _;
 use libp2p::kad::{self, GetClosestPeersOk, GetProvidersOk, QueryId, QueryResult, RecordKey};
+use libp2p::metrics::{Metrics, Recorder, Registry};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{gossipsub, identify, Multiaddr, PeerId, Swarm};
@@ -77,6 +78,8 @@ struct Task {
     /// Known peers (persisted through this when there is a store) and redialling.
     peerbook: Peerbook,
     persister: Option<super::persist::Persister>,
+    /// libp2p's Prometheus metrics, fed every swarm event.
+    metrics: Metrics,
 }
 
 /// A connected peer's connections as the task tracks them.
@@ -123,18 +126,21 @@ pub fn spawn(
     cfg: &NetConfig,
     shutdown: CancellationToken,
 ) -> Result<(Network, JoinHandle<()>), NetError> {
-    spawn_with_store(key, cfg, None, shutdown)
+    spawn_with_store(key, cfg, None, &mut Registry::default(), shutdown)
 }
 
-/// [`spawn`], keeping other peers' provider records in `store` across restarts.
+/// [`spawn`], keeping other peers' provider records in `store` across restarts and
+/// registering libp2p's metrics (connections, protocols, DHT queries, bandwidth) in `registry`.
 pub(crate) fn spawn_with_store(
     key: Keypair,
     cfg: &NetConfig,
     store: Option<crate::store::Store>,
+    registry: &mut Registry,
     shutdown: CancellationToken,
 ) -> Result<(Network, JoinHandle<()>), NetError> {
     let peer_id = key.public().to_peer_id();
-    let mut swarm = transport::build(key, cfg)?;
+    let mut swarm = transport::build(key, cfg, registry)?;
+    let metrics = Metrics::new(registry);
     let mut persist_thread = None;
     let mut known = Vec::new();
     let mut peer_persister = None;
@@ -200,6 +206,7 @@ pub(crate) fn spawn_with_store(
         announce: cfg.announce.clone(),
         peerbook,
         persister: peer_persister,
+        metrics,
     };
     // The task ends by dropping the swarm, and with it the record store's persister: then
     // the persistence thread makes its last changes durable and ends, and is joined here.
@@ -485,6 +492,7 @@ impl Task {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.record(&event);
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
             SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => self.on_pubsub(e),
@@ -629,6 +637,21 @@ impl Task {
                 tracing::info!(%address, "external address expired");
                 self.update_reachability();
             }
+            _ => {}
+        }
+    }
+
+    /// Count `event` in libp2p's metrics: connections and dial errors, and the events of the
+    /// protocols it knows (DHT queries, identify, ping, relay service, hole punching, gossipsub).
+    fn record(&self, event: &SwarmEvent<BehaviourEvent>) {
+        self.metrics.record(event);
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(e)) => self.metrics.record(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => self.metrics.record(e),
             _ => {}
         }
     }

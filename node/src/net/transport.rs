@@ -7,6 +7,7 @@ use libp2p::core::transport::MemoryTransport;
 use libp2p::core::upgrade;
 use libp2p::dns::{ResolverConfig, ResolverOpts};
 use libp2p::identity::Keypair;
+use libp2p::metrics::Registry;
 use libp2p::{noise, tcp, tls, yamux, Swarm, SwarmBuilder, Transport};
 
 use super::behaviour::Behaviour;
@@ -29,8 +30,9 @@ fn resolver(servers: &[std::net::IpAddr]) -> (ResolverConfig, ResolverOpts) {
     }
 }
 
-/// A swarm over the configured transports.
-pub fn build(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+/// A swarm over the configured transports, counting each connection's bytes in `registry`
+/// (`libp2p_bandwidth_bytes_total`, by direction and transport).
+pub fn build(key: Keypair, cfg: &NetConfig, registry: &mut Registry) -> Result<Swarm<Behaviour>, NetError> {
     let err = |e: &dyn std::fmt::Display| NetError::Dial(format!("building the swarm: {e}"));
     let idle = cfg.idle_timeout;
     let resolver = resolver(&cfg.dns_servers);
@@ -49,6 +51,7 @@ pub fn build(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError
             .with_dns_config(resolver.0, resolver.1)
             .with_relay_client((tls::Config::new, noise::Config::new), yamux::Config::default)
             .map_err(|e| err(&e))?
+            .with_bandwidth_metrics(registry)
             .with_behaviour(|key, relay| Behaviour::new(key, cfg, Some(relay)))
             .map_err(|e| err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
@@ -65,6 +68,7 @@ pub fn build(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError
                 )
             })
             .map_err(|e| err(&e))?
+            .with_bandwidth_metrics(registry)
             .with_behaviour(|key| Behaviour::new(key, cfg, None))
             .map_err(|e| err(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))

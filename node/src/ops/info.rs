@@ -92,6 +92,9 @@ pub struct IdInfo {
     /// punched (none without the network); cairn's own field.
     #[serde(rename = "Connections", default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<crate::net::Reach>,
+    /// The daemon's HTTP gateway (`http://IP:PORT`), when it serves one; cairn's own field.
+    #[serde(rename = "Gateway", default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 json_reply!(IdInfo);
 
@@ -122,12 +125,13 @@ impl Op for Id {
         }
         let mut proto = vec![0x08, 0x01, 0x12, 0x20];
         proto.extend_from_slice(&repo.identity().public_bytes());
-        let (addresses, connections) = match &ctx {
+        let (addresses, connections, gateway) = match &ctx {
             Ctx::Online(node) => (
                 node.net().addrs().await?.into_iter().map(|a| format!("{a}/p2p/{me}")).collect(),
                 Some(node.net().reach().await?),
+                node.gateway_url().map(String::from),
             ),
-            Ctx::Offline(_) => (Vec::new(), None),
+            Ctx::Offline(_) => (Vec::new(), None, None),
         };
         Ok(IdInfo {
             id: me,
@@ -137,6 +141,7 @@ impl Op for Id {
             protocol_version: "ipfs/0.1.0".into(),
             profile: repo.config().profile.clone(),
             connections,
+            gateway,
         })
     }
 }
