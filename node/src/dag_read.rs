@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitswap::Session;
 pub(crate) use crate::read_ahead::BlockError;
+pub(crate) use crate::read_ahead::Scope;
 use crate::read_ahead::{read_store, ReadAhead};
 use crate::store::{AsyncStore, Store};
 
@@ -81,6 +82,30 @@ impl Blocks {
             last: None,
             recorded: None,
             runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Fetch only what is asked for (see [`Scope::Requested`]): for requests that read part of
+    /// a DAG.
+    pub(crate) fn only_requested(mut self) -> Blocks {
+        self.set_scope(Scope::Requested);
+        self
+    }
+
+    /// What is fetched ahead of the reader from now on.
+    pub(crate) fn set_scope(&mut self, scope: Scope) {
+        if let Some(ahead) = &mut self.net {
+            ahead.set_scope(scope);
+        }
+    }
+
+    /// The reader will ask for `upcoming` next, in that order: fetch the first of them ahead
+    /// (with [`Scope::Requested`]; a walk over everything learns its order from the links).
+    pub(crate) fn ahead<'a>(&mut self, upcoming: impl Iterator<Item = &'a Cid>) {
+        if let Some(ahead) = &mut self.net {
+            if ahead.scope() == Scope::Requested {
+                ahead.follow(upcoming, &self.store);
+            }
         }
     }
 
@@ -229,6 +254,7 @@ impl Blocks {
                         if let Err(e) = cursor.give(&bytes) {
                             return Some(Err(e.into()));
                         }
+                        self.ahead(cursor.upcoming());
                     }
                     Err(e) => {
                         cursor.fail();

@@ -1,9 +1,13 @@
 //! Fetching the blocks a DAG reader will want next, before it asks for them.
 //!
-//! A reader walks a UnixFS DAG depth first. Each dag-pb node it reads tells which blocks come
-//! next (its links, in order), ahead of whatever was queued after it. [`ReadOrder`] keeps that
-//! order; [`ReadAhead`] keeps the first [`READ_AHEAD`] of it in flight through one Bitswap
-//! session.
+//! Two scopes ([`Scope`]). A whole-DAG walk (`get`, `dag export`, a CAR of everything) reads
+//! every block: each dag-pb node it reads tells which blocks come next (its links, in order),
+//! ahead of whatever was queued after it, and [`ReadOrder`] keeps that order. A request for part
+//! of a DAG (a gateway request, `cat` of a range) reads only what it asks for: nothing is
+//! fetched ahead of path lookups, and a file range is read ahead from the list its
+//! `FileCursor` gives ([`ReadAhead::follow`]): the path to the range's next byte and the blocks
+//! covering the rest of it, never past a closed range's end. Either way [`ReadAhead`] keeps the
+//! first [`READ_AHEAD`] blocks of the order in flight through one Bitswap session.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -50,6 +54,16 @@ impl ReadOrder {
     }
 }
 
+/// What a reader will read, so what may be fetched before it asks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every block of the DAG: each node's links are fetched ahead, in reading order.
+    #[default]
+    Everything,
+    /// Only what is asked for: file ranges read ahead from their cursors, nothing else.
+    Requested,
+}
+
 /// Why a block could not be had for a reader.
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
@@ -79,6 +93,7 @@ pub enum BlockError {
 /// the window found in the store is left there (`None`) until the reader asks for it.
 pub(crate) struct ReadAhead {
     session: Session,
+    scope: Scope,
     order: ReadOrder,
     inflight: HashMap<Cid, JoinHandle<Result<Option<Bytes>, FetchError>>>,
 }
@@ -86,13 +101,40 @@ pub(crate) struct ReadAhead {
 impl ReadAhead {
     /// Read ahead through `session`.
     pub(crate) fn new(session: Session) -> Self {
-        ReadAhead { session, order: ReadOrder::default(), inflight: HashMap::new() }
+        ReadAhead { session, scope: Scope::Everything, order: ReadOrder::default(), inflight: HashMap::new() }
+    }
+
+    /// Read ahead within `scope` from now on.
+    pub(crate) fn set_scope(&mut self, scope: Scope) {
+        self.scope = scope;
+    }
+
+    /// What is read ahead now.
+    pub(crate) fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// The reader will ask for `upcoming` next, in that order (a file cursor's blocks, a walk's
+    /// stack): fetch the first [`READ_AHEAD`] of them. Replaces the order learned from links.
+    /// Blocks already on their way stay so until taken (or the reader is dropped).
+    pub(crate) fn follow<'a>(&mut self, upcoming: impl Iterator<Item = &'a Cid>, store: &AsyncStore) {
+        self.order = ReadOrder { upcoming: upcoming.take(READ_AHEAD).copied().collect() };
+        self.fill(store);
     }
 
     /// The block `cid` for a reader that asks for it now: taken from the read-ahead, else
     /// from the store, else fetched (with the window started beside it).
     pub(crate) async fn get(&mut self, cid: &Cid, store: &AsyncStore) -> Result<Bytes, BlockError> {
         let ahead = self.take(cid).await;
+        if self.scope == Scope::Requested {
+            return match ahead {
+                Some(b) => Ok(b),
+                None => match read_store(store, cid).await? {
+                    Some(b) => Ok(b),
+                    None => Ok(self.session.get(*cid).await?),
+                },
+            };
+        }
         for passed in self.order.pass(cid) {
             if let Some(task) = self.inflight.remove(&passed) {
                 task.abort();

@@ -123,7 +123,8 @@ impl Gateway {
     /// requests, in the retrieval pool).
     async fn fetch_root(&self, root: Cid) -> Result<(), GatewayError> {
         let session = self.node.session_with_timeout(self.retrieval_timeout());
-        let mut blocks = Blocks::new(self.node.store().clone(), Some(session), CancellationToken::new());
+        let mut blocks =
+            Blocks::new(self.node.store().clone(), Some(session), CancellationToken::new()).only_requested();
         let fetch = async move {
             blocks.get(&root).await.map(|_| ()).map_err(|e| GatewayError::from_block(&e, &format!("/ipfs/{root}")))
         };
@@ -134,7 +135,7 @@ impl Gateway {
     /// Before its first network fetch the request moves to the retrieval pool (`slot`).
     fn blocks(&self, token: CancellationToken, slot: Arc<Slot>) -> Blocks {
         let session = (!self.config.no_fetch).then(|| self.node.session_with_timeout(self.retrieval_timeout()));
-        Blocks::new(self.node.store().clone(), session, token).with_gate(slot)
+        Blocks::new(self.node.store().clone(), session, token).with_gate(slot).only_requested()
     }
 }
 
@@ -284,7 +285,15 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
     )?;
     let (target, named) = match route {
         Route::Redirect(to) => return Ok(redirect_response(StatusCode::MOVED_PERMANENTLY, &to)),
-        Route::Content(t) => (t, None),
+        Route::Content(t) => {
+            // The path as the client asked for it (still percent-encoded); on a subdomain
+            // origin, under the CID its host names.
+            let asked = match t.subdomain {
+                true => format!("/ipfs/{}{}", t.root, uri.path()),
+                false => uri.path().to_string(),
+            };
+            (t, Some(Named::Path(asked)))
+        }
         Route::Name(n) => {
             let (path, ttl, record) = resolve_name(&gw, &n).await?;
             if n.record {
@@ -293,11 +302,39 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
             let accept = text(header::ACCEPT);
             let t = request::resolved_target(&path, &n.rest, uri.query(), accept.as_deref(), n.subdomain)?;
             // `rest` is still percent-encoded, as the header wants it.
-            (t, Some((n.name, n.rest.clone(), ttl)))
+            (t, Some(Named::Name(n.name, n.rest.clone(), ttl)))
         }
     };
+    // A trustless format chosen by `Accept` (not `?format=`): say where that representation
+    // lives on its own, and that the answer depends on `Accept`.
+    let negotiated = match &target.format {
+        Format::Raw if Query::parse(uri.query()).get("format").is_none() => Some("raw"),
+        Format::Car(_) if Query::parse(uri.query()).get("format").is_none() => Some("car"),
+        _ => None,
+    };
     let mut resp = serve_content(&gw, head, uri, &headers_text(headers), target, slot).await?;
-    if let Some((name, rest, ttl)) = named {
+    if let Some(format) = negotiated {
+        let location = match uri.query().filter(|q| !q.is_empty()) {
+            Some(q) => format!("{}?{q}&format={format}", uri.path()),
+            None => format!("{}?format={format}", uri.path()),
+        };
+        let success = resp.status().is_success();
+        let h = resp.headers_mut();
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+        if success {
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                h.insert(header::CONTENT_LOCATION, v);
+            }
+        }
+    }
+    if let Some(Named::Path(asked)) = &named {
+        if resp.headers().contains_key("x-ipfs-path") {
+            if let Ok(v) = HeaderValue::from_str(asked) {
+                resp.headers_mut().insert("x-ipfs-path", v);
+            }
+        }
+    }
+    if let Some(Named::Name(name, rest, ttl)) = named {
         // Content under a name changes when the name is republished: cache it for the record's
         // TTL, not forever.
         let h = resp.headers_mut();
@@ -311,6 +348,14 @@ async fn serve(gw: Arc<Gateway>, req: Request, slot: &mut Option<Arc<Slot>>) -> 
         }
     }
     Ok(resp)
+}
+
+/// How the client named what it asked for.
+enum Named {
+    /// A content path (`/ipfs/…`, or a subdomain origin's path under its CID).
+    Path(String),
+    /// A name, the path below it and the record's TTL.
+    Name(cairn_protocol::names::Name, String, Duration),
 }
 
 /// The request headers the content path reads.
@@ -459,7 +504,7 @@ fn common_headers(h: &mut HeaderMap, etag: &str, content_path: &str, roots: &[Ci
 
 /// What a path escapes (in `X-Ipfs-Path`): controls, non-ASCII and characters not allowed in
 /// a URL path.
-const PATH_HEADER: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+pub(crate) const PATH_HEADER: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')

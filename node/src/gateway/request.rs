@@ -174,6 +174,9 @@ pub fn route(parts: &Parts<'_>, cfg: &RouteConfig<'_>) -> Result<Route, GatewayE
         }
         return content(root, parts.path, &query, parts.accept, true);
     }
+    if let Some(to) = uri_router(parts.path, &query)? {
+        return Ok(Route::Redirect(to));
+    }
     let Some(after) = parts.path.strip_prefix("/ipfs/") else {
         if let Some(after) = parts.path.strip_prefix("/ipns/") {
             let (label, rest) = after.split_once('/').map_or((after, ""), |(l, _)| (l, &after[l.len()..]));
@@ -205,6 +208,34 @@ pub fn route(parts: &Parts<'_>, cfg: &RouteConfig<'_>) -> Result<Route, GatewayE
     }
     let path = rest.map(|r| format!("/{r}")).unwrap_or_default();
     content(root, &path, &query, parts.accept, false)
+}
+
+/// The URI router (path gateway spec, `uri` request query parameter): `/ipfs/?uri=ipfs://{cid}/…`
+/// and `/ipns/?uri=ipns://{name}/…` (what a browser's `web+ipfs` protocol handler sends) are
+/// redirected to the content path. `None` for any other request.
+fn uri_router(path: &str, query: &Query) -> Result<Option<String>, GatewayError> {
+    if !matches!(path, "/ipfs/" | "/ipns/" | "/ipfs" | "/ipns") {
+        return Ok(None);
+    }
+    let Some(uri) = query.get("uri") else { return Ok(None) };
+    let bad = || {
+        GatewayError::bad_request(format!(
+            "uri={uri:?} is not an ipfs:// or ipns:// URL: expected ipfs://{{cid}}[/path] or ipns://{{name}}[/path]"
+        ))
+    };
+    let uri = uri.strip_prefix("web+").unwrap_or(uri);
+    let (scheme, rest) = uri.split_once("://").ok_or_else(bad)?;
+    let namespace = match scheme.to_ascii_lowercase().as_str() {
+        "ipfs" => "ipfs",
+        "ipns" => "ipns",
+        _ => return Err(bad()),
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad());
+    }
+    // The path part is kept as given; characters a URL path cannot hold are escaped.
+    let rest = percent_encoding::utf8_percent_encode(rest, super::PATH_HEADER).to_string();
+    Ok(Some(format!("/{namespace}/{rest}")))
 }
 
 /// A request under a name: the record itself (`?format=ipns-record` or its `Accept` type,
@@ -265,7 +296,11 @@ fn content(
 ) -> Result<Route, GatewayError> {
     let path = decode_path(encoded_path)?;
     let segments = split_path(&path).map_err(|_| {
-        GatewayError::bad_request(format!("invalid path {path:?}: `.` and `..` segments are not allowed"))
+        let why = match path.contains('\0') {
+            true => "a NUL character is not allowed in a path",
+            false => "`.` and `..` segments are not allowed",
+        };
+        GatewayError::bad_request(format!("invalid path {path:?}: {why}"))
     })?;
     let trailing_slash = path.ends_with('/');
     let format = format_of(query, accept)?;

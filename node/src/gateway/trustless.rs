@@ -121,12 +121,14 @@ pub(crate) async fn stream_car(body: CarBody, mut blocks: Blocks, out: PieceSend
                 // Only the blocks covering the range: the cursor asks for each one.
                 let (start, end) = params.entity_bytes.map_or((0, size), |eb| eb.resolve(size));
                 let mut cursor = FileCursor::new(terminal, start, Some(end - start));
+                // The terminal block is at hand: the cursor's first step takes it from there.
                 loop {
                     match cursor.next_step() {
                         Read::Need(cid) => {
                             let b = blocks.block(&cid).await.map_err(dag_err)?;
                             car.block(&cid, &b).await?;
                             cursor.give(&b).map_err(read_err)?;
+                            blocks.ahead(cursor.upcoming());
                         }
                         Read::Piece(_) => {}
                         Read::End => break,
@@ -161,6 +163,7 @@ async fn walk(root: &Cid, data: &Bytes, blocks: &mut Blocks, car: &mut CarOut, p
         if !seen.insert(cid) || cid.hash().code() == IDENTITY {
             continue;
         }
+        blocks.ahead(stack.iter().rev());
         let data = blocks.block(&cid).await.map_err(|e| GatewayError::from_dag(&e, path))?;
         car.block(&cid, &data).await?;
         stack.extend(links_of(&cid, &data)?.into_iter().rev());

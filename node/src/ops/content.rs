@@ -57,7 +57,8 @@ impl WriteOp for Cat {
     /// Async end to end: a block on its way over the network holds no thread.
     async fn write(self, ctx: Ctx, out: PieceSender) -> Result<(), OpError> {
         let (root, segments) = super::name::content_path(&ctx, &self.path).await?;
-        let mut blocks = work::blocks(&ctx, self.offline, out.token());
+        // Only the blocks of the range: the path to its first byte, then the covering leaves.
+        let mut blocks = work::blocks(&ctx, self.offline, out.token()).only_requested();
         let cid = blocks.resolve(root, &segments).await?;
         let mut cursor = FileCursor::new(cid, self.offset, self.length);
         while let Some(piece) = blocks.next_piece(&mut cursor).await {

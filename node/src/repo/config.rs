@@ -95,7 +95,8 @@ pub struct GatewayConfig {
     /// `http://{cid}.ipfs.localhost:8080/` works out of the box in browsers).
     pub subdomain_hosts: Vec<String>,
     /// Redirect path requests (`/ipfs/{cid}/…`) arriving on a subdomain host to the CID's own
-    /// origin, `{cid}.ipfs.{host}` (default off: path URLs are served directly).
+    /// origin, `{cid}.ipfs.{host}` (default on, as the subdomain gateway spec requires and kubo
+    /// does for `localhost`; `127.0.0.1` is not a subdomain host and keeps serving paths).
     pub redirect_to_subdomain: bool,
     /// Seconds a request waits for any one block from the network before it fails with 504
     /// (default 30).
@@ -119,7 +120,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             subdomain_hosts: vec!["localhost".into()],
-            redirect_to_subdomain: false,
+            redirect_to_subdomain: true,
             retrieval_timeout_secs: 30,
             max_requests: 256,
             max_retrievals: 64,

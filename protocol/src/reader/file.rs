@@ -151,6 +151,13 @@ impl FileCursor {
         }
     }
 
+    /// The blocks this cursor will ask for after the one it waits for, in the order it will
+    /// ask, as far as the blocks given so far tell: the path to the range's next byte and the
+    /// blocks covering the rest of the range, nothing outside it. What a reader fetches ahead.
+    pub fn upcoming(&self) -> impl Iterator<Item = &Cid> + '_ {
+        self.stack.iter().rev().map(|p| &p.cid)
+    }
+
     /// Decode one block of the file: push its overlapping children and return its inline bytes
     /// and the size of the subtree it roots.
     fn expand(&mut self, p: &Pending, bytes: &Bytes) -> Result<(Bytes, u64), ReadError> {
