@@ -166,6 +166,12 @@ impl Metrics {
             Unit::Bytes,
             ConstGauge::new(to_i64(node.repo().config().store.max_size_bytes)),
         );
+        r.register_with_unit(
+            "store_read_cache_size",
+            "Bytes of verified blocks held in memory for hot reads (store.read_cache_bytes)",
+            Unit::Bytes,
+            ConstGauge::new(to_i64(node.store().read_cache_size() as u64)),
+        );
         gauge(r, "pins", "Recursive and direct pins", to_i64(s.pins));
         gauge(r, "follows", "Sites and CIDs followed", to_i64(node.follows().count() as u64));
         Ok(root)

@@ -40,6 +40,9 @@ pub fn fresh_ports(n: u64) -> u64 {
 pub fn memory_config(port: u64, bootstrap: Vec<Multiaddr>) -> NetConfig {
     NetConfig {
         listen: vec![format!("/memory/{port}").parse().expect("a memory address")],
+        // As a public node does (confirmed by AutoNAT or configured): provider records then
+        // carry the address, so strangers can dial a provider at once.
+        announce: vec![format!("/memory/{port}").parse().expect("a memory address")],
         bootstrap,
         dht_mode: DhtMode::Server,
         transport: TransportKind::Memory,

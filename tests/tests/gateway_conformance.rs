@@ -307,14 +307,18 @@ fn the_gateway_meets_the_specs_rules() -> Result<()> {
             .header("location", Is(format!("http://{v0_as_v1}.ipfs.localhost:{port}/"))),
     ];
 
+    // Twice: the second pass meets answers kept whole for hot content, which must not differ.
     let mut failures = Vec::new();
-    for r in &rows {
-        let wrong = r.check(gw)?;
-        println!("{} {}: {} {}", if wrong.is_empty() { "PASS" } else { "FAIL" }, r.spec, r.path, wrong.join("; "));
-        if !wrong.is_empty() {
-            failures.push(format!("{} ({}): {}", r.spec, r.path, wrong.join("; ")));
+    for pass in 1..=2 {
+        for r in &rows {
+            let wrong = r.check(gw)?;
+            let verdict = if wrong.is_empty() { "PASS" } else { "FAIL" };
+            println!("{verdict} (pass {pass}) {}: {} {}", r.spec, r.path, wrong.join("; "));
+            if !wrong.is_empty() {
+                failures.push(format!("pass {pass}: {} ({}): {}", r.spec, r.path, wrong.join("; ")));
+            }
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(failures.is_empty(), "{} of {} checks failed:\n{}", failures.len(), 2 * rows.len(), failures.join("\n"));
     Ok(())
 }

@@ -16,7 +16,9 @@
 //! every peer asked said DONT_HAVE (the first search of a session, for its root, already after
 //! [`FIRST_SEARCH_DELAY`]), the session asks the DHT for providers of its root (later of the
 //! stuck block); the swarm dials
-//! them, and every newly connected peer is sent our wants.
+//! them, and each provider found becomes a proven peer of the session: once connected it gets
+//! want-blocks straight away, with no want-have round first. Every other newly connected peer
+//! is sent our wants as want-haves.
 //!
 //! A received block is looked up by its multihash, which the decoder computed from its bytes.
 //! A wanted block goes to every waiting `get`, then to the write-behind queue, and the want is
@@ -73,11 +75,12 @@ const MAX_BROADCAST: usize = 128;
 const CONNECT_WANTS: usize = 1024;
 
 /// A session's first provider search (for its root) starts this soon when no connected peer
-/// has said HAVE, instead of [`BitswapConfig::provider_search_delay`]: content a neighbour
-/// does not have is usually with a stranger, and waiting a whole second for every neighbour
-/// to say DONT_HAVE (some never answer) was most of the time to first byte. Later searches,
-/// for blocks a session got stuck on, keep the full delay.
-pub(crate) const FIRST_SEARCH_DELAY: Duration = Duration::from_millis(100);
+/// has said HAVE, instead of [`BitswapConfig::provider_search_delay`]: at once, beside the
+/// want-haves to the neighbours. Content a neighbour does not have is usually with a
+/// stranger, and waiting for every neighbour to say DONT_HAVE (some never answer) was most of
+/// the time to first byte; the cost is one DHT lookup per session that needed the network.
+/// Later searches, for blocks a session got stuck on, keep the full delay.
+pub(crate) const FIRST_SEARCH_DELAY: Duration = Duration::ZERO;
 
 /// While a session has fewer than [`SPREAD_PEERS`] peers, the want-blocks of its first this
 /// many wants also go as want-haves to every connected peer: otherwise, once one peer has
@@ -355,7 +358,7 @@ pub(crate) fn spawn(client: Client) -> JoinHandle<()> {
 impl Client {
     async fn run(mut self) {
         self.refresh_peers();
-        let period = (self.cfg.request_timeout.min(self.cfg.provider_search_delay).min(FIRST_SEARCH_DELAY) / 2)
+        let period = (self.cfg.request_timeout.min(self.cfg.provider_search_delay).min(Duration::from_millis(100)) / 2)
             .clamp(Duration::from_millis(10), Duration::from_millis(250));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -522,6 +525,10 @@ impl Client {
         };
         self.wants.insert(key, want);
         self.dirty = true;
+        // A session's first want: its provider search starts now, beside the want-haves.
+        if self.sessions.get(&session.id).is_some_and(|s| s.searches == 0 && !s.searching) {
+            self.search_providers(now);
+        }
     }
 
     /// Answer a want from the store, off this task; if the block is not there after all,
@@ -701,21 +708,20 @@ impl Client {
         self.dirty = true;
     }
 
+    /// A provider record names `peer` for the session's root: it is a candidate for the
+    /// session's want-blocks from the moment it is connected (the swarm is dialling it), with
+    /// no want-have round first. Dial and want go in parallel; a want-block carries
+    /// sendDontHave, so a provider that lied costs one round trip.
     fn on_provider(&mut self, session: u64, peer: PeerId) {
-        if peer == self.net.local_peer_id() || self.is_banned(&peer) || !self.peers.contains_key(&peer) {
-            // Not connected yet: it gets every want when it connects.
+        if peer == self.net.local_peer_id() || self.is_banned(&peer) {
             return;
         }
-        let now = Instant::now();
-        let keys: Vec<Key> = self
-            .wants
-            .iter()
-            .filter(|(_, w)| w.sessions.contains(&session) && !w.asks.contains_key(&peer))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in keys {
-            self.ask_have(&key, peer, now);
+        if let Some(state) = self.sessions.get_mut(&session) {
+            if !state.proven.contains(&peer) && state.proven.len() < MAX_PROVEN {
+                state.proven.push(peer);
+            }
         }
+        self.dirty = true;
     }
 
     fn on_net_event(&mut self, ev: Result<NetEvent, broadcast::error::RecvError>) {
@@ -733,12 +739,21 @@ impl Client {
         }
     }
 
-    /// A new peer: send it our wants (as want-haves), oldest first.
+    /// A new peer: send it our wants (as want-haves), oldest first; wants of sessions it is
+    /// proven for (a provider found for them) are left to the scheduler, which sends it
+    /// want-blocks.
     fn on_connected(&mut self, peer: PeerId) {
         let now = Instant::now();
         self.peers.entry(peer).or_insert_with(|| Peer::new(now));
-        let mut keys: Vec<(i32, Key)> =
-            self.wants.iter().filter(|(_, w)| !w.asks.contains_key(&peer)).map(|(k, w)| (w.priority, *k)).collect();
+        let proven_for: Vec<u64> =
+            self.sessions.iter().filter(|(_, s)| s.proven.contains(&peer)).map(|(id, _)| *id).collect();
+        let mut keys: Vec<(i32, Key)> = self
+            .wants
+            .iter()
+            .filter(|(_, w)| !w.asks.contains_key(&peer))
+            .filter(|(_, w)| !w.sessions.iter().any(|s| proven_for.contains(s)))
+            .map(|(k, w)| (w.priority, *k))
+            .collect();
         keys.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
         for (_, key) in keys.into_iter().take(CONNECT_WANTS) {
             self.ask_have(&key, peer, now);

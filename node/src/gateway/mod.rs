@@ -24,10 +24,15 @@
 //! headers; errors here are proper error responses) and the body (a file's range, or a CAR);
 //! an error in a body cuts it short. Failures stay typed ([`DagReadError`]) until
 //! [`GatewayError::from_dag`] picks their status.
+//!
+//! Hot content: blocks read and verified once are kept by the store's read cache, and small
+//! complete answers for immutable content are kept whole ([`hot`]), so a hot asset costs
+//! neither a disk read, nor a hash, nor a path walk.
 
 pub mod admission;
 pub mod denylist;
 pub mod error;
+mod hot;
 pub mod mime;
 pub mod redirects;
 pub mod request;
@@ -112,6 +117,7 @@ struct Gateway {
     config: GatewayConfig,
     denylist: Denylist,
     admission: Admission,
+    hot: hot::HotResponses,
 }
 
 impl Gateway {
@@ -191,7 +197,10 @@ impl Server {
         let addr: SocketAddr = opts.addr.trim().parse().map_err(|_| ServeError::BadAddress(opts.addr.clone()))?;
         let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })?;
         let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr, source })?;
+        // A quarter of the block cache's budget: hot small answers whole.
+        let hot_bytes = usize::try_from(node.repo().config().store.read_cache_bytes / 4).unwrap_or(usize::MAX);
         let gateway = Arc::new(Gateway {
+            hot: hot::HotResponses::new(hot_bytes),
             node,
             config: opts.config.clone(),
             denylist: Denylist::open(opts.denylist.clone()),
@@ -226,9 +235,26 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let mut slot = None;
     let budget = gw.node.upload().cloned();
     let node = gw.node.clone();
-    let mut resp = match serve(gw, req, &mut slot).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    let key =
+        hot::HotResponses::key(req.method(), req.headers(), req.uri().path_and_query().map_or("", |p| p.as_str()));
+    let kept = key.as_deref().and_then(|k| gw.hot.get(k)).filter(|h| !h.roots.iter().any(|c| gw.denylist.denies(c)));
+    let mut resp = match kept {
+        Some(h) => {
+            let mut resp = axum::body::Body::from(h.body).into_response();
+            *resp.headers_mut() = h.headers;
+            resp
+        }
+        None => {
+            let hot = gw.clone();
+            let resp = match serve(gw, req, &mut slot).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            };
+            match key {
+                Some(k) => keep_if_hot(&hot, k, resp).await,
+                None => resp,
+            }
+        }
     };
     cors(resp.headers_mut());
     node.metrics().gateway_response(resp.status().as_u16());
@@ -240,6 +266,33 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Some(slot) => stream::hold_until_body_ends(resp, slot),
         None => resp,
     }
+}
+
+/// Offer a complete, small `200` answer to the hot responses; the answer itself goes on.
+async fn keep_if_hot(gw: &Gateway, key: String, resp: Response) -> Response {
+    use axum::body::HttpBody;
+    let small = resp.body().size_hint().exact().is_some_and(|n| n <= hot::MAX_BODY as u64);
+    if resp.status() != StatusCode::OK || !small {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    // A complete body: collected at once.
+    let Ok(bytes) = axum::body::to_bytes(body, hot::MAX_BODY).await else {
+        return GatewayError::internal("a complete answer could not be read back").into_response();
+    };
+    let roots = parts
+        .headers
+        .get("x-ipfs-roots")
+        .and_then(|v| v.to_str().ok())
+        .map(|t| t.split(',').filter_map(|c| cairn_protocol::cids::parse(c).ok()).collect())
+        .unwrap_or_default();
+    let roots: Vec<Cid> = roots;
+    if roots.is_empty() {
+        // Without the CIDs of its path the denylist could not be asked on a hit.
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+    gw.hot.offer(key, parts.status, hot::Hot { headers: parts.headers.clone(), body: bytes.clone(), roots });
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// `resp` with its body paced by the serving budget, piece by piece.
@@ -424,11 +477,14 @@ async fn serve_content(
     };
     // On a blocking thread: the denylist may stat and re-read its file, the store reads sled.
     let (check, root) = (gw.clone(), target.root);
-    let missing = tokio::task::spawn_blocking(move || {
-        !check.config.no_fetch && !check.denylist.denies(&root) && !check.node.store().has(&root).unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
+    // A hot root is in the read cache: no trip to the blocking pool.
+    let cached = gw.node.store().cached(&root).is_some();
+    let missing = !cached
+        && tokio::task::spawn_blocking(move || {
+            !check.config.no_fetch && !check.denylist.denies(&root) && !check.node.store().has(&root).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
     if missing {
         gw.fetch_root(root).await?;
     }

@@ -44,6 +44,9 @@ struct ProviderSearch {
 /// Providers' addresses remembered for later dials (`connect` after a search ended), at most.
 const PROVIDER_ADDRS: usize = 1024;
 
+/// DHT walks towards address-less providers running at once.
+const MAX_PROVIDER_WALKS: usize = 16;
+
 /// The swarm and everything waiting on it.
 struct Task {
     swarm: Swarm<Behaviour>,
@@ -56,6 +59,9 @@ struct Task {
     pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, NetError>>>,
     provider_searches: HashMap<QueryId, ProviderSearch>,
     peer_searches: HashMap<QueryId, (PeerId, AddrsReply)>,
+    /// Walks towards providers found without addresses: the walk itself reaches and dials
+    /// them; when it ends, a provider still not connected is dialled at what it found.
+    provider_walks: HashMap<QueryId, PeerId>,
     closest: HashMap<QueryId, ClosestReply>,
     listen_addrs: Vec<Multiaddr>,
     provides: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
@@ -188,6 +194,7 @@ pub(crate) fn spawn_with_store(
         pending_dials: HashMap::new(),
         provider_searches: HashMap::new(),
         peer_searches: HashMap::new(),
+        provider_walks: HashMap::new(),
         closest: HashMap::new(),
         listen_addrs: Vec::new(),
         provides: HashMap::new(),
@@ -757,6 +764,22 @@ impl Task {
                 };
                 let _ = reply.send(Ok(peers.into_iter().map(|p| (p.peer_id, p.addrs)).collect()));
             }
+            QueryResult::GetClosestPeers(res) if self.provider_walks.contains_key(&id) => {
+                let provider = self.provider_walks.remove(&id).expect("checked");
+                let peers = match res {
+                    Ok(GetClosestPeersOk { peers, .. }) => peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                let addrs: Vec<Multiaddr> =
+                    peers.into_iter().filter(|p| p.peer_id == provider).flat_map(|p| p.addrs).collect();
+                if !self.connected.contains_key(&provider) && !addrs.is_empty() {
+                    let opts = DialOpts::peer_id(provider)
+                        .addresses(addrs)
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    let _ = self.swarm.dial(opts);
+                }
+            }
             QueryResult::GetClosestPeers(res) => {
                 if let Some((peer, reply)) = self.peer_searches.remove(&id) {
                     let addrs = match res {
@@ -835,7 +858,13 @@ impl Task {
                 let opts =
                     DialOpts::peer_id(p).addresses(addrs).condition(PeerCondition::DisconnectedAndNotDialing).build();
                 if let Err(e) = self.swarm.dial(opts) {
-                    tracing::debug!(%p, "cannot dial provider: {e}");
+                    // A record without addresses (and none known): walk the DHT towards the
+                    // provider now, rather than after the search ends.
+                    tracing::debug!(%p, "provider without known addresses ({e}): looking it up");
+                    if self.provider_walks.len() < MAX_PROVIDER_WALKS {
+                        let walk = self.swarm.behaviour_mut().kad.get_closest_peers(p);
+                        self.provider_walks.insert(walk, p);
+                    }
                 }
             }
             if search.found.try_send(p).is_err() || search.seen.len() >= search.limit {

@@ -155,6 +155,10 @@ pub struct StoreConfig {
     /// space than this (default 64 MiB), so the metadata database always has room to commit
     /// and reopen. Reads still work on a full disk.
     pub min_free_bytes: u64,
+    /// Blocks kept in memory after they were read and verified, in bytes (default 16 MiB, 64 MiB
+    /// on `server`; 0: off): hot content behind the gateway is neither read from disk nor hashed
+    /// again. A block enters on its second read, so one pass over a large file does not fill it.
+    pub read_cache_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -164,6 +168,7 @@ impl Default for StoreConfig {
             max_size_bytes: 0,
             gc_period_secs: 60,
             min_free_bytes: 64 * 1024 * 1024,
+            read_cache_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -302,6 +307,7 @@ impl Config {
             "server" => {
                 c.network.bootstrap = IPFS_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
                 c.store.meta_cache_bytes = 64 * 1024 * 1024;
+                c.store.read_cache_bytes = 64 * 1024 * 1024;
                 c.network.relay_service = true;
             }
             "local" => {
@@ -400,6 +406,7 @@ impl Config {
         }
         in_range("store.gc_period_secs", s.gc_period_secs, 1, 7 * DAY, " seconds")?;
         in_range("store.min_free_bytes", s.min_free_bytes, 0, 1024 * GIB, " bytes")?;
+        in_range("store.read_cache_bytes", s.read_cache_bytes, 0, 64 * GIB, " bytes (0 to 64 GiB)")?;
         cairn_protocol::profile::ImportSettings::profile(&self.import.profile).map_err(|e| Invalid {
             key: "import.profile",
             value: format!("{:?}", self.import.profile),

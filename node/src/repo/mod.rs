@@ -266,6 +266,7 @@ impl Repo {
         let meta = open_meta(path, &config)?;
         let floor = space::Floor::new(path, config.store.min_free_bytes);
         let store = Store::with_floor(Box::new(files), Box::new(meta), Some(floor));
+        store.set_read_cache(config.store.read_cache_bytes);
         if found < REPO_VERSION {
             migrate(path, &store, found)?;
         }

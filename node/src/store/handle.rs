@@ -42,12 +42,16 @@ impl AsyncStore {
         if let Some(data) = self.store.pending(&cid) {
             return Ok(Some(data));
         }
+        // A hot block: no trip to the blocking pool.
+        if let Some(data) = self.store.cached(&cid) {
+            return Ok(Some(data));
+        }
         self.call(move |s| s.get(&cid)).await
     }
 
     /// Whether the block is stored ([`Store::has`]).
     pub async fn has(&self, cid: Cid) -> Result<bool, StoreError> {
-        if self.store.pending(&cid).is_some() {
+        if self.store.pending(&cid).is_some() || self.store.cached(&cid).is_some() {
             return Ok(true);
         }
         self.call(move |s| s.has(&cid)).await

@@ -16,6 +16,7 @@
 //! (pins, pending pins, DHT records: [`records`]), each returning an error or done (and, for
 //! writes, durable) when it returns.
 
+pub(crate) mod cache;
 pub mod files;
 pub mod handle;
 pub mod meta;
@@ -87,6 +88,9 @@ struct Inner {
     /// Batches whose writes failed, so that their writers stop at the next block instead of
     /// reading and hashing the rest of their input first (the error itself comes at commit).
     failed: Mutex<HashMap<u64, String>>,
+    /// Blocks read and verified since the process started, for hot reads (off until
+    /// [`Store::set_read_cache`]).
+    cache: Mutex<cache::ReadCache>,
 }
 
 enum Request {
@@ -123,6 +127,7 @@ impl Store {
             pin_gate: RwLock::new(()),
             floor,
             failed: Mutex::new(Default::default()),
+            cache: Mutex::new(cache::ReadCache::new(0)),
         });
         let (tx, rx) = bounded(WRITE_QUEUE);
         let writer_inner = inner.clone();
@@ -173,13 +178,48 @@ impl Store {
         self.inner.queued.lock().expect("queued blocks lock").get(&key_of(cid)).cloned()
     }
 
+    /// Keep up to `bytes` of blocks read and verified, so hot blocks are neither read nor
+    /// hashed again (`store.read_cache_bytes`; 0: off).
+    pub fn set_read_cache(&self, bytes: u64) {
+        self.cache().set_capacity(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, cache::ReadCache> {
+        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes of blocks in the read cache now.
+    pub(crate) fn read_cache_size(&self) -> usize {
+        self.cache().bytes()
+    }
+
+    /// The block, if the read cache holds it (verified when it was read): no disk, no hash.
+    pub(crate) fn cached(&self, cid: &Cid) -> Option<Bytes> {
+        self.cache().get(&key_of(cid))
+    }
+
     /// Read and verify the block named by `cid`. Identity CIDs return their inline bytes.
+    /// A block read again soon comes from the read cache, verified once per process.
     pub fn get(&self, cid: &Cid) -> Result<Option<Bytes>, StoreError> {
-        let Some(bytes) = self.get_unverified(cid)? else {
+        if cid.hash().code() == IDENTITY {
+            return Ok(Some(Bytes::copy_from_slice(cid.hash().digest())));
+        }
+        let key = key_of(cid);
+        let generation = {
+            let mut cache = self.cache();
+            if let Some(b) = cache.get(&key) {
+                return Ok(Some(b));
+            }
+            cache.generation()
+        };
+        let Some(bytes) = self.get_raw(&key)? else {
             return Ok(None);
         };
         match cids::verify(cid, &bytes) {
-            Ok(()) => Ok(Some(bytes)),
+            Ok(()) => {
+                self.cache().offer(&key, &bytes, generation);
+                Ok(Some(bytes))
+            }
             Err(cids::CidError::Mismatch(_)) => Err(StoreError::Corrupt(*cid)),
             Err(source) => Err(StoreError::Unverifiable { cid: *cid, source }),
         }
@@ -208,6 +248,9 @@ impl Store {
 
     /// Whether the block is stored (identity CIDs always are).
     pub fn has(&self, cid: &Cid) -> Result<bool, StoreError> {
+        if self.cache().contains(&key_of(cid)) {
+            return Ok(true);
+        }
         Ok(self.size(cid)?.is_some())
     }
 
@@ -256,6 +299,8 @@ impl Store {
 
     /// Remove blocks by multihash key and make the removal durable. Used by GC and `block rm`.
     pub(crate) fn remove_keys(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        // Out of the read cache first: a read racing the removal is then not cached either.
+        self.cache().remove(keys);
         for key in keys {
             self.inner.meta.remove(Tree::Blocks, key)?;
             self.inner.files.remove(key)?;
