@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::maintenance::{self, RepoStat};
@@ -30,7 +30,7 @@ pub const STORE_REFRESH: Duration = Duration::from_secs(30);
 /// The node's metrics registry and the counters that are updated as events happen.
 pub struct Metrics {
     registry: Registry,
-    gateway: Family<Vec<(String, String)>, Counter>,
+    gateway: Family<Labels, Counter>,
     store: Mutex<Option<(Instant, RepoStat)>>,
 }
 
@@ -120,30 +120,20 @@ impl Metrics {
         let reach = node.net().reach().await?;
         let peers = node.net().peers().await?;
         let relayed = peers.iter().filter(|p| p.addr.contains("/p2p-circuit")).count() as i64;
-        let established = Family::<Vec<(String, String)>, Counter>::default();
-        established.get_or_create(&vec![("kind".into(), "direct".into())]).inc_by(reach.direct);
-        established.get_or_create(&vec![("kind".into(), "relayed".into())]).inc_by(reach.relayed);
+        let established = counters("kind", &[("direct", reach.direct), ("relayed", reach.relayed)]);
         r.register(
             "connections_established",
             "Connections established since start, direct or through a relay",
             established,
         );
-        let punches = Family::<Vec<(String, String)>, Counter>::default();
-        punches.get_or_create(&vec![("result".into(), "success".into())]).inc_by(reach.hole_punched);
-        punches.get_or_create(&vec![("result".into(), "failure".into())]).inc_by(reach.hole_punch_failed);
+        let punches = counters("result", &[("success", reach.hole_punched), ("failure", reach.hole_punch_failed)]);
         r.register("hole_punches", "Relayed connections upgraded to direct ones by hole punching", punches);
-        let connected = Family::<Vec<(String, String)>, prometheus_client::metrics::gauge::Gauge>::default();
-        connected.get_or_create(&vec![("link".into(), "direct".into())]).set(peers.len() as i64 - relayed);
-        connected.get_or_create(&vec![("link".into(), "relayed".into())]).set(relayed);
+        let connected = gauges("link", &[("direct", peers.len() as i64 - relayed), ("relayed", relayed)]);
         r.register("peers", "Connected peers, by their best connection", connected);
         gauge(r, "relay_reservations", "Relay reservations held now", to_i64(reach.relay_reservations));
-        let reachable = Family::<Vec<(String, String)>, prometheus_client::metrics::gauge::Gauge>::default();
-        for state in ["unknown", "public", "private"] {
-            let now = serde_json::to_value(reach.reachability).ok().and_then(|v| v.as_str().map(String::from));
-            reachable
-                .get_or_create(&vec![("state".into(), state.into())])
-                .set(i64::from(now.as_deref() == Some(state)));
-        }
+        let now = serde_json::to_value(reach.reachability).ok().and_then(|v| v.as_str().map(String::from));
+        let states = ["unknown", "public", "private"].map(|state| (state, i64::from(now.as_deref() == Some(state))));
+        let reachable = gauges("state", &states);
         r.register("reachability", "1 for the node's reachability as AutoNAT and port mapping found it", reachable);
 
         let s = self.store_stat(node).await?;
@@ -192,6 +182,27 @@ impl Metrics {
         *self.store.lock().expect("metrics lock") = Some((Instant::now(), s.clone()));
         Ok(s)
     }
+}
+
+/// Label sets of one label each.
+type Labels = Vec<(String, String)>;
+
+/// A counter family with one label, a counter per value of it.
+fn counters(label: &str, values: &[(&str, u64)]) -> Family<Labels, Counter> {
+    let family = Family::<Labels, Counter>::default();
+    for (value, n) in values {
+        family.get_or_create(&vec![(label.to_string(), value.to_string())]).inc_by(*n);
+    }
+    family
+}
+
+/// A gauge family with one label, a gauge per value of it.
+fn gauges(label: &str, values: &[(&str, i64)]) -> Family<Labels, Gauge> {
+    let family = Family::<Labels, Gauge>::default();
+    for (value, n) in values {
+        family.get_or_create(&vec![(label.to_string(), value.to_string())]).set(*n);
+    }
+    family
 }
 
 fn to_i64(v: u64) -> i64 {
