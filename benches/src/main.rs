@@ -110,6 +110,9 @@ fn main() -> Result<()> {
         rows.extend(rt.block_on(figures::dht::ttfb(&ctx))?);
         rows.extend(rt.block_on(figures::dht::provide(&ctx))?);
     }
+    if want("churn") {
+        rows.extend(runtime()?.block_on(figures::churn::run(&ctx))?);
+    }
     if want("ipns") {
         rows.extend(runtime()?.block_on(figures::ipns::run(&ctx))?);
     }

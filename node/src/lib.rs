@@ -54,6 +54,8 @@ pub mod dag;
 pub(crate) mod dag_read;
 pub mod exporter;
 pub mod follow;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod gateway;
 pub(crate) mod gc;
 pub mod health;

@@ -82,6 +82,7 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
             max_circuit_duration: Duration::from_secs(c.relay_max_circuit_secs),
         }),
         hole_punching: c.hole_punching,
+        dht_auto_bootstrap: true,
     })
 }
 

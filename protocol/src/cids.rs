@@ -95,14 +95,38 @@ impl HashFn {
 /// base36 `k…`, base58btc `z…`, …).
 pub fn parse(text: &str) -> Result<Cid, CidError> {
     let trimmed = text.trim();
-    Cid::try_from(trimmed).map_err(|e| CidError::Parse { text: text.to_string(), reason: e.to_string() })
+    let err = |reason: String| CidError::Parse { text: text.to_string(), reason };
+    let cid = Cid::try_from(trimmed).map_err(|e| err(e.to_string()))?;
+    // The varint reader accepts overlong encodings (found by fuzzing): two texts for one CID,
+    // or a text whose bytes name a different CID than they spell. Only the canonical form parses.
+    let bytes = match cid.version() {
+        cid::Version::V0 => multibase::Base::Base58Btc.decode(trimmed),
+        cid::Version::V1 => multibase::decode(trimmed).map(|(_, b)| b),
+    }
+    .map_err(|e| err(e.to_string()))?;
+    if bytes != cid.to_bytes() {
+        return Err(err("not the canonical encoding (an overlong varint)".into()));
+    }
+    Ok(cid)
+}
+
+/// Read one CID from the front of `input`, advancing it, refusing encodings other than the
+/// canonical one (overlong varints, which would give one CID two byte forms).
+pub fn read_canonical(input: &mut &[u8]) -> Result<Cid, String> {
+    let start = *input;
+    let cid = Cid::read_bytes(&mut *input).map_err(|e| e.to_string())?;
+    let used = &start[..start.len() - input.len()];
+    if cid.to_bytes() != used {
+        return Err("not the canonical encoding (an overlong varint)".into());
+    }
+    Ok(cid)
 }
 
 /// Decode a CID from its binary form, refusing trailing bytes. Never panics.
 pub fn from_bytes(bytes: &[u8]) -> Result<Cid, CidError> {
     let mut reader = bytes;
-    let cid = Cid::read_bytes(&mut reader)
-        .map_err(|e| CidError::Parse { text: format!("0x{}", hex_prefix(bytes)), reason: e.to_string() })?;
+    let cid = read_canonical(&mut reader)
+        .map_err(|reason| CidError::Parse { text: format!("0x{}", hex_prefix(bytes)), reason })?;
     if !reader.is_empty() {
         return Err(CidError::Parse {
             text: format!("0x{}", hex_prefix(bytes)),
@@ -170,6 +194,20 @@ pub fn multihash_bytes(cid: &Cid) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn overlong_varints_are_refused() {
+        let cid = cid_for(cid::Version::V1, RAW, HashFn::Sha2_256, b"x");
+        // Found by fuzzing: a codec varint of ten bytes whose last carries bits past 64, which
+        // the varint reader drops, so the bytes name a CID that prints differently.
+        let bytes = [1, 255, 140, 196, 148, 255, 255, 255, 132, 228, 96, 98, 8, 1, 255, 196, 148, 228, 98, 8, 0];
+        let lax = Cid::read_bytes(&bytes[..]).expect("the cid crate alone accepts it");
+        assert_ne!(lax.to_bytes(), bytes);
+        assert!(from_bytes(&bytes).is_err());
+        let text = multibase::encode(multibase::Base::Base32Lower, &bytes);
+        assert!(parse(&text).is_err(), "{text}");
+        assert_eq!(parse(&cid.to_string()).unwrap(), cid);
+    }
+
     use super::*;
 
     #[test]

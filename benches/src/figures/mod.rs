@@ -3,6 +3,7 @@
 pub mod add;
 pub mod behaviour;
 pub mod ceiling;
+pub mod churn;
 pub mod daemon;
 pub mod dht;
 pub mod fetch;

@@ -53,7 +53,7 @@
 //! Besides the commands: `GET /debug/metrics/prometheus` (the node's metrics in the
 //! OpenMetrics text format, see [`crate::metrics`]) and `GET /webui/` (the dashboard).
 pub mod error;
-mod routes;
+pub(crate) mod routes;
 pub mod webui;
 
 use std::io;

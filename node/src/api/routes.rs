@@ -157,7 +157,7 @@ async fn feed(body: &mut Multipart, parts: &mpsc::Sender<std::io::Result<Part<'s
 }
 
 /// A part's decoded path, kind and metadata.
-fn describe(field: &Field<'_>) -> Result<(String, PartKind, Metadata), OpError> {
+pub(crate) fn describe(field: &Field<'_>) -> Result<(String, PartKind, Metadata), OpError> {
     if field.content_type().is_some_and(|c| c.starts_with("multipart/mixed")) {
         return Err(OpError::bad(
             "nested multipart directories (old go-ipfs clients) are not supported: send one part per entry",

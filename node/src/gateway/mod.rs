@@ -37,7 +37,7 @@ pub mod mime;
 pub mod redirects;
 pub mod request;
 mod trustless;
-mod unixfs;
+pub(crate) mod unixfs;
 
 use std::io;
 use std::net::SocketAddr;

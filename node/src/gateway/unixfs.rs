@@ -178,7 +178,7 @@ fn mime_by_name(name: Option<&str>) -> Option<String> {
     mime_guess::from_ext(ext).first_raw().map(|_| mime::content_type(name, b""))
 }
 
-enum RangeAnswer {
+pub(crate) enum RangeAnswer {
     /// No usable single range: serve the whole file (a malformed header, or several ranges,
     /// which this gateway answers in full as HTTP allows).
     Ignore,
@@ -187,7 +187,7 @@ enum RangeAnswer {
     Range(u64, u64),
 }
 
-fn byte_range(header: &str, size: u64) -> RangeAnswer {
+pub(crate) fn byte_range(header: &str, size: u64) -> RangeAnswer {
     let Ok(parsed) = parse_range_header(header) else { return RangeAnswer::Ignore };
     if parsed.ranges.len() != 1 {
         return RangeAnswer::Ignore;

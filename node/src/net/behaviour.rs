@@ -114,6 +114,9 @@ impl Behaviour {
             .set_provider_record_ttl(Some(Duration::from_secs(48 * 3600)))
             .set_record_filtering(kad::StoreInserts::FilterBoth)
             .set_query_timeout(Duration::from_secs(60));
+        if !cfg.dht_auto_bootstrap {
+            kad_cfg.set_periodic_bootstrap_interval(None);
+        }
         let mut kad = kad::Behaviour::with_config(peer_id, RecordStore::new(peer_id), kad_cfg);
         kad.set_mode(match cfg.dht_mode {
             super::DhtMode::Server => Some(kad::Mode::Server),

@@ -22,6 +22,8 @@ pub(crate) mod relays;
 pub mod task;
 pub mod transport;
 
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_protocol::Cid;
@@ -139,6 +141,10 @@ pub struct NetConfig {
     pub relay_service: Option<RelayLimits>,
     /// Upgrade relayed connections to direct ones by hole punching (DCUtR).
     pub hole_punching: bool,
+    /// Let Kademlia walk the DHT every five minutes on its own. Testnets whose tables are
+    /// built directly turn it off (the walk libp2p starts while a table holds fewer than 20
+    /// peers still runs).
+    pub dht_auto_bootstrap: bool,
 }
 
 /// What a relay this node runs allows one circuit.
@@ -178,6 +184,7 @@ impl Default for NetConfig {
             relay_reservations: 0,
             relay_service: None,
             hole_punching: false,
+            dht_auto_bootstrap: true,
         }
     }
 }
@@ -345,6 +352,8 @@ pub enum Command {
         limit: usize,
         /// Where providers go; dropped when the search ends.
         found: mpsc::Sender<PeerId>,
+        /// Kept at the number of DHT requests the search has sent, when the caller counts.
+        asked: Option<Arc<AtomicU32>>,
     },
     /// Find a peer's addresses through the DHT.
     FindPeer {
@@ -384,6 +393,17 @@ pub enum Command {
     Bootstrap {
         /// Done when the walk ended.
         reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Put a peer in the DHT routing table without dialling it (testnets build tables
+    /// directly); answers whether it went in.
+    #[cfg(feature = "test-utils")]
+    KnowPeer {
+        /// The peer.
+        peer: PeerId,
+        /// Where it listens.
+        addr: Multiaddr,
+        /// The answer.
+        reply: oneshot::Sender<bool>,
     },
     /// Peers in the DHT routing table.
     RoutingTable {
@@ -555,8 +575,25 @@ impl Network {
     /// dialled), which closes when the search ends.
     pub async fn find_providers(&self, cid: Cid, limit: usize) -> Result<mpsc::Receiver<PeerId>, NetError> {
         let (found, rx) = mpsc::channel(limit.clamp(1, 256));
-        self.tx.send(Command::FindProviders { cid, limit, found }).await.map_err(|_| NetError::Shutdown)?;
+        self.tx
+            .send(Command::FindProviders { cid, limit, found, asked: None })
+            .await
+            .map_err(|_| NetError::Shutdown)?;
         Ok(rx)
+    }
+
+    /// [`Network::find_providers`], with the number of DHT requests the search has sent so
+    /// far (updated before each batch of providers is handed over): the cost of a lookup.
+    pub async fn find_providers_counted(
+        &self,
+        cid: Cid,
+        limit: usize,
+    ) -> Result<(mpsc::Receiver<PeerId>, Arc<AtomicU32>), NetError> {
+        let (found, rx) = mpsc::channel(limit.clamp(1, 256));
+        let asked = Arc::new(AtomicU32::new(0));
+        let cmd = Command::FindProviders { cid, limit, found, asked: Some(asked.clone()) };
+        self.tx.send(cmd).await.map_err(|_| NetError::Shutdown)?;
+        Ok((rx, asked))
     }
 
     /// A peer's addresses, from the DHT.
@@ -587,6 +624,13 @@ impl Network {
     /// Walk the DHT towards our own ID.
     pub async fn bootstrap(&self) -> Result<(), NetError> {
         self.ask(|reply| Command::Bootstrap { reply }).await?
+    }
+
+    /// Put `peer` (listening at `addr`) in the DHT routing table without dialling it; whether
+    /// its bucket took it.
+    #[cfg(feature = "test-utils")]
+    pub async fn know_peer(&self, peer: PeerId, addr: Multiaddr) -> Result<bool, NetError> {
+        self.ask(|reply| Command::KnowPeer { peer, addr, reply }).await
     }
 
     /// Peers in the routing table.

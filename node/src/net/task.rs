@@ -4,6 +4,8 @@
 //! block bytes; Bitswap runs over raw streams outside it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,7 +15,7 @@ use libp2p::kad::{self, GetClosestPeersOk, GetProvidersOk, QueryId, QueryResult,
 use libp2p::metrics::{Metrics, Recorder, Registry};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{gossipsub, identify, Multiaddr, PeerId, Swarm};
+use libp2p::{gossipsub, identify, ping, Multiaddr, PeerId, Swarm};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +41,7 @@ struct ProviderSearch {
     found: mpsc::Sender<PeerId>,
     limit: usize,
     seen: HashSet<PeerId>,
+    asked: Option<Arc<AtomicU32>>,
 }
 
 /// Providers' addresses remembered for later dials (`connect` after a search ended), at most.
@@ -329,10 +332,11 @@ impl Task {
                     store.remove_provider(&RecordKey::new(&k), &local);
                 }
             }
-            Command::FindProviders { cid, limit, found } => {
+            Command::FindProviders { cid, limit, found, asked } => {
                 let key = RecordKey::new(&cid.hash().to_bytes());
                 let id = self.swarm.behaviour_mut().kad.get_providers(key.clone());
-                let search = ProviderSearch { key: key.clone(), found, limit: limit.max(1), seen: HashSet::new() };
+                let search =
+                    ProviderSearch { key: key.clone(), found, limit: limit.max(1), seen: HashSet::new(), asked };
                 self.provider_searches.insert(id, search);
             }
             Command::FindPeer { peer, reply } => {
@@ -358,6 +362,11 @@ impl Task {
                     let _ = reply.send(Err(NetError::Dht("no known peers to bootstrap from".into())));
                 }
             },
+            #[cfg(feature = "test-utils")]
+            Command::KnowPeer { peer, addr, reply } => {
+                let update = self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                let _ = reply.send(matches!(update, kad::RoutingUpdate::Success));
+            }
             Command::RoutingTable { reply } => {
                 let mut peers = Vec::new();
                 for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
@@ -503,6 +512,16 @@ impl Task {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
             SwarmEvent::Behaviour(BehaviourEvent::Pubsub(e)) => self.on_pubsub(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(failure) }))
+                if !matches!(failure, ping::Failure::Unsupported) =>
+            {
+                // A link that stopped answering (a network split, a dead route): close the
+                // connection rather than leave requests to wait on TCP's backed-off
+                // retransmissions; the peer is dialled afresh when needed. libp2p's ping no
+                // longer closes connections itself; go-libp2p's yamux keep-alive does the same.
+                tracing::debug!(%peer, "ping failed ({failure}): closing the connection");
+                self.swarm.close_connection(connection);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found))) => {
                 // Peers on the LAN: dial each at the addresses it announced.
                 let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
@@ -730,7 +749,12 @@ impl Task {
 
     fn on_kad(&mut self, event: kad::Event) {
         match event {
-            kad::Event::OutboundQueryProgressed { id, result, step, .. } => self.on_query(id, result, step.last),
+            kad::Event::OutboundQueryProgressed { id, result, step, stats } => {
+                if let Some(asked) = self.provider_searches.get(&id).and_then(|s| s.asked.as_ref()) {
+                    asked.store(stats.num_requests(), Ordering::Relaxed);
+                }
+                self.on_query(id, result, step.last)
+            }
             kad::Event::InboundRequest { request: kad::InboundRequest::AddProvider { record: Some(record) } } => {
                 // kad already checked the record is from the peer that sent it.
                 if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {

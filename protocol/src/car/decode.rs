@@ -233,8 +233,7 @@ impl CarDecoder {
         }
         let body = &self.buf[frame.prefix..frame.prefix + frame.len];
         let mut rest = body;
-        let cid =
-            Cid::read_bytes(&mut rest).map_err(|e| CarError::BadCid { offset: frame.start, reason: e.to_string() })?;
+        let cid = cids::read_canonical(&mut rest).map_err(|reason| CarError::BadCid { offset: frame.start, reason })?;
         let data = Bytes::copy_from_slice(rest);
         self.consume(frame.prefix + frame.len);
         Ok(Some(Item::Section(Section { cid, data, offset: frame.start })))

@@ -14,6 +14,8 @@ use crate::net::{self, DhtMode, NetConfig, Network, TransportKind};
 use crate::node::{Node, NodeOptions};
 use crate::repo::Repo;
 
+pub mod churn;
+
 /// What a testnet could not do (a repo, a node or a swarm failed to start, or the routing
 /// tables did not fill in time).
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,49 @@ pub async fn nodes(dir: &Path, n: usize, tweak: impl Fn(&mut NodeOptions)) -> Re
     let nets: Vec<Network> = nodes.iter().map(|n| n.net().clone()).collect();
     net::settle_testnet(&nets, SETTLE).await.map_err(err)?;
     Ok(nodes)
+}
+
+/// `n` bare swarms (no store, no Bitswap), each with its own token (a child of `shutdown`:
+/// cancelling it takes that node off the network as a crash would), whose routing tables are
+/// filled directly instead of by walks: each node learns, for every bucket, up to `k` (20) peers at that distance,
+/// chosen at random, as a table converges to in a long-running network. No connection is made
+/// until the nodes talk, so hundreds of nodes start in seconds (walks would take minutes: each
+/// one opens dozens of connections, each with a Noise handshake). `tweak` adjusts each node's
+/// network settings before it starts.
+pub async fn networks_with_tables(
+    n: usize,
+    shutdown: &CancellationToken,
+    tweak: impl Fn(&mut NetConfig),
+) -> Result<Vec<(Network, CancellationToken)>, TestnetError> {
+    use libp2p::kad::KBucketKey;
+    use rand::seq::SliceRandom;
+    const K: usize = 20;
+    let base = fresh_ports(n as u64);
+    let mut nets = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let token = shutdown.child_token();
+        let mut cfg = memory_config(base + i, Vec::new());
+        tweak(&mut cfg);
+        let (net, _task) = net::task::spawn(Keypair::generate_ed25519(), &cfg, token.clone()).map_err(err)?;
+        nets.push((net, token));
+    }
+    let keys: Vec<KBucketKey<libp2p::PeerId>> = nets.iter().map(|(n, _)| KBucketKey::from(n.local_peer_id())).collect();
+    let mut rng = rand::thread_rng();
+    for (i, (net, _)) in nets.iter().enumerate() {
+        let mut buckets: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for j in (0..n).filter(|j| *j != i) {
+            let bucket = keys[i].distance(&keys[j]).ilog2().unwrap_or(0);
+            buckets.entry(bucket).or_default().push(j);
+        }
+        for (_, mut peers) in buckets {
+            peers.shuffle(&mut rng);
+            for j in peers.into_iter().take(K) {
+                let addr = memory_addr(base + j as u64, nets[j].0.local_peer_id());
+                net.know_peer(nets[j].0.local_peer_id(), addr).await.map_err(err)?;
+            }
+        }
+    }
+    Ok(nets)
 }
 
 /// `n` bare swarms (no store, no Bitswap), bootstrapped through the first and settled; they
