@@ -112,7 +112,7 @@ fn kill_9_during_network_fetches_loses_nothing_completed() -> Result<()> {
     let mut full_fetch = None;
     let (mut cut, mut completed, mut midway) = (0, 0, 0);
     for round in 0..rounds {
-        let db = Daemon::start(&b)?;
+        let mut db = Daemon::start(&b)?;
         // A completed add on the fetcher.
         let mine = format!("kept {round} {}", rng.gen::<u64>()).into_bytes();
         let p = b.scratch("mine.txt");
@@ -140,7 +140,7 @@ fn kill_9_during_network_fetches_loses_nothing_completed() -> Result<()> {
             full_fetch = Some(started.elapsed());
             kept.pinned.push((cid, sha256_file(&src)?));
             db.signal("TERM")?;
-            drop(db);
+            db.wait_exit(Duration::from_secs(30))?;
             kept.check(&b, round)?;
             continue;
         };

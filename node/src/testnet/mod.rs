@@ -106,7 +106,8 @@ pub async fn networks_with_tables(
     }
     let keys: Vec<KBucketKey<libp2p::PeerId>> = nets.iter().map(|(n, _)| KBucketKey::from(n.local_peer_id())).collect();
     let mut rng = rand::thread_rng();
-    for (i, (net, _)) in nets.iter().enumerate() {
+    let mut entries = Vec::new();
+    for i in 0..n {
         let mut buckets: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
         for j in (0..n).filter(|j| *j != i) {
             let bucket = keys[i].distance(&keys[j]).ilog2().unwrap_or(0);
@@ -114,11 +115,16 @@ pub async fn networks_with_tables(
         }
         for (_, mut peers) in buckets {
             peers.shuffle(&mut rng);
-            for j in peers.into_iter().take(K) {
-                let addr = memory_addr(base + j as u64, nets[j].0.local_peer_id());
-                net.know_peer(nets[j].0.local_peer_id(), addr).await.map_err(err)?;
-            }
+            entries.extend(peers.into_iter().take(K).map(|j| (i, j)));
         }
+    }
+    // All at once: swarms answer while others are still being filled.
+    let fills = entries.into_iter().map(|(i, j)| {
+        let addr = memory_addr(base + j as u64, nets[j].0.local_peer_id());
+        nets[i].0.know_peer(nets[j].0.local_peer_id(), addr)
+    });
+    for r in futures::future::join_all(fills).await {
+        r.map_err(err)?;
     }
     Ok(nets)
 }
