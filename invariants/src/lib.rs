@@ -21,8 +21,11 @@ use cairn_protocol::unixfs::Data;
 use cairn_protocol::{dht, reader};
 use prost::Message as _;
 
+/// One target's check: panics when an invariant breaks.
+pub type Check = fn(&[u8]);
+
 /// Every target, by the name its fuzz target and corpus directory carry.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("bitswap_message", bitswap_message),
     ("dagpb_unixfs", dagpb_unixfs),
     ("cid_path", cid_path),

@@ -203,7 +203,7 @@ mod tests {
         let lax = Cid::read_bytes(&bytes[..]).expect("the cid crate alone accepts it");
         assert_ne!(lax.to_bytes(), bytes);
         assert!(from_bytes(&bytes).is_err());
-        let text = multibase::encode(multibase::Base::Base32Lower, &bytes);
+        let text = multibase::encode(multibase::Base::Base32Lower, bytes);
         assert!(parse(&text).is_err(), "{text}");
         assert_eq!(parse(&cid.to_string()).unwrap(), cid);
     }

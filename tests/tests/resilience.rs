@@ -106,7 +106,7 @@ fn kill_9_during_network_fetches_loses_nothing_completed() -> Result<()> {
     let _da = Daemon::start(&a)?;
     let a_addr = swarm_addr(&a)?;
     let b = TestRepo::new()?;
-    bootstrap_to(&b, &[a_addr.clone()])?;
+    bootstrap_to(&b, std::slice::from_ref(&a_addr))?;
     let mut kept = Kept { added: Vec::new(), pinned: Vec::new() };
     let mut rng = rand::rngs::StdRng::seed_from_u64(21);
     let mut full_fetch = None;
