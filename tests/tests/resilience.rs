@@ -25,10 +25,22 @@ fn percentile(values: &[f64], p: f64) -> f64 {
 
 /// 30 % of the DHT gone at once after the keys were announced; the survivors still find the
 /// provider of at least 99 % of the keys.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lookups_route_around_a_third_of_the_dht_gone() -> Result<()> {
+#[test]
+fn lookups_route_around_a_third_of_the_dht_gone() -> Result<()> {
     let (nodes, keys) = if long() { (500, 1_000) } else { (60, 200) };
-    let report = churn::run(Plan { nodes, keys, killed: 0.3, seed: 11 }).await?;
+    let plan = Plan { nodes, keys, killed: 0.3, seed: 11 };
+    // The testnet runs on a runtime of its own, watched from here: a testnet that stops making
+    // progress fails the test with its last phase instead of holding the suite.
+    let limit = Duration::from_secs(if long() { 3_600 } else { 300 });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+        let _ = tx.send(runtime.map_err(anyhow::Error::from).and_then(|r| Ok(r.block_on(churn::run(plan))?)));
+    });
+    let report = match rx.recv_timeout(limit) {
+        Ok(report) => report?,
+        Err(_) => bail!("the churn testnet did not finish in {limit:?}; last phase: {}", churn::phase()),
+    };
     let asked: Vec<f64> = report.asked.iter().map(|a| f64::from(*a)).collect();
     println!(
         "churn: {nodes} nodes, {} down: {}/{keys} found ({:.1} %), latency p50 {:.1} ms p95 {:.1} ms, \
@@ -45,7 +57,12 @@ async fn lookups_route_around_a_third_of_the_dht_gone() -> Result<()> {
         report.lookup_secs,
     );
     assert_eq!(report.killed, (nodes as f64 * 0.3).round() as usize);
-    assert!(report.success_rate() >= 0.99, "only {}/{keys} lookups found the provider", report.found);
+    assert!(
+        report.success_rate() >= 0.99,
+        "only {}/{keys} lookups found the provider; missed: {:?}",
+        report.found,
+        report.misses
+    );
     Ok(())
 }
 

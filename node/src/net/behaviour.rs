@@ -115,7 +115,7 @@ impl Behaviour {
             .set_record_filtering(kad::StoreInserts::FilterBoth)
             .set_query_timeout(Duration::from_secs(60));
         if !cfg.dht_auto_bootstrap {
-            kad_cfg.set_periodic_bootstrap_interval(None);
+            kad_cfg.set_periodic_bootstrap_interval(None).set_automatic_bootstrap_throttle(None);
         }
         let mut kad = kad::Behaviour::with_config(peer_id, RecordStore::new(peer_id), kad_cfg);
         kad.set_mode(match cfg.dht_mode {

@@ -141,9 +141,8 @@ pub struct NetConfig {
     pub relay_service: Option<RelayLimits>,
     /// Upgrade relayed connections to direct ones by hole punching (DCUtR).
     pub hole_punching: bool,
-    /// Let Kademlia walk the DHT every five minutes on its own. Testnets whose tables are
-    /// built directly turn it off (the walk libp2p starts while a table holds fewer than 20
-    /// peers still runs).
+    /// Let Kademlia walk the DHT on its own: every five minutes, and whenever a peer joins a
+    /// routing table of fewer than 20. Testnets whose tables are built directly turn it off.
     pub dht_auto_bootstrap: bool,
 }
 

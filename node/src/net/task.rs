@@ -236,6 +236,9 @@ impl Task {
         let mut redial = tokio::time::interval(REDIAL_CHECK);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The swarm can be ready for a long run of events (a storm of failing dials, say):
+            // give the worker back now and then, or timers and the other tasks on it starve.
+            tokio::task::consume_budget().await;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = redial.tick() => self.redial(),

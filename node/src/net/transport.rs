@@ -13,6 +13,10 @@ use libp2p::{noise, tcp, tls, yamux, Swarm, SwarmBuilder, Transport};
 use super::behaviour::Behaviour;
 use super::{NetConfig, NetError, TransportKind};
 
+/// Longest a memory-transport connection may take to negotiate Noise and yamux (the TCP and
+/// QUIC transports bound their handshakes themselves).
+const MEMORY_UPGRADE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The name servers `/dns*` addresses are resolved with: those given, else the system's. A
 /// system without a resolver configuration gets none (DNS addresses then fail to dial) rather
 /// than a public default: the node never sends queries anywhere it was not told to.
@@ -64,6 +68,7 @@ pub fn build(key: Keypair, cfg: &NetConfig, registry: &mut Registry) -> Result<S
                         .upgrade(upgrade::Version::V1)
                         .authenticate(noise::Config::new(key)?)
                         .multiplex(yamux::Config::default())
+                        .timeout(MEMORY_UPGRADE_TIMEOUT)
                         .boxed(),
                 )
             })

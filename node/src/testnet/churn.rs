@@ -5,6 +5,7 @@
 //! the dead.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cairn_protocol::cids::{cid_for, HashFn, RAW};
@@ -60,6 +61,34 @@ pub struct Report {
     pub provide_secs: f64,
     /// Seconds all the lookups took.
     pub lookup_secs: f64,
+    /// The lookups that did not find the provider, and why.
+    pub misses: Vec<Miss>,
+}
+
+/// A lookup that did not find its key's provider.
+#[derive(Clone, Debug)]
+pub struct Miss {
+    /// Index of the key.
+    pub key: usize,
+    /// Node that looked it up (index in the testnet).
+    pub asker: usize,
+    /// Node that announced it.
+    pub provider: usize,
+    /// What happened instead.
+    pub reason: MissReason,
+}
+
+/// Why a lookup missed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MissReason {
+    /// The search ended without a provider, after this many requests.
+    Ended(u32),
+    /// No provider within the lookup's time limit.
+    TimedOut(u32),
+    /// Another peer was named as the provider.
+    OtherProvider,
+    /// The asker's swarm refused the search.
+    Refused(String),
 }
 
 impl Report {
@@ -83,6 +112,19 @@ pub enum ChurnError {
     Provide(String),
 }
 
+/// What the latest run is doing, for a watchdog's message.
+static PHASE: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn set_phase(phase: String) {
+    tracing::info!("churn: {phase}");
+    *PHASE.lock().unwrap_or_else(|e| e.into_inner()) = phase;
+}
+
+/// The latest run's phase and progress ("announcing: 7 of 10 providers done", say).
+pub fn phase() -> String {
+    PHASE.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// Run `plan` on a fresh testnet, then stop it.
 pub async fn run(plan: Plan) -> Result<Report, ChurnError> {
     if plan.nodes < PROVIDERS + ASKERS + 1 || !(0.0..=0.9).contains(&plan.killed) {
@@ -95,6 +137,7 @@ pub async fn run(plan: Plan) -> Result<Report, ChurnError> {
 }
 
 async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, ChurnError> {
+    set_phase(format!("starting {} nodes", plan.nodes));
     let t = Instant::now();
     let nets = networks_with_tables(plan.nodes, shutdown, |c| {
         c.pubsub = false;
@@ -106,7 +149,7 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
     })
     .await?;
     let setup_secs = t.elapsed().as_secs_f64();
-    tracing::info!(nodes = plan.nodes, "churn: testnet up in {setup_secs:.1} s");
+    set_phase(format!("{} nodes up in {setup_secs:.1} s; announcing {} keys", plan.nodes, plan.keys));
     let providers: Vec<&Network> = nets[1..=PROVIDERS].iter().map(|(n, _)| n).collect();
     let askers: Vec<&Network> = nets[PROVIDERS + 1..=PROVIDERS + ASKERS].iter().map(|(n, _)| n).collect();
     let salt: u64 = rand::random();
@@ -116,9 +159,16 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
 
     // Announce: key i from provider i % PROVIDERS, each provider's keys in one sweep.
     let t = Instant::now();
+    let swept = AtomicUsize::new(0);
     let sweeps = providers.iter().enumerate().map(|(p, net)| {
         let mine: Vec<Cid> = keys.iter().skip(p).step_by(PROVIDERS).copied().collect();
-        sweep::sweep(net, mine)
+        let swept = &swept;
+        async move {
+            let report = sweep::sweep(net, mine).await;
+            let done = swept.fetch_add(1, Ordering::Relaxed) + 1;
+            set_phase(format!("announcing: {done} of {PROVIDERS} providers done"));
+            report
+        }
     });
     for report in futures::future::join_all(sweeps).await {
         let report = report.map_err(|e| ChurnError::Provide(e.to_string()))?;
@@ -127,7 +177,7 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
         }
     }
     let provide_secs = t.elapsed().as_secs_f64();
-    tracing::info!(keys = plan.keys, "churn: keys announced in {provide_secs:.1} s");
+    set_phase(format!("{} keys announced in {provide_secs:.1} s; taking nodes down", plan.keys));
 
     // Churn: take down a share of the nodes that neither provide nor ask, all at once.
     let mut candidates: Vec<usize> = (0..plan.nodes).filter(|i| !(1..=PROVIDERS + ASKERS).contains(i)).collect();
@@ -140,25 +190,40 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // Look every key up from the askers.
+    set_phase(format!("{} nodes down; looking {} keys up", dead.len(), plan.keys));
     let t = Instant::now();
+    let looked = AtomicUsize::new(0);
     let lookups = keys.iter().enumerate().map(|(i, key)| {
         let asker = askers[i % ASKERS];
         let provider = providers[i % PROVIDERS].local_peer_id();
+        let miss =
+            move |reason| Miss { key: i, asker: PROVIDERS + 1 + i % ASKERS, provider: 1 + i % PROVIDERS, reason };
+        let looked = &looked;
         async move {
+            let done = looked.fetch_add(1, Ordering::Relaxed);
+            if done.is_multiple_of(100) {
+                set_phase(format!("lookups: {done} of {} started", plan.keys));
+            }
             let t = Instant::now();
-            let (mut found, asked) = asker.find_providers_counted(*key, 1).await.ok()?;
+            let (mut found, asked) =
+                asker.find_providers_counted(*key, 1).await.map_err(|e| miss(MissReason::Refused(e.to_string())))?;
+            let asked_now = || asked.load(Ordering::Relaxed);
             match tokio::time::timeout(LOOKUP_TIMEOUT, found.recv()).await {
-                Ok(Some(p)) if p == provider => {
-                    Some((asked.load(std::sync::atomic::Ordering::Relaxed), t.elapsed().as_secs_f64() * 1000.0))
-                }
-                _ => None,
+                Ok(Some(p)) if p == provider => Ok((asked_now(), t.elapsed().as_secs_f64() * 1000.0)),
+                Ok(Some(_)) => Err(miss(MissReason::OtherProvider)),
+                Ok(None) => Err(miss(MissReason::Ended(asked_now()))),
+                Err(_) => Err(miss(MissReason::TimedOut(asked_now()))),
             }
         }
     });
-    let results: Vec<Option<(u32, f64)>> =
+    let results: Vec<Result<(u32, f64), Miss>> =
         futures::stream::iter(lookups).buffer_unordered(PARALLEL_LOOKUPS).collect().await;
     let lookup_secs = t.elapsed().as_secs_f64();
-    let (asked, latency_ms): (Vec<u32>, Vec<f64>) = results.into_iter().flatten().unzip();
+    set_phase(format!("lookups done in {lookup_secs:.1} s"));
+    let (hits, misses): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    let (asked, latency_ms): (Vec<u32>, Vec<f64>) = hits.into_iter().flatten().unzip();
+    let mut misses: Vec<Miss> = misses.into_iter().filter_map(Result::err).collect();
+    misses.sort_by_key(|m| m.key);
     Ok(Report {
         plan,
         killed: dead.len(),
@@ -168,5 +233,6 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
         setup_secs,
         provide_secs,
         lookup_secs,
+        misses,
     })
 }
