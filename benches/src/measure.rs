@@ -61,6 +61,25 @@ pub fn run_capturing(cmd: &mut Command) -> Result<(Sample, String)> {
     Ok((sample, stdout))
 }
 
+/// Kill a long-running child (a server) and measure its whole life from `wait4`.
+pub fn kill_and_reap(mut child: std::process::Child) -> Result<Sample> {
+    let _ = child.kill();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own child with valid pointers.
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        bail!("wait4 failed for child {pid}");
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Sample {
+        wall_s: f64::NAN,
+        cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+    })
+}
+
 /// Median, min and max of a list of numbers.
 pub fn stats(values: &[f64]) -> (f64, f64, f64) {
     let mut v = values.to_vec();

@@ -28,6 +28,8 @@ const ASKERS: usize = 10;
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Lookups running at once.
 const PARALLEL_LOOKUPS: usize = 8;
+/// How long a connection stays open after its last request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One churn experiment.
 #[derive(Clone, Copy, Debug)]
@@ -145,7 +147,7 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
         // Connections close soon after their last request, as on a busy public node: hundreds
         // of in-process nodes each holding a connection to most others would spend the run
         // polling them.
-        c.idle_timeout = Duration::from_secs(2);
+        c.idle_timeout = IDLE_TIMEOUT;
     })
     .await?;
     let setup_secs = t.elapsed().as_secs_f64();
@@ -187,7 +189,9 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
     for i in &dead {
         nets[*i].1.cancel();
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Lookups come long after announcements: let the announcing's connections close first, so
+    // every share down starts from the same state (and no lookup rides on one of them).
+    tokio::time::sleep(IDLE_TIMEOUT + Duration::from_millis(500)).await;
 
     // Look every key up from the askers.
     set_phase(format!("{} nodes down; looking {} keys up", dead.len(), plan.keys));
