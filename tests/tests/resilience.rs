@@ -39,7 +39,12 @@ fn lookups_route_around_a_third_of_the_dht_gone() -> Result<()> {
     });
     let report = match rx.recv_timeout(limit) {
         Ok(report) => report?,
-        Err(_) => bail!("the churn testnet did not finish in {limit:?}; last phase: {}", churn::phase()),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            bail!("the churn testnet did not finish in {limit:?}; last phase: {}", churn::phase())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            bail!("the churn testnet's thread panicked; last phase: {}", churn::phase())
+        }
     };
     let asked: Vec<f64> = report.asked.iter().map(|a| f64::from(*a)).collect();
     println!(

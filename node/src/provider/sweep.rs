@@ -5,9 +5,8 @@
 //! target at bit `p`; every peer sharing the first `p + 1` bits with the target is nearer than
 //! it, so the walk found all of them, and they are the closest peers of every key in that
 //! region. For each key of the region the 20 closest of the found peers get an `ADD_PROVIDER`,
-//! all of a peer's records written on one stream. Then the next region. A walk that finds fewer
-//! than 20 peers found the whole network: one region for every key. The public network, about
-//! 2^13 servers, is about 2^10 regions.
+//! all of a peer's records written on one stream. Then the next region. A 20-node network is
+//! two regions or a few more; the public network, about 2^13 servers, is about 2^10.
 
 use std::collections::HashMap;
 
@@ -98,7 +97,7 @@ pub async fn sweep(net: &Network, cids: Vec<Cid>) -> Result<SweepReport, NetErro
         // Only the region strictly nearer than the farthest peer: a key sharing just its `p`
         // bits can have closer peers the walk did not return, and records placed by this walk
         // would miss them (a 60-node network lost a tenth of its keys after 30 % churn).
-        let prefix = if peers.len() < REPLICATION { 0 } else { leading_zeros(&farthest) + 1 };
+        let prefix = leading_zeros(&farthest) + 1;
         let end = keys[i..]
             .iter()
             .position(|k| leading_zeros(&distance(&k.0, &target)) < prefix)
