@@ -44,7 +44,8 @@ c repo verify > /dev/null; echo "verify2 $?"
 rm -f "$MNT"/fill.*
 
 # 2. A daemon on a disk that fills while it runs, killed while it is full.
-c daemon > "$MNT/../daemon.out" 2>&1 &
+# Not through `c`: `$!` must be the daemon itself, or `kill -9` hits only a subshell.
+"$CAIRN" --repo "$R" daemon > "$MNT/../daemon.out" 2>&1 &
 D=$!
 for i in $(seq 1 200); do [ -s "$R/api" ] && break; sleep 0.1; done
 echo "daemon_api $([ -s "$R/api" ] && echo yes || echo no)"
@@ -52,6 +53,7 @@ fill 3
 c add "$C_FILE" > "$MNT/../add3.out" 2> "$MNT/../add3.err"; echo "add3 $?"
 c cat "$A" | cmp -s - "$A_FILE"; echo "cat3 $?"
 kill -9 $D; wait $D 2> /dev/null
+echo "daemon_gone $(kill -0 $D 2> /dev/null && echo no || echo yes)"
 c repo stat > /dev/null; echo "stat4 $?"
 c cat "$A" | cmp -s - "$A_FILE"; echo "cat4 $?"
 c pin ls > "$MNT/../pins4.txt"; echo "pinls4 $?"
@@ -141,6 +143,7 @@ fn a_full_disk_keeps_the_repo_readable_and_loses_nothing() -> Result<()> {
     assert_ne!(value(&out, "add3"), "0", "{out}");
     assert_eq!(read("add3.out"), "");
     assert!(read("add3.err").contains("disk full"), "{}", read("add3.err"));
+    assert_eq!(value(&out, "daemon_gone"), "yes", "the daemon survived kill -9:\n{out}");
     for tag in ["cat3", "stat4", "cat4", "pinls4"] {
         assert_eq!(value(&out, tag), "0", "{tag}:\n{out}");
     }
