@@ -38,6 +38,10 @@ enum Cmd {
         /// Scratch folder (default: a temporary folder under target/).
         #[arg(long)]
         workdir: Option<PathBuf>,
+        /// Size of the fetch figure's file in MiB (default 1024, or 64 with --quick). With
+        /// --quick the Helia, kubo and sendme anchors still run only if already installed.
+        #[arg(long)]
+        fetch_mib: Option<u64>,
     },
     /// (internal) Serve a file from memory over HTTP: the gateway's ceiling.
     #[command(hide = true)]
@@ -74,8 +78,8 @@ fn main() -> Result<()> {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
     }
-    let (quick, json, only, runs, workdir) = match Cli::parse().command {
-        Cmd::E2e { quick, json, only, runs, workdir } => (quick, json, only, runs, workdir),
+    let (quick, json, only, runs, workdir, fetch_mib) = match Cli::parse().command {
+        Cmd::E2e { quick, json, only, runs, workdir, fetch_mib } => (quick, json, only, runs, workdir, fetch_mib),
         Cmd::HttpCeiling { file } => return runtime()?.block_on(figures::gateway::serve_ceiling(&file)),
         Cmd::CeilingServe => return runtime()?.block_on(figures::ceiling::serve()),
         Cmd::CeilingPush { addr, bytes } => return runtime()?.block_on(figures::ceiling::push(addr.parse()?, bytes)),
@@ -89,8 +93,14 @@ fn main() -> Result<()> {
     let base = workdir.unwrap_or_else(|| root.join("target").join("bench-work"));
     std::fs::create_dir_all(&base)?;
     let work = tempfile::tempdir_in(&base)?;
-    let ctx =
-        figures::Ctx { quick, runs, work: work.path().to_path_buf(), cairn: figures::cairn_bin()?, root: root.clone() };
+    let ctx = figures::Ctx {
+        quick,
+        runs,
+        work: work.path().to_path_buf(),
+        cairn: figures::cairn_bin()?,
+        root: root.clone(),
+        fetch_mib: fetch_mib.unwrap_or(if quick { 64 } else { 1024 }),
+    };
     let mut rows = Vec::new();
     let want = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if want("add") {

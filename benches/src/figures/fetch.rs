@@ -297,8 +297,12 @@ fn behaviour_once(bytes: u64) -> Result<Transfer> {
 
 /// Measure and return the rows.
 pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
-    let bytes: u64 = if ctx.quick { 64 << 20 } else { 1 << 30 };
-    let label = if ctx.quick { "64 MiB" } else { "1 GiB" };
+    let bytes: u64 = ctx.fetch_mib << 20;
+    let label = if ctx.fetch_mib.is_multiple_of(1024) {
+        format!("{} GiB", ctx.fetch_mib / 1024)
+    } else {
+        format!("{} MiB", ctx.fetch_mib)
+    };
     let (mut ceiling, mut behaviour) = (Vec::new(), Vec::new());
     for _ in 0..ctx.runs {
         ceiling.push(ceiling_once(bytes)?);

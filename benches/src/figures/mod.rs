@@ -31,6 +31,8 @@ pub struct Ctx {
     pub cairn: PathBuf,
     /// The workspace root (for the anchors' setup scripts and their copies under target/).
     pub root: PathBuf,
+    /// Size of the fetch figure's file, MiB.
+    pub fetch_mib: u64,
 }
 
 /// The `cairn` binary of the same build profile as this runner.
