@@ -194,7 +194,13 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
     tokio::time::sleep(IDLE_TIMEOUT + Duration::from_millis(500)).await;
 
     // Look every key up from the askers.
-    set_phase(format!("{} nodes down; looking {} keys up", dead.len(), plan.keys));
+    let mut open = 0;
+    for (i, (net, _)) in nets.iter().enumerate() {
+        if !dead.contains(&i) {
+            open += net.peers().await.map(|p| p.iter().map(|p| p.connections as usize).sum::<usize>()).unwrap_or(0);
+        }
+    }
+    set_phase(format!("{} nodes down, {open} connection ends open; looking {} keys up", dead.len(), plan.keys));
     let t = Instant::now();
     let looked = AtomicUsize::new(0);
     let lookups = keys.iter().enumerate().map(|(i, key)| {
