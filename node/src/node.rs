@@ -83,6 +83,7 @@ pub(crate) fn net_config(repo: &Repo) -> Result<NetConfig, NodeError> {
         }),
         hole_punching: c.hole_punching,
         dht_auto_bootstrap: true,
+        dht_table_inserts: true,
     })
 }
 

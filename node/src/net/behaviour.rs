@@ -117,6 +117,9 @@ impl Behaviour {
         if !cfg.dht_auto_bootstrap {
             kad_cfg.set_periodic_bootstrap_interval(None).set_automatic_bootstrap_throttle(None);
         }
+        if !cfg.dht_table_inserts {
+            kad_cfg.set_kbucket_inserts(kad::BucketInserts::Manual);
+        }
         let mut kad = kad::Behaviour::with_config(peer_id, RecordStore::new(peer_id), kad_cfg);
         kad.set_mode(match cfg.dht_mode {
             super::DhtMode::Server => Some(kad::Mode::Server),

@@ -144,6 +144,11 @@ pub struct NetConfig {
     /// Let Kademlia walk the DHT on its own: every five minutes, and whenever a peer joins a
     /// routing table of fewer than 20. Testnets whose tables are built directly turn it off.
     pub dht_auto_bootstrap: bool,
+    /// Let connections add peers to the routing table (libp2p's default). Testnets whose tables
+    /// are built directly turn it off: with a bucket full, each new connection makes libp2p-kad
+    /// dial the bucket's least recent peer to check it, and with connections idling out within
+    /// seconds those checks set off more connections, on and on.
+    pub dht_table_inserts: bool,
 }
 
 /// What a relay this node runs allows one circuit.
@@ -184,6 +189,7 @@ impl Default for NetConfig {
             relay_service: None,
             hole_punching: false,
             dht_auto_bootstrap: true,
+            dht_table_inserts: true,
         }
     }
 }

@@ -144,6 +144,7 @@ async fn run_on(plan: Plan, shutdown: &CancellationToken) -> Result<Report, Chur
     let nets = networks_with_tables(plan.nodes, shutdown, |c| {
         c.pubsub = false;
         c.dht_auto_bootstrap = false;
+        c.dht_table_inserts = false;
         // Connections close soon after their last request, as on a busy public node: hundreds
         // of in-process nodes each holding a connection to most others would spend the run
         // polling them.
