@@ -33,16 +33,8 @@ pub fn run_capturing(cmd: &mut Command) -> Result<(Sample, String)> {
             text
         })
     });
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value to be overwritten by wait4.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child with valid pointers.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let (status, usage) = reap(child.id()).with_context(|| format!("waiting for {cmd:?}"))?;
     let wall_s = start.elapsed().as_secs_f64();
-    if rc != pid {
-        bail!("wait4 failed for {cmd:?}");
-    }
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
         let mut err = String::new();
         if let Some(mut e) = child.stderr {
@@ -51,20 +43,13 @@ pub fn run_capturing(cmd: &mut Command) -> Result<(Sample, String)> {
         }
         bail!("{cmd:?} failed (status {status}): {err}");
     }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let stdout = reader.and_then(|r| r.join().ok()).unwrap_or_default();
-    let sample = Sample {
-        wall_s,
-        cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime),
-        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
-    };
-    Ok((sample, stdout))
+    Ok((sample_of(&usage, wall_s), stdout))
 }
 
-/// Kill a long-running child (a server) and measure its whole life from `wait4`.
-pub fn kill_and_reap(mut child: std::process::Child) -> Result<Sample> {
-    let _ = child.kill();
-    let pid = child.id() as libc::pid_t;
+/// Wait for child `pid` to end: its wait status and resource usage.
+fn reap(pid: u32) -> Result<(libc::c_int, libc::rusage)> {
+    let pid = pid as libc::pid_t;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value to be overwritten by wait4.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -72,12 +57,20 @@ pub fn kill_and_reap(mut child: std::process::Child) -> Result<Sample> {
     if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
         bail!("wait4 failed for child {pid}");
     }
+    Ok((status, usage))
+}
+
+/// A sample from a child's resource usage.
+fn sample_of(usage: &libc::rusage, wall_s: f64) -> Sample {
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok(Sample {
-        wall_s: f64::NAN,
-        cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime),
-        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
-    })
+    Sample { wall_s, cpu_s: tv(usage.ru_utime) + tv(usage.ru_stime), peak_rss_mib: usage.ru_maxrss as f64 / 1024.0 }
+}
+
+/// Kill a long-running child (a server) and measure its whole life from `wait4`.
+pub fn kill_and_reap(mut child: std::process::Child) -> Result<Sample> {
+    let _ = child.kill();
+    let (_, usage) = reap(child.id())?;
+    Ok(sample_of(&usage, f64::NAN))
 }
 
 /// Median, min and max of a list of numbers.
